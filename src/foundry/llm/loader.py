@@ -1,0 +1,72 @@
+"""Build a model and tokenizer from `foundry-tiny` or a local Hugging Face checkpoint directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from foundry.llm.config import ModelConfig
+from foundry.llm.models.llama import LlamaForCausalLM
+from foundry.llm.tokenizer import Tokenizer, build_tiny_tokenizer
+
+TINY_NAME = "foundry-tiny"
+
+
+def init_tiny_weights(model: LlamaForCausalLM, seed: int = 0) -> None:
+    """Deterministic random weights from `seed` (meaningless text; for systems work only)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(model.named_parameters()):
+            if name.endswith("norm.weight"):
+                p.fill_(1.0)
+            elif name.endswith(".bias"):
+                p.zero_()
+            else:
+                std = 1.0 if "embed_tokens" in name else 0.08
+                p.copy_(torch.randn(p.shape, generator=gen) * std)
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    index = path / "model.safetensors.index.json"
+    if index.exists():
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+    else:
+        files = sorted(p.name for p in path.glob("*.safetensors"))
+    if not files:
+        raise ValueError(f"model: no *.safetensors files in {path}")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        state.update(load_file(str(path / f)))
+    return state
+
+
+def load_model(name_or_path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+               seed: int = 0) -> tuple[LlamaForCausalLM, Tokenizer, str]:
+    """Returns (model in eval mode, tokenizer, model name)."""
+    if name_or_path == TINY_NAME:
+        cfg = ModelConfig.from_name(TINY_NAME)
+        model = LlamaForCausalLM(cfg)
+        init_tiny_weights(model, seed)
+        tokenizer = build_tiny_tokenizer()
+        name = TINY_NAME
+    else:
+        path = Path(name_or_path)
+        if not (path / "config.json").exists():
+            raise ValueError(
+                f"model: {name_or_path!r} is neither 'foundry-tiny' nor a directory with config.json"
+            )
+        hf = json.loads((path / "config.json").read_text())
+        cfg = ModelConfig.from_hf(hf)
+        model = LlamaForCausalLM(cfg)
+        model.load_weights(load_state_dict(path))
+        eos = cfg.eos_token_id
+        gen_cfg = path / "generation_config.json"
+        if eos is None and gen_cfg.exists():
+            eos = json.loads(gen_cfg.read_text()).get("eos_token_id")
+            eos = eos[0] if isinstance(eos, list) and eos else eos
+        tokenizer = Tokenizer.from_dir(path, eos, cfg.bos_token_id)
+        name = path.resolve().name
+    return model.to(device=device, dtype=dtype).eval(), tokenizer, name
