@@ -1,0 +1,231 @@
+"""KV-cache accounting: a device pool and a host pool of fixed-size blocks, and block tables.
+
+Holds no tensors. Every request with cached KV has one block table, all in one pool. Blocks are
+refcounted so tables can share them (`fork`); a write into a shared, partly filled last block
+copies it first (copy-on-write). Swaps move a whole table between pools and return a copy plan
+`[(src_block, dst_block), ...]` that the cache engine executes. `check_invariants` audits it all.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from foundry.serve.sequence import KVLocation
+
+CopyPlan = list[tuple[int, int]]
+
+
+class InvariantError(AssertionError):
+    """The block accounting is inconsistent (a bug, never a user error)."""
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise InvariantError(message)
+
+
+class BlockPool:
+    """Free list and refcounts of one pool."""
+
+    def __init__(self, num_blocks: int) -> None:
+        self.num_blocks = num_blocks
+        self.free: deque[int] = deque(range(num_blocks))
+        self.refcount = [0] * num_blocks
+
+    @property
+    def num_free(self) -> int:
+        return len(self.free)
+
+    def allocate(self) -> int:
+        if not self.free:
+            raise RuntimeError("block pool exhausted: the caller must check capacity first")
+        block = self.free.popleft()
+        self.refcount[block] = 1
+        return block
+
+    def incref(self, block: int) -> None:
+        _check(self.refcount[block] > 0, f"block {block} is free")
+        self.refcount[block] += 1
+
+    def decref(self, block: int) -> None:
+        _check(self.refcount[block] > 0, f"block {block} freed twice")
+        self.refcount[block] -= 1
+        if self.refcount[block] == 0:
+            self.free.append(block)
+
+
+@dataclass
+class BlockTable:
+    blocks: list[int]
+    num_tokens: int  # slots in use (KV written or about to be written this step)
+    location: KVLocation
+
+
+class BlockManager:
+    def __init__(self, block_size: int, num_device_blocks: int, num_host_blocks: int = 0) -> None:
+        if block_size < 1:
+            raise ValueError(f"block_size: must be >= 1, got {block_size}")
+        if num_device_blocks < 1:
+            raise ValueError(f"num_device_blocks: must be >= 1, got {num_device_blocks}")
+        if num_host_blocks < 0:
+            raise ValueError(f"num_host_blocks: must be >= 0, got {num_host_blocks}")
+        self.block_size = block_size
+        self.device = BlockPool(num_device_blocks)
+        self.host = BlockPool(num_host_blocks)
+        self.tables: dict[str, BlockTable] = {}
+
+    # ---- queries (all a policy may call) -------------------------------------------------------
+    @property
+    def num_free_device_blocks(self) -> int:
+        return self.device.num_free
+
+    @property
+    def num_free_host_blocks(self) -> int:
+        return self.host.num_free
+
+    @property
+    def device_usage(self) -> float:
+        return 1.0 - self.device.num_free / self.device.num_blocks
+
+    @property
+    def host_usage(self) -> float:
+        return 0.0 if self.host.num_blocks == 0 else 1.0 - self.host.num_free / self.host.num_blocks
+
+    def blocks_for(self, num_tokens: int) -> int:
+        return -(-num_tokens // self.block_size)
+
+    def location(self, request_id: str) -> KVLocation:
+        table = self.tables.get(request_id)
+        return KVLocation.NONE if table is None else table.location
+
+    def num_blocks(self, request_id: str) -> int:
+        table = self.tables.get(request_id)
+        return 0 if table is None else len(table.blocks)
+
+    def block_ids(self, request_id: str) -> list[int]:
+        return self.tables[request_id].blocks
+
+    def num_new_blocks(self, request_id: str, num_tokens: int) -> int:
+        """Device blocks needed so the request's device table holds `num_tokens` slots."""
+        table = self.tables.get(request_id)
+        if table is None:
+            return self.blocks_for(num_tokens)
+        if table.location is not KVLocation.DEVICE:
+            raise ValueError(f"request {request_id!r}: KV is on the host; swap it in first")
+        extra = max(0, self.blocks_for(num_tokens) - len(table.blocks))
+        if num_tokens > table.num_tokens and self._shared_partial_tail(table):
+            extra += 1  # copy-on-write of the last block
+        return extra
+
+    def can_allocate(self, request_id: str, num_tokens: int) -> bool:
+        return self.num_new_blocks(request_id, num_tokens) <= self.device.num_free
+
+    def can_swap_out(self, request_id: str) -> bool:
+        table = self.tables.get(request_id)
+        return (table is not None and table.location is KVLocation.DEVICE
+                and len(table.blocks) <= self.host.num_free
+                and all(self.device.refcount[b] == 1 for b in table.blocks))
+
+    def can_swap_in(self, request_id: str) -> bool:
+        table = self.tables.get(request_id)
+        return (table is not None and table.location is KVLocation.HOST
+                and len(table.blocks) <= self.device.num_free)
+
+    # ---- actions (the engine loop applies a policy's decision through these) ------------------
+    def allocate(self, request_id: str, num_tokens: int) -> None:
+        """New device table with room for `num_tokens` tokens."""
+        if request_id in self.tables:
+            raise ValueError(f"request {request_id!r}: already has a block table")
+        need = self.blocks_for(num_tokens)
+        if need > self.device.num_free:
+            raise RuntimeError(f"request {request_id!r}: needs {need} blocks, {self.device.num_free} free")
+        blocks = [self.device.allocate() for _ in range(need)]
+        self.tables[request_id] = BlockTable(blocks, num_tokens, KVLocation.DEVICE)
+
+    def append(self, request_id: str, num_tokens: int) -> CopyPlan:
+        """Grow a device table to `num_tokens` slots; returns device copies for copy-on-write."""
+        table = self.tables[request_id]
+        if table.location is not KVLocation.DEVICE:
+            raise ValueError(f"request {request_id!r}: KV is on the host; swap it in first")
+        if num_tokens <= table.num_tokens:
+            return []
+        need = self.num_new_blocks(request_id, num_tokens)
+        if need > self.device.num_free:
+            raise RuntimeError(f"request {request_id!r}: needs {need} blocks, {self.device.num_free} free")
+        copies: CopyPlan = []
+        if self._shared_partial_tail(table):
+            old = table.blocks[-1]
+            new = self.device.allocate()
+            self.device.decref(old)
+            table.blocks[-1] = new
+            copies.append((old, new))
+        while len(table.blocks) < self.blocks_for(num_tokens):
+            table.blocks.append(self.device.allocate())
+        table.num_tokens = num_tokens
+        return copies
+
+    def free(self, request_id: str) -> None:
+        table = self.tables.pop(request_id, None)
+        if table is None:
+            return
+        pool = self.device if table.location is KVLocation.DEVICE else self.host
+        for b in table.blocks:
+            pool.decref(b)
+
+    def fork(self, src_id: str, dst_id: str) -> None:
+        """`dst` shares all of `src`'s device blocks (e.g. a common prefix); writes copy on demand."""
+        src = self.tables[src_id]
+        if src.location is not KVLocation.DEVICE or dst_id in self.tables:
+            raise ValueError(f"fork: {src_id!r} must be on device and {dst_id!r} new")
+        for b in src.blocks:
+            self.device.incref(b)
+        self.tables[dst_id] = BlockTable(list(src.blocks), src.num_tokens, KVLocation.DEVICE)
+
+    def swap_out(self, request_id: str) -> CopyPlan:
+        """Move a table to the host pool; returns [(device_block, host_block)]."""
+        if not self.can_swap_out(request_id):
+            raise RuntimeError(f"request {request_id!r}: cannot swap out (not on device, shared, host full)")
+        return self._move(self.tables[request_id], self.device, self.host, KVLocation.HOST)
+
+    def swap_in(self, request_id: str) -> CopyPlan:
+        """Move a table back to the device pool; returns [(host_block, device_block)]."""
+        if not self.can_swap_in(request_id):
+            raise RuntimeError(f"request {request_id!r}: cannot swap in (not on host, or device full)")
+        return self._move(self.tables[request_id], self.host, self.device, KVLocation.DEVICE)
+
+    # ---- audit ---------------------------------------------------------------------------------
+    def check_invariants(self) -> None:
+        """No leak, no double use, refcounts = references, tables sized to their tokens."""
+        for pool, loc in ((self.device, KVLocation.DEVICE), (self.host, KVLocation.HOST)):
+            refs = [0] * pool.num_blocks
+            for rid, t in self.tables.items():
+                if t.location is not loc:
+                    continue
+                _check(len(set(t.blocks)) == len(t.blocks), f"{rid}: block listed twice in its table")
+                _check(len(t.blocks) == self.blocks_for(t.num_tokens), f"{rid}: table not sized to tokens")
+                for b in t.blocks:
+                    _check(0 <= b < pool.num_blocks, f"{rid}: block {b} outside its pool")
+                    refs[b] += 1
+            free = set(pool.free)
+            _check(len(free) == len(pool.free), f"{loc.value}: a block is on the free list twice")
+            for b in range(pool.num_blocks):
+                _check(refs[b] == pool.refcount[b],
+                       f"{loc.value} block {b}: refcount {pool.refcount[b]} != {refs[b]} references")
+                _check((b in free) == (refs[b] == 0), f"{loc.value} block {b}: leaked or used while free")
+
+    # ---- helpers -------------------------------------------------------------------------------
+    def _shared_partial_tail(self, table: BlockTable) -> bool:
+        return (bool(table.blocks) and table.num_tokens % self.block_size != 0
+                and self.device.refcount[table.blocks[-1]] > 1)
+
+    @staticmethod
+    def _move(table: BlockTable, src: BlockPool, dst: BlockPool, loc: KVLocation) -> CopyPlan:
+        plan = []
+        for i, b in enumerate(table.blocks):
+            nb = dst.allocate()
+            src.decref(b)
+            table.blocks[i] = nb
+            plan.append((b, nb))
+        table.location = loc
+        return plan

@@ -1,0 +1,291 @@
+"""LLMEngine: the iteration loop that ties policy, block manager, cache engine and executor together.
+
+One `step()`: the policy picks the batch and memory actions → the block manager plans them → the
+cache engine copies KV → the model runner executes and the sampler picks tokens → the policy is
+told how long it took → outputs (tokens, text deltas, finish) are emitted. Not thread-safe.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+import torch
+
+from foundry.llm.loader import load_model
+from foundry.serve.block_manager import BlockManager
+from foundry.serve.cache_engine import CacheEngine, kv_bytes_per_token
+from foundry.serve.config import EngineConfig
+from foundry.serve.detokenizer import IncrementalDetokenizer
+from foundry.serve.model_runner import ModelRunner
+from foundry.serve.outputs import EngineStats, IterationRecord, RequestOutput, TokenLogprob
+from foundry.serve.policies import POLICIES, Policy, SchedulerOutput
+from foundry.serve.policies.fcfs import FCFSPolicy
+from foundry.serve.policies.vllm import VLLMPolicy
+from foundry.serve.sampler import sample
+from foundry.serve.sampling_params import SamplingParams
+from foundry.serve.sequence import KVLocation, Sequence, SequenceStatus
+
+
+@dataclass
+class _Request:
+    seq: Sequence
+    generator: torch.Generator | None
+    detok: IncrementalDetokenizer
+
+
+def make_policy(config: EngineConfig) -> Policy:
+    if config.policy == "vllm":
+        return VLLMPolicy(config.max_num_seqs, config.max_num_batched_tokens, config.preemption_mode)
+    if config.policy == "fcfs":
+        return FCFSPolicy(config.max_num_seqs, config.max_num_batched_tokens)
+    raise ValueError(f"policy: unknown {config.policy!r}; known: {sorted(POLICIES)}")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r} requested but CUDA is not available")
+    return torch.device(name)
+
+
+class LLMEngine:
+    def __init__(self, config: EngineConfig, policy: Policy | None = None) -> None:
+        self.config = config
+        self.device = resolve_device(config.device)
+        dtype = getattr(torch, config.dtype)
+        self.model, self.tokenizer, self.model_name = load_model(
+            config.model, self.device, dtype, config.seed
+        )
+        mcfg = self.model.config
+        self.max_model_len = config.max_model_len or mcfg.max_position_embeddings
+        if self.max_model_len > mcfg.max_position_embeddings:
+            raise ValueError(f"max_model_len: {self.max_model_len} exceeds the model's "
+                             f"{mcfg.max_position_embeddings} positions")
+        bs = config.block_size
+        per_seq = -(-self.max_model_len // bs)
+        num_device_blocks = config.num_device_blocks
+        if num_device_blocks is None:
+            budget = int(config.kv_cache_memory_mb * 2**20) // (bs * kv_bytes_per_token(mcfg, dtype))
+            num_device_blocks = max(1, min(budget, config.max_num_seqs * per_seq))
+        self.block_manager = BlockManager(bs, num_device_blocks, config.num_host_blocks)
+        self.cache_engine = CacheEngine(
+            mcfg, bs, num_device_blocks, config.num_host_blocks, self.device, dtype
+        )
+        self.runner = ModelRunner(self.model, self.cache_engine, bs, self.device)
+        self.policy = policy if policy is not None else make_policy(config)
+        self.iteration_records: list[IterationRecord] = []
+        self.weight_version = 0
+        self._requests: dict[str, _Request] = {}
+        self._seed_rng = random.Random(config.seed)
+        self._num_steps = self._num_finished = self._num_aborted = 0
+        self._num_preemptions = self._num_swapped_out = self._num_swapped_in = 0
+        self._generate_counter = 0
+
+    # ---- requests ------------------------------------------------------------------------------
+    def add_request(self, request_id: str, prompt: str | list[int], params: SamplingParams,
+                    arrival_time: float | None = None) -> None:
+        if not isinstance(request_id, str) or not request_id:
+            raise ValueError(f"request_id: must be a non-empty string, got {request_id!r}")
+        if request_id in self._requests:
+            raise ValueError(f"request_id: {request_id!r} is already in the engine")
+        params.validate()
+        if isinstance(prompt, str):
+            ids = self.tokenizer.encode(prompt)
+        else:
+            ids = list(prompt)
+            vocab = self.model.config.vocab_size
+            bad = [t for t in ids if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab]
+            if bad:
+                raise ValueError(f"prompt: token ids must be integers in [0, {vocab}), got {bad[:3]}")
+        if not ids:
+            raise ValueError("prompt: must not be empty")
+        if len(ids) + params.max_tokens > self.max_model_len:
+            raise ValueError(f"prompt: {len(ids)} prompt tokens + max_tokens {params.max_tokens} exceed "
+                             f"max_model_len {self.max_model_len}")
+        need = self.block_manager.blocks_for(len(ids) + params.max_tokens)
+        if need > self.block_manager.device.num_blocks:
+            raise ValueError(f"max_tokens: prompt + max_tokens need {need} KV blocks, the device pool "
+                             f"has {self.block_manager.device.num_blocks}")
+        now = time.monotonic() if arrival_time is None else arrival_time
+        seq = Sequence(request_id, ids, params, now)
+        gen = None
+        if not params.is_greedy:
+            seed = params.seed if params.seed is not None else self._seed_rng.getrandbits(63)
+            gen = torch.Generator(device=self.device).manual_seed(seed)
+        detok = IncrementalDetokenizer(self.tokenizer, ids, params.stop)
+        self._requests[request_id] = _Request(seq, gen, detok)
+        self.policy.add(seq, now)
+
+    def abort_request(self, request_id: str) -> None:
+        req = self._requests.pop(request_id, None)
+        if req is None:
+            return
+        self.policy.remove(req.seq)
+        self.block_manager.free(request_id)
+        req.seq.kv_location = KVLocation.NONE
+        req.seq.is_finished, req.seq.finish_reason = True, "abort"
+        self._num_aborted += 1
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self._requests)
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def step(self) -> list[RequestOutput]:
+        start = time.monotonic()
+        decision = self.policy.schedule(start, self.block_manager)
+        num_out, num_in, num_pre = self._apply_memory(decision)
+        self._check_decision(decision)
+        num_decode = sum(1 for s in decision.scheduled if s.num_tokens == 1 and s.seq.num_computed_tokens > 0)
+        exec_start = time.monotonic()
+        tokens: list[int] = []
+        logprobs: list[TokenLogprob | None] = []
+        sampled: list[Sequence] = []
+        sum_ctx = 0
+        if decision.scheduled:
+            logits, inp = self.runner.execute(decision.scheduled, self.block_manager)
+            sampled, sum_ctx = inp.sampled, inp.sum_context_len
+            reqs = [self._requests[s.request_id] for s in sampled]
+            tokens, logprobs = sample(logits, [s.params for s in sampled], [r.generator for r in reqs])
+        end = time.monotonic()
+        self.policy.update(decision, end, end - start)
+        outputs = self._postprocess(decision, sampled, tokens, logprobs, end)
+        self.iteration_records.append(IterationRecord(
+            step=self._num_steps, start_time=start, elapsed=time.monotonic() - start,
+            execute_time=end - exec_start, num_prefill_tokens=decision.num_batched_tokens - num_decode,
+            num_decode_tokens=num_decode, num_seqs=len(decision.scheduled), sum_context_len=sum_ctx,
+            num_swapped_out=num_out, num_swapped_in=num_in, num_preempted=num_pre,
+        ))
+        self._num_steps += 1
+        return outputs
+
+    def _check_decision(self, d: SchedulerOutput) -> None:
+        name = type(self.policy).__name__
+        if len(d.scheduled) > self.config.max_num_seqs:
+            raise RuntimeError(f"{name}: scheduled {len(d.scheduled)} requests > max_num_seqs")
+        if d.num_batched_tokens > self.config.max_num_batched_tokens:
+            raise RuntimeError(f"{name}: scheduled {d.num_batched_tokens} tokens > max_num_batched_tokens")
+        for item in d.scheduled:
+            s = item.seq
+            if s.is_finished or s.request_id not in self._requests:
+                raise RuntimeError(f"{name}: scheduled finished or unknown request {s.request_id!r}")
+            if not 1 <= item.num_tokens <= s.num_uncomputed_tokens:
+                raise RuntimeError(f"{name}: request {s.request_id!r} scheduled {item.num_tokens} tokens, "
+                                   f"{s.num_uncomputed_tokens} uncomputed")
+
+    def _apply_memory(self, d: SchedulerOutput) -> tuple[int, int, int]:
+        bm, cache = self.block_manager, self.cache_engine
+        for seq in d.recompute:
+            bm.free(seq.request_id)
+            seq.num_computed_tokens = 0
+            seq.kv_location = KVLocation.NONE
+            seq.num_preemptions += 1
+        for seq in d.swap_out:
+            cache.swap_out(bm.swap_out(seq.request_id))
+            seq.kv_location = KVLocation.HOST
+            seq.num_preemptions += 1
+        for seq in d.swap_in:
+            cache.swap_in(bm.swap_in(seq.request_id))
+            seq.kv_location = KVLocation.DEVICE
+        for item in d.scheduled:
+            seq, total = item.seq, item.seq.num_computed_tokens + item.num_tokens
+            if seq.kv_location is KVLocation.DEVICE:
+                cache.copy(bm.append(seq.request_id, total))
+            elif seq.kv_location is KVLocation.NONE:
+                bm.allocate(seq.request_id, total)
+                seq.kv_location = KVLocation.DEVICE
+            else:
+                raise RuntimeError(f"request {seq.request_id!r}: scheduled while its KV is on the host")
+        self._num_preemptions += len(d.recompute) + len(d.swap_out)
+        self._num_swapped_out += len(d.swap_out)
+        self._num_swapped_in += len(d.swap_in)
+        return len(d.swap_out), len(d.swap_in), len(d.recompute) + len(d.swap_out)
+
+    def _postprocess(self, d: SchedulerOutput, sampled: list[Sequence], tokens: list[int],
+                     logprobs: list[TokenLogprob | None], now: float) -> list[RequestOutput]:
+        for item in d.scheduled:
+            item.seq.num_computed_tokens += item.num_tokens
+        eos = self.tokenizer.eos_token_id
+        outputs = []
+        for seq, tok, lp in zip(sampled, tokens, logprobs, strict=True):
+            req = self._requests[seq.request_id]
+            seq.output_token_ids.append(tok)
+            seq.weight_versions.append(self.weight_version)
+            if seq.first_token_time is None:
+                seq.first_token_time = now
+            p = seq.params
+            reason = None
+            if (not p.ignore_eos and tok == eos) or tok in p.stop_token_ids:
+                reason = "stop"
+            else:
+                req.detok.add(tok)
+                if req.detok.stopped:
+                    reason = "stop"
+            if reason is None and (seq.num_output_tokens >= p.max_tokens
+                                   or seq.num_tokens >= self.max_model_len):
+                reason = "length"
+            if reason is not None:
+                req.detok.flush()
+            new_text = req.detok.take_delta(finished=reason is not None)
+            if reason is not None:
+                self._finish(seq, reason, now)
+            outputs.append(RequestOutput(
+                request_id=seq.request_id, prompt_token_ids=seq.prompt_token_ids,
+                output_token_ids=list(seq.output_token_ids), new_token_ids=[tok], text=req.detok.emitted_text,
+                new_text=new_text, logprobs=None if p.logprobs is None else [lp],
+                finished=reason is not None, finish_reason=reason, arrival_time=seq.arrival_time,
+                first_token_time=seq.first_token_time, finish_time=seq.finish_time,
+                weight_versions=list(seq.weight_versions),
+            ))
+        return outputs
+
+    def _finish(self, seq: Sequence, reason: str, now: float) -> None:
+        seq.is_finished, seq.finish_reason, seq.finish_time = True, reason, now
+        self.policy.remove(seq)
+        self.block_manager.free(seq.request_id)
+        seq.kv_location = KVLocation.NONE
+        del self._requests[seq.request_id]
+        self._num_finished += 1
+
+    # ---- conveniences --------------------------------------------------------------------------
+    def generate(self, prompts: list[str | list[int]],
+                 params: SamplingParams | list[SamplingParams]) -> list[RequestOutput]:
+        """Run until these prompts finish; final outputs in input order."""
+        plist = params if isinstance(params, list) else [params] * len(prompts)
+        if len(plist) != len(prompts):
+            raise ValueError(f"params: {len(plist)} sampling params for {len(prompts)} prompts")
+        self._generate_counter += 1
+        ids = [f"generate-{self._generate_counter}-{i}" for i in range(len(prompts))]
+        try:
+            for rid, prompt, p in zip(ids, prompts, plist, strict=True):
+                self.add_request(rid, prompt, p)
+        except ValueError:
+            for rid in ids:
+                self.abort_request(rid)
+            raise
+        final: dict[str, RequestOutput] = {}
+        wanted = set(ids)
+        while len(final) < len(ids):
+            for out in self.step():
+                if out.finished and out.request_id in wanted:
+                    final[out.request_id] = out
+        return [final[rid] for rid in ids]
+
+    def stats(self) -> EngineStats:
+        counts = {s: 0 for s in SequenceStatus}
+        for req in self._requests.values():
+            counts[req.seq.status] += 1
+        return EngineStats(
+            num_waiting=counts[SequenceStatus.WAITING], num_running=counts[SequenceStatus.RUNNING],
+            num_swapped=counts[SequenceStatus.SWAPPED], device_kv_usage=self.block_manager.device_usage,
+            host_kv_usage=self.block_manager.host_usage, num_preemptions=self._num_preemptions,
+            num_swapped_out=self._num_swapped_out, num_swapped_in=self._num_swapped_in,
+            num_steps=self._num_steps, num_finished=self._num_finished, num_aborted=self._num_aborted,
+        )
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> None:
+        """Swap in new weights between steps (RL weight sync); later tokens carry `version`."""
+        self.model.load_weights(state_dict)
+        self.weight_version = version

@@ -1,0 +1,106 @@
+"""The model executor: turns a scheduled batch into flat model inputs over the paged cache and runs it.
+
+Layout of one step's `T` tokens: decode tokens first (one per request, batched attention), then
+prefill/recompute chunks. Only requests whose computed count catches up with their tokens this
+step produce logits (the rest were mid-prompt chunks).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from foundry.llm.layers.attention import AttentionMetadata
+from foundry.llm.models.llama import LlamaForCausalLM
+from foundry.serve.block_manager import BlockManager
+from foundry.serve.cache_engine import CacheEngine
+from foundry.serve.policies.base import ScheduledRequest
+from foundry.serve.sequence import Sequence
+
+
+@dataclass
+class ModelInput:
+    input_ids: torch.Tensor  # [T]
+    positions: torch.Tensor  # [T]
+    meta: AttentionMetadata
+    sample_rows: torch.Tensor  # [N] rows of the hidden states whose logits are sampled
+    sampled: list[Sequence]  # the N requests that get a token this step
+    sum_context_len: int
+
+
+class ModelRunner:
+    def __init__(self, model: LlamaForCausalLM, cache_engine: CacheEngine, block_size: int,
+                 device: torch.device) -> None:
+        self.model = model
+        self.cache_engine = cache_engine
+        self.kv_caches = cache_engine.layer_caches()
+        self.block_size = block_size
+        self.device = device
+
+    def prepare(self, batch: list[ScheduledRequest], memory: BlockManager) -> ModelInput:
+        bs = self.block_size
+        decodes = [r for r in batch if r.num_tokens == 1 and r.seq.num_computed_tokens > 0]
+        prefills = [r for r in batch if not (r.num_tokens == 1 and r.seq.num_computed_tokens > 0)]
+        ids: list[int] = []
+        pos: list[int] = []
+        slots: list[int] = []
+        sample_rows: list[int] = []
+        sampled: list[Sequence] = []
+        sum_ctx = 0
+        tables = []
+        ctx_lens = []
+        for r in decodes:
+            seq, c = r.seq, r.seq.num_computed_tokens
+            table = memory.block_ids(seq.request_id)
+            ids.extend(seq.token_ids(c, c + 1))
+            pos.append(c)
+            slots.append(table[c // bs] * bs + c % bs)
+            tables.append(table)
+            ctx_lens.append(c + 1)
+            sample_rows.append(len(ids) - 1)
+            sampled.append(seq)
+        meta = AttentionMetadata(slot_mapping=None, block_size=bs, num_decode_tokens=len(decodes))
+        sum_ctx += sum(ctx_lens)
+        if decodes:
+            width = max(len(t) for t in tables)
+            bt = torch.tensor([t + [0] * (width - len(t)) for t in tables], dtype=torch.long)
+            meta.decode_block_tables = bt.to(self.device)
+            ctx = torch.tensor(ctx_lens)
+            mask = torch.arange(width * bs)[None, :] < ctx[:, None]  # [B, L]
+            meta.decode_mask = mask[:, None, None, :].to(self.device)
+        prefill_slots = []
+        for r in prefills:
+            seq, c, n = r.seq, r.seq.num_computed_tokens, r.num_tokens
+            table = torch.tensor(memory.block_ids(seq.request_id), dtype=torch.long)
+            ids.extend(seq.token_ids(c, c + n))
+            p = torch.arange(c, c + n)
+            pos.extend(range(c, c + n))
+            prefill_slots.append(table[p // bs] * bs + p % bs)
+            meta.prefill_query_lens.append(n)
+            meta.prefill_context_lens.append(c + n)
+            meta.prefill_block_tables.append(table.to(self.device))
+            sum_ctx += c + n
+            if c + n == seq.num_tokens:
+                sample_rows.append(len(ids) - 1)
+                sampled.append(seq)
+        slot_t = torch.tensor(slots, dtype=torch.long)
+        if prefill_slots:
+            slot_t = torch.cat([slot_t, *prefill_slots])
+        meta.slot_mapping = slot_t.to(self.device)
+        return ModelInput(
+            input_ids=torch.tensor(ids, dtype=torch.long, device=self.device),
+            positions=torch.tensor(pos, dtype=torch.long, device=self.device),
+            meta=meta,
+            sample_rows=torch.tensor(sample_rows, dtype=torch.long, device=self.device),
+            sampled=sampled,
+            sum_context_len=sum_ctx,
+        )
+
+    @torch.inference_mode()
+    def execute(self, batch: list[ScheduledRequest], memory: BlockManager) -> tuple[torch.Tensor, ModelInput]:
+        """Returns logits [N, V] (fp32) for the requests in `inp.sampled`, and the inputs."""
+        inp = self.prepare(batch, memory)
+        hidden = self.model(inp.input_ids, inp.positions, self.kv_caches, inp.meta)
+        logits = self.model.compute_logits(hidden[inp.sample_rows])
+        return logits, inp

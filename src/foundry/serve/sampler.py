@@ -1,0 +1,55 @@
+"""Token sampling: greedy, temperature, top-k, top-p, per-request generators, logprobs."""
+
+from __future__ import annotations
+
+import torch
+
+from foundry.serve.outputs import TokenLogprob
+from foundry.serve.sampling_params import SamplingParams
+
+
+def filter_logits(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """logits: [V] (already temperature-scaled) -> logits with excluded tokens at -inf."""
+    if top_k > 0 and top_k < logits.numel():
+        kth = torch.topk(logits, top_k).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True)
+        probs = torch.softmax(sorted_logits, dim=-1)
+        # drop a token when the tokens ranked above it already cover top_p (the first always stays)
+        drop = (torch.cumsum(probs, dim=-1) - probs) >= top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.empty_like(logits).scatter_(0, order, sorted_logits)
+    return logits
+
+
+def sample(
+    logits: torch.Tensor,  # [N, V] fp32
+    params: list[SamplingParams],
+    generators: list[torch.Generator],
+) -> tuple[list[int], list[TokenLogprob | None]]:
+    greedy = [p.is_greedy for p in params]
+    tokens: list[int] = [0] * len(params)
+    if any(greedy):
+        argmax = logits.argmax(dim=-1).tolist()
+        for i, g in enumerate(greedy):
+            if g:
+                tokens[i] = argmax[i]
+    for i, p in enumerate(params):
+        if greedy[i]:
+            continue
+        row = filter_logits(logits[i] / p.temperature, p.top_k, p.top_p)
+        probs = torch.softmax(row, dim=-1)
+        tokens[i] = int(torch.multinomial(probs, 1, generator=generators[i]).item())
+    logprobs: list[TokenLogprob | None] = [None] * len(params)
+    want = [i for i, p in enumerate(params) if p.logprobs is not None]
+    if want:
+        lp = torch.log_softmax(logits[want], dim=-1)
+        for row, i in enumerate(want):
+            k = params[i].logprobs
+            top = {}
+            if k:
+                vals, idx = torch.topk(lp[row], k)
+                top = dict(zip(idx.tolist(), vals.tolist(), strict=True))
+            logprobs[i] = TokenLogprob(tokens[i], float(lp[row, tokens[i]]), top)
+    return tokens, logprobs
