@@ -43,13 +43,18 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def build_model(cfg: ModelConfig, seed: int = 0) -> LlamaForCausalLM:
+    """A model of any shape with foundry-tiny's deterministic random weights."""
+    model = LlamaForCausalLM(cfg)
+    init_tiny_weights(model, seed)
+    return model
+
+
 def load_model(name_or_path: str, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
                seed: int = 0) -> tuple[LlamaForCausalLM, Tokenizer, str]:
     """Returns (model in eval mode, tokenizer, model name)."""
     if name_or_path == TINY_NAME:
-        cfg = ModelConfig.from_name(TINY_NAME)
-        model = LlamaForCausalLM(cfg)
-        init_tiny_weights(model, seed)
+        model = build_model(ModelConfig.from_name(TINY_NAME), seed)
         tokenizer = build_tiny_tokenizer()
         name = TINY_NAME
     else:
