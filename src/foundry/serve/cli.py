@@ -1,0 +1,238 @@
+"""`foundry serve`: run the OpenAI-compatible server; `foundry serve bench`: the load generator.
+
+Engine options default to None, meaning "EngineConfig's default", so every default lives in one
+place (``foundry.serve.EngineConfig``). Heavy imports (torch, fastapi) happen inside the commands.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(
+    help="Serve an LLM over an OpenAI-compatible HTTP API (no sub-command), or benchmark one (bench).",
+    add_completion=False,
+)
+
+# --- engine options, shared by the server and the in-process benchmark ------------------------------
+Model = Annotated[
+    str | None,
+    typer.Option(
+        help="'foundry-tiny' or a local Hugging Face checkpoint directory. "
+        "[bench over HTTP: the served model name; default: the server's]"
+    ),
+]
+Policy = Annotated[str | None, typer.Option(help="Scheduling policy: fcfs or vllm.")]
+PreemptionMode = Annotated[str | None, typer.Option(help="vllm policy: recompute or swap.")]
+BlockSize = Annotated[int | None, typer.Option(help="Tokens per KV block.")]
+NumDeviceBlocks = Annotated[int | None, typer.Option(help="Device KV blocks (default: from the KV budget).")]
+NumHostBlocks = Annotated[int | None, typer.Option(help="Host (swap) KV blocks.")]
+KvCacheMemoryMb = Annotated[float | None, typer.Option(help="Device KV budget in MiB.")]
+MaxNumSeqs = Annotated[int | None, typer.Option(help="Most requests in one batch.")]
+MaxNumBatchedTokens = Annotated[int | None, typer.Option(help="Most tokens computed in one step.")]
+MaxModelLen = Annotated[int | None, typer.Option(help="Context limit (default: the model's).")]
+Seed = Annotated[int | None, typer.Option(help="Seed for foundry-tiny's weights and unseeded sampling.")]
+Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto.")]
+Dtype = Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")]
+
+
+def _engine_config(**options: Any):
+    """An ``EngineConfig`` from the options given; a bad value exits with a message naming its option."""
+    from pydantic import ValidationError
+
+    from foundry.serve import EngineConfig
+
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        return EngineConfig(**given)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = str(err["loc"][0]) if err.get("loc") else "model"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise typer.BadParameter(msg, param_hint=f"--{field.replace('_', '-')}") from None
+
+
+def _build_engine(config: Any):
+    from foundry.serve import LLMEngine
+
+    try:
+        return LLMEngine(config)
+    except (ValueError, FileNotFoundError) as e:
+        raise typer.BadParameter(str(e), param_hint="--model") from None
+
+
+@app.callback(invoke_without_command=True)
+def serve(
+    ctx: typer.Context,
+    model: Model = None,
+    policy: Policy = None,
+    preemption_mode: PreemptionMode = None,
+    block_size: BlockSize = None,
+    num_device_blocks: NumDeviceBlocks = None,
+    num_host_blocks: NumHostBlocks = None,
+    kv_cache_memory_mb: KvCacheMemoryMb = None,
+    max_num_seqs: MaxNumSeqs = None,
+    max_num_batched_tokens: MaxNumBatchedTokens = None,
+    max_model_len: MaxModelLen = None,
+    seed: Seed = None,
+    device: Device = None,
+    dtype: Dtype = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to bind.", min=0, max=65535)] = 8000,
+    max_waiting: Annotated[
+        int, typer.Option(help="Most requests waiting for admission; more are refused with 429.", min=1)
+    ] = 256,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the OpenAI-compatible server (when no sub-command is given)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    config = _engine_config(
+        model=model,
+        policy=policy,
+        preemption_mode=preemption_mode,
+        block_size=block_size,
+        num_device_blocks=num_device_blocks,
+        num_host_blocks=num_host_blocks,
+        kv_cache_memory_mb=kv_cache_memory_mb,
+        max_num_seqs=max_num_seqs,
+        max_num_batched_tokens=max_num_batched_tokens,
+        max_model_len=max_model_len,
+        seed=seed,
+        device=device,
+        dtype=dtype,
+    )
+    import uvicorn
+
+    from foundry.serve.server import create_app
+
+    engine = _build_engine(config)
+    typer.echo(f"serving {engine.model_name} (policy {config.policy}) on http://{host}:{port}", err=True)
+    uvicorn.run(
+        create_app(engine, max_waiting=max_waiting),
+        host=host,
+        port=port,
+        log_level=log_level,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command()
+def bench(
+    url: Annotated[str | None, typer.Option(help="Server base URL, e.g. http://127.0.0.1:8000.")] = None,
+    in_process: Annotated[
+        bool, typer.Option("--in-process", help="Drive an engine in this process.")
+    ] = False,
+    workload: Annotated[
+        str, typer.Option(help="Length generator: fixed, lognormal, pareto, azure-conv, azure-code.")
+    ] = "fixed",
+    trace: Annotated[
+        Path | None, typer.Option(help="Trace CSV (Azure LLM 2023 layout, or Vidur's); overrides --workload.")
+    ] = None,
+    trace_arrivals: Annotated[bool, typer.Option(help="Replay the trace's arrival times.")] = False,
+    time_scale: Annotated[float, typer.Option(help="Trace replay speed-up (2 = twice as fast).")] = 1.0,
+    rate: Annotated[float, typer.Option(help="Arrival rate, requests/s ('inf': all at once).")] = 4.0,
+    cv: Annotated[float, typer.Option(help="Coefficient of variation of Gamma gaps (1 = Poisson).")] = 1.0,
+    num_requests: Annotated[int, typer.Option(help="Most requests to send.", min=1)] = 100,
+    duration: Annotated[
+        float | None, typer.Option(help="Send only arrivals before this many seconds.")
+    ] = None,
+    prompt_len: Annotated[int, typer.Option(help="Prompt length (fixed) or median.", min=1)] = 128,
+    output_len: Annotated[int, typer.Option(help="Output length (fixed) or median.", min=1)] = 64,
+    length_scale: Annotated[float, typer.Option(help="Multiply all lengths by this (small models).")] = 1.0,
+    max_prompt_len: Annotated[int | None, typer.Option(help="Clip prompt lengths.", min=1)] = None,
+    max_output_len: Annotated[int | None, typer.Option(help="Clip output lengths.", min=1)] = None,
+    bench_seed: Annotated[int, typer.Option(help="Seed of the workload (arrivals, lengths, prompts).")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON only.")] = False,
+    model: Model = None,
+    policy: Policy = None,
+    preemption_mode: PreemptionMode = None,
+    block_size: BlockSize = None,
+    num_device_blocks: NumDeviceBlocks = None,
+    num_host_blocks: NumHostBlocks = None,
+    kv_cache_memory_mb: KvCacheMemoryMb = None,
+    max_num_seqs: MaxNumSeqs = None,
+    max_num_batched_tokens: MaxNumBatchedTokens = None,
+    max_model_len: MaxModelLen = None,
+    seed: Seed = None,
+    device: Device = None,
+    dtype: Dtype = None,
+) -> None:
+    """Open-loop load generator: TTFT, TPOT, E2E latency (JCT), s/token, throughput."""
+    from foundry.serve.bench.report import render_table
+    from foundry.serve.bench.runner import HttpTarget, InProcessTarget, run_benchmark
+    from foundry.serve.bench.trace import read_trace
+    from foundry.serve.bench.workloads import build_workload
+
+    if (url is None) == (not in_process):
+        raise typer.BadParameter("give exactly one of --url URL or --in-process", param_hint="--url")
+    try:
+        tr = read_trace(trace) if trace is not None else None
+        wl = build_workload(
+            num_requests=num_requests,
+            rate=rate,
+            cv=cv,
+            duration=duration,
+            generator=workload,
+            prompt_len=prompt_len,
+            output_len=output_len,
+            trace=tr,
+            trace_arrivals=trace_arrivals,
+            time_scale=time_scale,
+            length_scale=length_scale,
+            max_prompt_len=max_prompt_len,
+            max_output_len=max_output_len,
+            seed=bench_seed,
+        )
+    except ValueError as e:
+        field = str(e).split(":", 1)[0]
+        raise typer.BadParameter(str(e), param_hint=f"--{field.replace('_', '-')}") from None
+    if len(wl) == 0:
+        raise typer.BadParameter("no request arrives before --duration", param_hint="--duration")
+    if in_process:
+        config = _engine_config(
+            model=model,
+            policy=policy,
+            preemption_mode=preemption_mode,
+            block_size=block_size,
+            num_device_blocks=num_device_blocks,
+            num_host_blocks=num_host_blocks,
+            kv_cache_memory_mb=kv_cache_memory_mb,
+            max_num_seqs=max_num_seqs,
+            max_num_batched_tokens=max_num_batched_tokens,
+            max_model_len=max_model_len,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+        )
+        target: Any = InProcessTarget(_build_engine(config))
+    else:
+        target = HttpTarget(url.rstrip("/"), model=model)
+    info = {
+        "rate": rate,
+        "cv": cv,
+        "trace": str(trace) if trace else None,
+        "trace_arrivals": trace_arrivals,
+        "generator": None if trace else workload,
+        "seed": bench_seed,
+    }
+    if not json_out:
+        typer.echo(f"sending {len(wl)} requests ({wl.name}) to {target.describe()} ...", err=True)
+    import httpx
+
+    try:
+        result = run_benchmark(wl, target, seed=bench_seed, info=info)
+    except (OSError, httpx.HTTPError) as e:  # e.g. nothing listening at --url
+        raise typer.BadParameter(f"cannot reach {url}: {e}", param_hint="--url") from None
+    if json_out:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        return
+    from rich.console import Console
+
+    Console().print(render_table(result))
+    for err in result.errors:
+        typer.echo(f"error: {err}", err=True)

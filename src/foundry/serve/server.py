@@ -1,0 +1,488 @@
+"""The OpenAI-compatible HTTP server: requests in, sampling params and engine calls out.
+
+No scheduling happens here. Each handler validates its request, turns it into token ids and a
+``SamplingParams``, hands it to the ``AsyncEngine`` and streams the engine's outputs back (SSE in
+OpenAI's chunk format, ending with ``data: [DONE]``) or collects them into one response. A client that
+disconnects has its request aborted, which frees its KV blocks.
+
+Errors use OpenAI's body ``{"error": {"message", "type", "param", "code"}}``: invalid requests → 400
+naming the field, waiting queue full → 429 with ``Retry-After``, engine stopped → 503.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from foundry.serve.async_engine import AsyncEngine, EngineDeadError, QueueFullError, RequestStream
+from foundry.serve.metrics import ServerMetrics
+from foundry.serve.protocol import (
+    AssistantMessage,
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ChatLogprobs,
+    ChatTokenLogprob,
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+    CompletionResponse,
+    DeltaMessage,
+    ModelCard,
+    ModelList,
+    TopLogprob,
+    Usage,
+    error_body,
+    new_id,
+    now,
+)
+
+DISCONNECT_POLL_S = 0.2
+
+
+class APIError(Exception):
+    """An error answered with OpenAI's error body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type, self.param, self.code = status, message, type, param, code
+        self.headers = headers
+
+
+def _field_of(message: str) -> str | None:
+    """The field a ``ValueError`` names: its message starts with ``field:`` by the engine's convention."""
+    m = re.match(r"([A-Za-z_][\w.\[\]]*)\s*:", message)
+    return m.group(1) if m else None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Requests → token ids and sampling params
+
+
+class _Handler:
+    """The per-app state the endpoints need: the engine wrapper, the served name, the tokenizer."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.model_name: str = engine.engine.model_name
+        self.max_model_len: int = engine.engine.max_model_len
+        self.tokenizer = engine.engine.tokenizer
+
+    def check_model(self, model: str) -> None:
+        if model != self.model_name:
+            raise APIError(
+                400,
+                f"model {model!r} is not served here; this server serves {self.model_name!r}",
+                param="model",
+                code="model_not_found",
+            )
+
+    def check_unsupported(self, req: CompletionRequest | ChatCompletionRequest) -> None:
+        if req.n != 1:
+            raise APIError(400, f"n: only n=1 is supported, got {req.n}", param="n")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if getattr(req, name) != 0:
+                raise APIError(400, f"{name}: not supported (must be 0)", param=name)
+
+    def prompt_ids(self, prompt: Any) -> list[int]:
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], str | list):
+            if len(prompt) != 1:
+                raise APIError(
+                    400, "prompt: batched prompts are not supported; send one per request", param="prompt"
+                )
+            prompt = prompt[0]
+        ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
+        if not ids:
+            raise APIError(400, "prompt: must not be empty", param="prompt")
+        return ids
+
+    def sampling_params(
+        self,
+        req: CompletionRequest | ChatCompletionRequest,
+        max_tokens: int | None,
+        logprobs: int | None,
+        num_prompt_tokens: int,
+        prompt_field: str,
+        logprobs_field: str,
+    ):
+        from foundry.serve import SamplingParams
+
+        if max_tokens is None:
+            max_tokens = max(1, self.max_model_len - num_prompt_tokens)
+        stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
+        params = SamplingParams(
+            max_tokens=max_tokens,
+            temperature=1.0 if req.temperature is None else req.temperature,
+            top_k=-1 if req.top_k is None else req.top_k,
+            top_p=1.0 if req.top_p is None else req.top_p,
+            seed=req.seed,
+            stop=stop,
+            ignore_eos=req.ignore_eos,
+            logprobs=logprobs,
+        )
+        try:
+            params.validate()
+        except ValueError as e:
+            field = _field_of(str(e))
+            if field == "logprobs":
+                field = logprobs_field
+            raise APIError(400, str(e), param=field) from None
+        total = num_prompt_tokens + max_tokens
+        if total > self.max_model_len:
+            param = prompt_field if num_prompt_tokens >= self.max_model_len else "max_tokens"
+            raise APIError(
+                400,
+                f"{param}: this model's maximum context length is {self.max_model_len} tokens; the request "
+                f"needs {total} ({num_prompt_tokens} in the prompt + {max_tokens} max_tokens)",
+                param=param,
+                code="context_length_exceeded",
+            )
+        return params
+
+    async def submit(
+        self, request_id: str, prompt_ids: list[int], params: Any, prompt_field: str
+    ) -> RequestStream:
+        try:
+            return await self.engine.add_request(request_id, prompt_ids, params)
+        except QueueFullError as e:
+            raise APIError(
+                429,
+                str(e),
+                type="rate_limit_error",
+                code="queue_full",
+                headers={"Retry-After": str(max(1, math.ceil(e.retry_after)))},
+            ) from None
+        except EngineDeadError as e:
+            raise APIError(503, str(e), type="service_unavailable", code="engine_dead") from None
+        except ValueError as e:
+            field = _field_of(str(e))
+            raise APIError(400, str(e), param=prompt_field if field == "prompt" else field) from None
+
+    # --- logprobs in OpenAI's two shapes --------------------------------------------------------------
+
+    def token_text(self, token_id: int) -> str:
+        return self.tokenizer.decode([token_id])
+
+    def completion_logprobs(self, entries: list, offset: int) -> CompletionLogprobs:
+        out = CompletionLogprobs()
+        for e in entries:
+            text = self.token_text(e.token_id)
+            out.tokens.append(text)
+            out.token_logprobs.append(e.logprob)
+            out.top_logprobs.append({self.token_text(t): lp for t, lp in e.top.items()})
+            out.text_offset.append(offset)
+            offset += len(text)
+        return out
+
+    def chat_logprobs(self, entries: list) -> ChatLogprobs:
+        def top(token_id: int, logprob: float) -> TopLogprob:
+            text = self.token_text(token_id)
+            return TopLogprob(token=text, logprob=logprob, bytes=list(text.encode()))
+
+        content = []
+        for e in entries:
+            alts = sorted(e.top.items(), key=lambda kv: -kv[1])
+            t = top(e.token_id, e.logprob)
+            content.append(ChatTokenLogprob(**t.model_dump(), top_logprobs=[top(i, lp) for i, lp in alts]))
+        return ChatLogprobs(content=content)
+
+
+async def _wait_or_disconnect(stream: RequestStream, raw: Request) -> list:
+    """Collect a request's outputs; abort it (and answer nothing) if the client goes away first."""
+
+    async def drain() -> list:
+        return [out async for out in stream]
+
+    task = asyncio.ensure_future(drain())
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return task.result()
+            if await raw.is_disconnected():
+                raise APIError(499, "client disconnected", type="client_closed_request")
+    finally:
+        if not task.done():
+            task.cancel()
+        stream.cancel()
+
+
+def _sse(payload: Any) -> str:
+    body = payload.model_dump_json() if hasattr(payload, "model_dump_json") else payload
+    return f"data: {body}\n\n"
+
+
+def _usage(out: Any) -> Usage:
+    p, c = len(out.prompt_token_ids), len(out.output_token_ids)
+    return Usage(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
+
+
+def _finish_reason(out: Any) -> str | None:
+    return out.finish_reason if out.finished else None
+
+
+async def _sse_stream(stream: RequestStream, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Wrap a chunk generator: an engine failure becomes an error event; the request is always released."""
+    import json
+
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except EngineDeadError as e:
+        yield _sse(json.dumps(error_body(str(e), "service_unavailable", code="engine_dead")))
+    finally:
+        stream.cancel()
+    yield "data: [DONE]\n\n"
+
+
+# ---------------------------------------------------------------------------------------------------
+# The app
+
+
+def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float = 1.0) -> FastAPI:
+    """An app serving ``llm_engine``; its engine thread starts and stops with the app's lifespan."""
+    metrics_box: dict[str, ServerMetrics] = {}
+    engine = AsyncEngine(
+        llm_engine,
+        max_waiting=max_waiting,
+        retry_after_s=retry_after_s,
+        on_step=lambda outputs, stats: metrics_box["m"].on_step(outputs, stats),
+    )
+    metrics = ServerMetrics(engine.stats)
+    metrics_box["m"] = metrics
+    h = _Handler(engine)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        engine.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(engine.shutdown)
+
+    app = FastAPI(title="foundry serve", lifespan=lifespan)
+    app.state.engine = engine
+    app.state.metrics = metrics
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError) -> JSONResponse:
+        if exc.status == 429:
+            metrics.rejected.inc()
+        return JSONResponse(
+            error_body(exc.message, exc.type, exc.param, exc.code),
+            status_code=exc.status,
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        err = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
+        if err.get("type") == "json_invalid":
+            return JSONResponse(
+                error_body(
+                    f"malformed JSON body: {err.get('msg')}", "invalid_request_error", None, "invalid_json"
+                ),
+                status_code=400,
+            )
+        loc = [str(p) for p in err.get("loc", ()) if p != "body"]
+        # drop pydantic's union-branch tags (e.g. "str", "list[int]") so param is the field path
+        path = [p for p in loc if not re.fullmatch(r"[a-z]+\[.*\]|str|int|float|bool|function-.*", p)]
+        param = ".".join(path) if path else None
+        message = f"{param}: {err.get('msg')}" if param else str(err.get("msg"))
+        return JSONResponse(error_body(message, "invalid_request_error", param, None), status_code=400)
+
+    @app.get("/health")
+    async def health() -> Response:
+        if engine.is_alive:
+            return JSONResponse({"status": "ok"})
+        return JSONResponse(error_body("engine is not running", "service_unavailable"), status_code=503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models")
+    async def models() -> ModelList:
+        return ModelList(data=[ModelCard(id=h.model_name, created=now(), max_model_len=h.max_model_len)])
+
+    @app.post("/v1/completions")
+    async def completions(req: CompletionRequest, raw: Request):
+        h.check_model(req.model)
+        h.check_unsupported(req)
+        for name, bad in (
+            ("echo", req.echo),
+            ("suffix", req.suffix is not None),
+            ("best_of", req.best_of not in (None, 1)),
+        ):
+            if bad:
+                raise APIError(400, f"{name}: not supported", param=name)
+        ids = h.prompt_ids(req.prompt)
+        params = h.sampling_params(req, req.max_tokens, req.logprobs, len(ids), "prompt", "logprobs")
+        request_id, created = new_id("cmpl"), now()
+        stream = await h.submit(request_id, ids, params, "prompt")
+        want_logprobs = req.logprobs is not None
+
+        if req.stream:
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+
+            async def chunks() -> AsyncIterator[str]:
+                offset, last = 0, None
+                async for out in stream:
+                    lp = h.completion_logprobs(out.logprobs or [], offset) if want_logprobs else None
+                    if lp is not None and lp.tokens:
+                        offset = lp.text_offset[-1] + len(lp.tokens[-1])
+                    choice = CompletionChoice(
+                        text=out.new_text, logprobs=lp, finish_reason=_finish_reason(out)
+                    )
+                    yield _sse(
+                        CompletionResponse(
+                            id=request_id, created=created, model=h.model_name, choices=[choice]
+                        )
+                    )
+                    last = out
+                if include_usage and last is not None:
+                    yield _sse(
+                        CompletionResponse(
+                            id=request_id, created=created, model=h.model_name, choices=[], usage=_usage(last)
+                        )
+                    )
+
+            return StreamingResponse(_sse_stream(stream, chunks()), media_type="text/event-stream")
+
+        outs = await _wait_or_disconnect(stream, raw)
+        final = outs[-1]
+        entries = [e for o in outs for e in (o.logprobs or [])]
+        lp = h.completion_logprobs(entries, 0) if want_logprobs else None
+        return CompletionResponse(
+            id=request_id,
+            created=created,
+            model=h.model_name,
+            usage=_usage(final),
+            choices=[CompletionChoice(text=final.text, logprobs=lp, finish_reason=final.finish_reason)],
+        )
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(req: ChatCompletionRequest, raw: Request):
+        h.check_model(req.model)
+        h.check_unsupported(req)
+        if req.top_logprobs is not None and not req.logprobs:
+            raise APIError(400, "top_logprobs: requires logprobs=true", param="top_logprobs")
+        messages = [{"role": m.role, "content": m.text()} for m in req.messages]
+        try:
+            text = h.tokenizer.apply_chat_template(messages)
+        except ValueError as e:
+            raise APIError(400, f"messages: {e}", param="messages") from None
+        ids = h.prompt_ids(text)
+        max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
+        logprobs = (req.top_logprobs or 0) if req.logprobs else None
+        params = h.sampling_params(req, max_tokens, logprobs, len(ids), "messages", "top_logprobs")
+        request_id, created = new_id("chatcmpl"), now()
+        stream = await h.submit(request_id, ids, params, "messages")
+
+        if req.stream:
+            include_usage = bool(req.stream_options and req.stream_options.include_usage)
+
+            async def chunks() -> AsyncIterator[str]:
+                first, last = True, None
+                async for out in stream:
+                    delta = DeltaMessage(role="assistant" if first else None, content=out.new_text)
+                    lp = h.chat_logprobs(out.logprobs or []) if req.logprobs else None
+                    choice = ChatChunkChoice(delta=delta, logprobs=lp, finish_reason=_finish_reason(out))
+                    yield _sse(
+                        ChatCompletionChunk(
+                            id=request_id, created=created, model=h.model_name, choices=[choice]
+                        )
+                    )
+                    first, last = False, out
+                if include_usage and last is not None:
+                    yield _sse(
+                        ChatCompletionChunk(
+                            id=request_id, created=created, model=h.model_name, choices=[], usage=_usage(last)
+                        )
+                    )
+
+            return StreamingResponse(_sse_stream(stream, chunks()), media_type="text/event-stream")
+
+        outs = await _wait_or_disconnect(stream, raw)
+        final = outs[-1]
+        lp = h.chat_logprobs([e for o in outs for e in (o.logprobs or [])]) if req.logprobs else None
+        return ChatCompletionResponse(
+            id=request_id,
+            created=created,
+            model=h.model_name,
+            usage=_usage(final),
+            choices=[
+                ChatChoice(
+                    message=AssistantMessage(content=final.text),
+                    logprobs=lp,
+                    finish_reason=final.finish_reason,
+                )
+            ],
+        )
+
+    return app
+
+
+def run_server(
+    config: Any, *, host: str = "127.0.0.1", port: int = 8000, max_waiting: int = 256, log_level: str = "info"
+) -> None:
+    """Build the engine from an ``EngineConfig`` and serve it until interrupted (Ctrl-C / SIGTERM)."""
+    import uvicorn
+
+    from foundry.serve import LLMEngine
+
+    app = create_app(LLMEngine(config), max_waiting=max_waiting)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+
+
+@contextmanager
+def serve_in_thread(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn from a background thread; yields its base URL (port 0: a free one).
+
+    For tests, notebooks and in-process clients. The socket is bound before the thread starts, so the
+    port is known and taken; leaving the block shuts the server down (engine thread included).
+    """
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="foundry-uvicorn", daemon=True
+    )
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("the server failed to start")
+            time.sleep(0.01)
+        yield f"http://{host}:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        sock.close()

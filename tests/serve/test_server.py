@@ -1,0 +1,344 @@
+"""The OpenAI-compatible server on loopback, driven by the real `openai` client and by raw HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import httpx
+import openai
+import pytest
+
+from foundry.serve import EngineConfig, LLMEngine, SamplingParams
+from foundry.serve.server import create_app, serve_in_thread
+
+MODEL = "foundry-tiny"
+CONFIG = EngineConfig(max_num_seqs=4, max_model_len=256, num_device_blocks=64)
+
+
+def wait_until(cond, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return cond()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[SimpleNamespace]:
+    engine = LLMEngine(CONFIG)
+    app = create_app(engine, max_waiting=32)
+    with serve_in_thread(app) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        yield SimpleNamespace(url=url, app=app, engine=engine, client=client)
+
+
+@pytest.fixture(scope="module")
+def offline() -> LLMEngine:
+    """A second engine with the same config (same seeded weights), driven offline: the oracle."""
+    return LLMEngine(CONFIG)
+
+
+def idle(server: SimpleNamespace) -> bool:
+    s = server.app.state.engine.stats()
+    return s.num_running == 0 and s.num_waiting == 0 and s.device_kv_usage == 0.0
+
+
+# --- the openai client, end to end ---------------------------------------------------------------
+
+
+def test_models_and_health(server: SimpleNamespace) -> None:
+    models = server.client.models.list()
+    assert [m.id for m in models.data] == [MODEL]
+    r = httpx.get(f"{server.url}/health")
+    assert r.status_code == 200 and r.json() == {"status": "ok"}
+
+
+def test_completion_matches_the_offline_engine_greedy(server: SimpleNamespace, offline: LLMEngine) -> None:
+    prompt = "The quick brown fox"
+    r = server.client.completions.create(
+        model=MODEL, prompt=prompt, max_tokens=12, temperature=0, extra_body={"ignore_eos": True}
+    )
+    want = offline.generate([prompt], SamplingParams(max_tokens=12, temperature=0, ignore_eos=True))[0]
+    choice = r.choices[0]
+    assert choice.text == want.text and choice.finish_reason == "length"
+    assert r.usage.prompt_tokens == len(offline.tokenizer.encode(prompt)) == len(want.prompt_token_ids)
+    assert r.usage.completion_tokens == 12 and r.usage.total_tokens == r.usage.prompt_tokens + 12
+    assert r.object == "text_completion" and r.model == MODEL and r.id.startswith("cmpl-")
+
+
+def test_streaming_completion_concatenates_to_the_non_streaming_text(server: SimpleNamespace) -> None:
+    kw = dict(
+        model=MODEL,
+        prompt=[72, 101, 108, 108, 111],
+        max_tokens=10,
+        temperature=0,
+        extra_body={"ignore_eos": True},
+    )
+    full = server.client.completions.create(**kw)
+    chunks = list(server.client.completions.create(**kw, stream=True, stream_options={"include_usage": True}))
+    text_chunks = [c for c in chunks if c.choices]
+    assert "".join(c.choices[0].text for c in text_chunks) == full.choices[0].text
+    assert [c.choices[0].finish_reason for c in text_chunks][-1] == "length"
+    assert all(c.choices[0].finish_reason is None for c in text_chunks[:-1])
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 10
+    assert chunks[-1].usage.prompt_tokens == 5 and len({c.id for c in chunks}) == 1
+
+
+def test_stream_ends_with_done_in_openai_sse_format(server: SimpleNamespace) -> None:
+    body = {"model": MODEL, "prompt": "abc", "max_tokens": 3, "stream": True, "ignore_eos": True}
+    with httpx.stream("POST", f"{server.url}/v1/completions", json=body) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = [line for line in r.iter_lines() if line]
+    assert all(e.startswith("data: ") for e in events) and events[-1] == "data: [DONE]"
+    assert json.loads(events[0][6:])["object"] == "text_completion"
+
+
+def test_completion_logprobs_in_openai_shape(server: SimpleNamespace) -> None:
+    r = server.client.completions.create(
+        model=MODEL, prompt="hello", max_tokens=6, temperature=0, logprobs=3, extra_body={"ignore_eos": True}
+    )
+    lp = r.choices[0].logprobs
+    n = r.usage.completion_tokens
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == n
+    for tok_lp, top in zip(lp.token_logprobs, lp.top_logprobs, strict=True):
+        assert tok_lp <= 0 and 1 <= len(top) <= 3
+        assert tok_lp == pytest.approx(max(top.values()), abs=1e-5)  # greedy picks the argmax
+    assert lp.text_offset == [sum(len(t) for t in lp.tokens[:i]) for i in range(n)]
+
+
+def test_chat_completion_and_its_stream_agree(server: SimpleNamespace, offline: LLMEngine) -> None:
+    messages = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
+    kw = dict(model=MODEL, messages=messages, max_tokens=8, temperature=0, extra_body={"ignore_eos": True})
+    r = server.client.chat.completions.create(**kw)
+    assert r.object == "chat.completion" and r.choices[0].message.role == "assistant"
+    prompt = offline.tokenizer.apply_chat_template(messages)
+    want = offline.generate([prompt], SamplingParams(max_tokens=8, temperature=0, ignore_eos=True))[0]
+    assert r.choices[0].message.content == want.text
+    assert r.usage.prompt_tokens == len(want.prompt_token_ids) and r.usage.completion_tokens == 8
+    chunks = list(server.client.chat.completions.create(**kw, stream=True))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == want.text
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_chat_logprobs_in_openai_shape(server: SimpleNamespace) -> None:
+    r = server.client.chat.completions.create(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=5,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=2,
+        extra_body={"ignore_eos": True},
+    )
+    content = r.choices[0].logprobs.content
+    assert len(content) == 5
+    for entry in content:
+        assert len(entry.top_logprobs) == 2
+        assert entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob
+        assert entry.logprob == pytest.approx(entry.top_logprobs[0].logprob, abs=1e-5)
+        assert entry.bytes == list(entry.token.encode())
+    streamed = list(
+        server.client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "hi"}],
+            max_tokens=5,
+            temperature=0,
+            logprobs=True,
+            top_logprobs=2,
+            stream=True,
+            extra_body={"ignore_eos": True},
+        )
+    )
+    tokens = [
+        e.token for c in streamed for e in (c.choices[0].logprobs.content if c.choices[0].logprobs else [])
+    ]
+    assert tokens == [e.token for e in content]
+
+
+def test_seeded_sampling_is_reproducible(server: SimpleNamespace) -> None:
+    kw = dict(
+        model=MODEL, prompt="seed", max_tokens=8, temperature=1.0, seed=7, extra_body={"ignore_eos": True}
+    )
+    a, b = (server.client.completions.create(**kw).choices[0].text for _ in range(2))
+    assert a == b
+
+
+# --- errors ----------------------------------------------------------------------------------------
+
+
+def post(server: SimpleNamespace, path: str, body: object) -> httpx.Response:
+    content = body if isinstance(body, str) else json.dumps(body)
+    return httpx.post(f"{server.url}{path}", content=content, headers={"content-type": "application/json"})
+
+
+def ok_completion(**kw: object) -> dict:
+    return {"model": MODEL, "prompt": "hi", "max_tokens": 4, **kw}
+
+
+def ok_chat(**kw: object) -> dict:
+    return {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **kw}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param", "code"),
+    [
+        ("/v1/completions", "{not json", None, "invalid_json"),
+        ("/v1/chat/completions", '{"model": "foundry-tiny", "messages": [', None, "invalid_json"),
+        ("/v1/completions", ok_completion(model="gpt-4"), "model", "model_not_found"),
+        ("/v1/chat/completions", ok_chat(model="gpt-4"), "model", "model_not_found"),
+        ("/v1/completions", ok_completion(prompt="x" * 300), "prompt", "context_length_exceeded"),
+        ("/v1/completions", ok_completion(max_tokens=255), "max_tokens", "context_length_exceeded"),
+        (
+            "/v1/chat/completions",
+            ok_chat(messages=[{"role": "user", "content": "x" * 300}]),
+            "messages",
+            "context_length_exceeded",
+        ),
+        ("/v1/completions", ok_completion(temperature=-1), "temperature", None),
+        ("/v1/completions", ok_completion(top_p=0), "top_p", None),
+        ("/v1/completions", ok_completion(top_p=1.5), "top_p", None),
+        ("/v1/completions", ok_completion(max_tokens=0), "max_tokens", None),
+        ("/v1/completions", ok_completion(temperature="hot"), "temperature", None),
+        ("/v1/completions", ok_completion(logprobs=21), "logprobs", None),
+        ("/v1/completions", ok_completion(stop=[""]), "stop", None),
+        ("/v1/completions", ok_completion(n=2), "n", None),
+        ("/v1/completions", ok_completion(prompt=""), "prompt", None),
+        ("/v1/completions", ok_completion(prompt=[1, 100000]), "prompt", None),
+        ("/v1/completions", {"model": MODEL}, "prompt", None),
+        ("/v1/chat/completions", ok_chat(top_logprobs=2), "top_logprobs", None),
+        ("/v1/chat/completions", ok_chat(logprobs=True, top_logprobs=30), "top_logprobs", None),
+        ("/v1/chat/completions", ok_chat(messages=[]), "messages", None),
+        (
+            "/v1/chat/completions",
+            ok_chat(messages=[{"role": "robot", "content": "hi"}]),
+            "messages.0.role",
+            None,
+        ),
+    ],
+)
+def test_bad_requests_get_400_with_an_openai_error_body(
+    server: SimpleNamespace, path: str, body: object, param: str | None, code: str | None
+) -> None:
+    r = post(server, path, body)
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert set(err) == {"message", "type", "param", "code"}
+    assert err["type"] == "invalid_request_error" and err["param"] == param and err["code"] == code
+    if param is not None:
+        assert err["message"].startswith(param.split(".")[0])
+    assert idle(server) or wait_until(lambda: idle(server))
+
+
+def test_openai_client_raises_bad_request_with_the_param(server: SimpleNamespace) -> None:
+    with pytest.raises(openai.BadRequestError) as e:
+        server.client.completions.create(model=MODEL, prompt="hi", temperature=-0.5)
+    assert e.value.status_code == 400 and e.value.body["param"] == "temperature"
+
+
+def test_unknown_route_is_fastapis_404(server: SimpleNamespace) -> None:
+    r = httpx.get(f"{server.url}/v1/nothing-here")
+    assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
+    assert httpx.get(f"{server.url}/v1/completions").status_code == 405
+
+
+# --- cancellation frees KV blocks ------------------------------------------------------------------
+
+
+def test_disconnect_mid_stream_aborts_and_frees_kv_blocks(server: SimpleNamespace) -> None:
+    engine, async_engine = server.engine, server.app.state.engine
+    aborted_before = async_engine.stats().num_aborted
+    body = {"model": MODEL, "prompt": "stream me", "max_tokens": 200, "stream": True, "ignore_eos": True}
+    with httpx.stream("POST", f"{server.url}/v1/completions", json=body) as r:
+        lines = r.iter_lines()
+        assert next(line for line in lines if line.startswith("data: "))
+        assert async_engine.stats().device_kv_usage > 0  # it holds blocks while streaming
+    # the client has gone: the request is aborted and its blocks freed, long before 200 tokens
+    assert wait_until(lambda: async_engine.stats().num_aborted == aborted_before + 1)
+    assert wait_until(lambda: idle(server))
+    assert engine.block_manager.num_free_device_blocks == engine.block_manager.device.num_blocks
+    engine.block_manager.check_invariants()
+
+
+def test_disconnect_while_waiting_for_a_non_streaming_answer_aborts(server: SimpleNamespace) -> None:
+    async_engine = server.app.state.engine
+    aborted_before = async_engine.stats().num_aborted
+    body = {"model": MODEL, "prompt": "slow", "max_tokens": 240, "ignore_eos": True}
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/v1/completions", json=body, timeout=0.15)
+    assert wait_until(lambda: async_engine.stats().num_aborted == aborted_before + 1)
+    assert wait_until(lambda: idle(server))
+
+
+# --- metrics ---------------------------------------------------------------------------------------
+
+
+def test_metrics_expose_the_series(server: SimpleNamespace) -> None:
+    server.client.completions.create(model=MODEL, prompt="m", max_tokens=3, extra_body={"ignore_eos": True})
+    text = httpx.get(f"{server.url}/metrics").text
+    for name in (
+        "foundry_num_requests_waiting",
+        "foundry_num_requests_running",
+        "foundry_num_requests_swapped",
+        "foundry_kv_cache_usage_ratio",
+        "foundry_num_preemptions_total",
+        "foundry_num_swapped_out_total",
+        "foundry_num_swapped_in_total",
+        "foundry_time_to_first_token_seconds_bucket",
+        "foundry_time_per_output_token_seconds_bucket",
+        "foundry_e2e_request_latency_seconds_bucket",
+        "foundry_generation_tokens_total",
+        "foundry_requests_rejected_total",
+    ):
+        assert f"\n{name}" in text, name
+    count = next(
+        line for line in text.splitlines() if line.startswith("foundry_e2e_request_latency_seconds_count")
+    )
+    assert float(count.split()[-1]) >= 1
+    assert 'foundry_requests_finished_total{finish_reason="length"}' in text
+
+
+def test_each_app_has_its_own_registry(server: SimpleNamespace) -> None:
+    other = create_app(server.engine)  # never started: only its registry matters here
+    assert other.state.metrics.registry is not server.app.state.metrics.registry
+    assert b"foundry_e2e_request_latency_seconds_count 0.0" in other.state.metrics.render()
+
+
+# --- the waiting queue -----------------------------------------------------------------------------
+
+
+def test_full_waiting_queue_answers_429_with_retry_after() -> None:
+    engine = LLMEngine(EngineConfig(max_num_seqs=1, max_model_len=256, num_device_blocks=64))
+    app = create_app(engine, max_waiting=1, retry_after_s=2.0)
+    with serve_in_thread(app) as url:
+        body = {"model": MODEL, "prompt": "busy", "ignore_eos": True}
+
+        async def scenario() -> tuple[httpx.Response, ...]:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+                running = asyncio.create_task(c.post("/v1/completions", json={**body, "max_tokens": 200}))
+                await wait_async(lambda: app.state.engine.stats().num_running == 1)
+                waiting = asyncio.create_task(c.post("/v1/completions", json={**body, "max_tokens": 2}))
+                await wait_async(lambda: app.state.engine.num_waiting() == 1)
+                refused = await c.post("/v1/completions", json={**body, "max_tokens": 2})
+                return refused, await running, await waiting
+
+        refused, running, waiting = asyncio.run(scenario())
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "2"
+        err = refused.json()["error"]
+        assert set(err) == {"message", "type", "param", "code"} and err["code"] == "queue_full"
+        assert running.status_code == 200 and waiting.status_code == 200
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        assert client.completions.create(model=MODEL, prompt="ok now", max_tokens=2).usage.completion_tokens
+        assert "foundry_requests_rejected_total 1.0" in httpx.get(f"{url}/metrics").text
+
+
+async def wait_async(cond, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
