@@ -19,7 +19,9 @@ def _floats(text: str, option: str) -> list[float]:
     try:
         return [float(t) for t in text.split(",") if t.strip()]
     except ValueError as err:
-        raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from err
+        raise typer.BadParameter(
+            f"expected comma-separated numbers, got {text!r}", param_hint=option
+        ) from err
 
 
 def _load_config_file(path: Path) -> dict:
@@ -66,12 +68,16 @@ def sweep(
     theta_law: Annotated[str | None, _Opt(help="σ_θ read as 'variance' (std) or 'range' [variance]")] = None,
     snr_db: Annotated[str | None, _Opt(help="comma-separated SNRs in dB [0,5,…,30]")] = None,
     draws: Annotated[int | None, _Opt(help="channel + IQ realisations [500]")] = None,
-    precoders: Annotated[str | None, _Opt(help="comma-separated, from zf,mmse,mf,bd,wl-zf,wl-mmse,wl-mf,wl-bd")] = None,
+    precoders: Annotated[
+        str | None, _Opt(help="comma-separated, from zf,mmse,mf,bd,wl-zf,wl-mmse,wl-mf,wl-bd")
+    ] = None,
     normalization: Annotated[str | None, _Opt(help="'global' or 'per_stream' power [global]")] = None,
     rate: Annotated[str | None, _Opt(help="'logdet' or 'per_stream' sum rate [logdet]")] = None,
     tx_correlation: Annotated[float | None, _Opt(help="exponential BS-antenna correlation ρ [0]")] = None,
     seed: Annotated[int | None, _Opt(help="random seed [0]")] = None,
-    config: Annotated[Path | None, _Opt(help="YAML/JSON file with the same fields; options override it")] = None,
+    config: Annotated[
+        Path | None, _Opt(help="YAML/JSON file with the same fields; options override it")
+    ] = None,
     out: Annotated[Path | None, _Opt(help="folder for sweep.csv and sweep.png")] = None,
     as_json: Annotated[bool, _Opt("--json", help="print the rows as JSON on stdout, nothing else")] = False,
 ) -> None:
@@ -80,9 +86,16 @@ def sweep(
 
     fields = _load_config_file(config) if config else {}
     given = {
-        "bs_antennas": bs_antennas, "users": users, "user_antennas": user_antennas,
-        "sigma_theta_deg": sigma_theta_deg, "sigma_g": sigma_g, "theta_law": theta_law,
-        "draws": draws, "normalization": normalization, "rate": rate, "tx_correlation": tx_correlation,
+        "bs_antennas": bs_antennas,
+        "users": users,
+        "user_antennas": user_antennas,
+        "sigma_theta_deg": sigma_theta_deg,
+        "sigma_g": sigma_g,
+        "theta_law": theta_law,
+        "draws": draws,
+        "normalization": normalization,
+        "rate": rate,
+        "tx_correlation": tx_correlation,
         "seed": seed,
         "snr_db": _floats(snr_db, "--snr-db") if snr_db is not None else None,
         "precoders": [p.strip().lower() for p in precoders.split(",") if p.strip()] if precoders else None,

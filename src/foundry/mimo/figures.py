@@ -58,29 +58,45 @@ def _rate_panels(cfg: SweepConfig, families: list[str], out: Path, stem: str) ->
     axes[0, 0].set_ylabel("sum rate (bit/s/Hz)")
     fig.suptitle(
         f"N={cfg.bs_antennas}, {cfg.users} users × {cfg.user_antennas}, σθ={cfg.sigma_theta_deg:g}°, "
-        f"σg={cfg.sigma_g:g}, {cfg.draws} draws", fontsize=9,
+        f"σg={cfg.sigma_g:g}, {cfg.draws} draws",
+        fontsize=9,
     )
     fig.tight_layout()
     png = out / f"{stem}.png"
     fig.savefig(png, dpi=90)
     plt.close(fig)
-    rows = [[p, iq, s, f"{r:.4f}"] for (p, iq), v in rates.items() for s, r in zip(cfg.snr_db, v, strict=True)]
+    rows = [
+        [p, iq, s, f"{r:.4f}"] for (p, iq), v in rates.items() for s, r in zip(cfg.snr_db, v, strict=True)
+    ]
     _write(out / f"{stem}.csv", ["precoder", "iq", "snr_db", "sum_rate"], rows)
     return [png]
 
 
 def sum_rate_figure(out: Path, draws: int, seed: int) -> list[Path]:
     cfg = SweepConfig(
-        bs_antennas=64, users=16, sigma_theta_deg=SIGMA_THETA_DEG, sigma_g=SIGMA_G, snr_db=SNR_DB,
-        draws=draws, precoders=["zf", "wl-zf", "mmse", "wl-mmse", "mf", "wl-mf"], seed=seed,
+        bs_antennas=64,
+        users=16,
+        sigma_theta_deg=SIGMA_THETA_DEG,
+        sigma_g=SIGMA_G,
+        snr_db=SNR_DB,
+        draws=draws,
+        precoders=["zf", "wl-zf", "mmse", "wl-mmse", "mf", "wl-mf"],
+        seed=seed,
     )
     return _rate_panels(cfg, ["zf", "mmse", "mf"], out, "sum_rate")
 
 
 def bd_figure(out: Path, draws: int, seed: int) -> list[Path]:
     cfg = SweepConfig(
-        bs_antennas=32, users=8, user_antennas=2, sigma_theta_deg=SIGMA_THETA_DEG, sigma_g=SIGMA_G,
-        snr_db=SNR_DB, draws=draws, precoders=["bd", "wl-bd"], seed=seed,
+        bs_antennas=32,
+        users=8,
+        user_antennas=2,
+        sigma_theta_deg=SIGMA_THETA_DEG,
+        sigma_g=SIGMA_G,
+        snr_db=SNR_DB,
+        draws=draws,
+        precoders=["bd", "wl-bd"],
+        seed=seed,
     )
     return _rate_panels(cfg, ["bd"], out, "bd")
 
@@ -109,8 +125,12 @@ def ber_figure(out: Path, draws: int, seed: int, num_symbols: int = 100) -> list
                 E = G[iq] @ precoders.normalize(precoders.build(name, H, G[iq], rho))
                 curve.append(metrics.ber(E, 1 / rho, mod, num_symbols, rng))
                 rows.append([mod, name, iq, s, f"{curve[-1]:.3e}"])
-            label = f"{name.upper()}, " + ("ideal IQ" if iq == "ideal" else ("IQI" if "wl" in name else "IQI-unaware"))
-            ax.semilogy(snr_db, np.where(np.array(curve) > 0, curve, np.nan), style, ms=4, label=label)  # 0 = no errors seen
+            label = f"{name.upper()}, " + (
+                "ideal IQ" if iq == "ideal" else ("IQI" if "wl" in name else "IQI-unaware")
+            )
+            ax.semilogy(
+                snr_db, np.where(np.array(curve) > 0, curve, np.nan), style, ms=4, label=label
+            )  # 0 = no errors seen
         ax.set_ylim(0.5 / (draws * k * num_symbols * 4), 0.5)
         ax.set_title(f"{mod.upper()}, N={n}, K={k}, σθ={SIGMA_THETA_DEG:g}°, σg={SIGMA_G:g}", fontsize=9)
         ax.set_xlabel("SNR ρ (dB)")
@@ -138,7 +158,9 @@ def power_loss_figure(out: Path, draws: int, seed: int, num_tx: int = 64) -> lis
     dense = np.arange(1, num_tx * 0.8)
     for i, (theta_deg, sg) in enumerate(LOSS_SETTINGS):
         theta = np.deg2rad(theta_deg)
-        closed = [analysis.wl_zf_power_loss(num_tx, int(m), sg, theta) * analysis.DB_PER_3DB_UNIT for m in dense]
+        closed = [
+            analysis.wl_zf_power_loss(num_tx, int(m), sg, theta) * analysis.DB_PER_3DB_UNIT for m in dense
+        ]
         ax.plot(dense / num_tx, closed, "-", color=f"C{i}", label=f"σθ={theta_deg:g}°, σg={sg:g}")
         for m in loads:
             H = channel.rayleigh(rng, draws, int(m), num_tx)
@@ -161,7 +183,11 @@ def power_loss_figure(out: Path, draws: int, seed: int, num_tx: int = 64) -> lis
     png = out / "power_loss.png"
     fig.savefig(png, dpi=90)
     plt.close(fig)
-    _write(out / "power_loss.csv", ["sigma_theta_deg", "sigma_g", "N", "M", "mc_db", "mc_std_err_db", "closed_db"], rows)
+    _write(
+        out / "power_loss.csv",
+        ["sigma_theta_deg", "sigma_g", "N", "M", "mc_db", "mc_std_err_db", "closed_db"],
+        rows,
+    )
     return [png]
 
 

@@ -108,7 +108,9 @@ def apply_iqi(x: np.ndarray, a1: np.ndarray, a2: np.ndarray) -> np.ndarray:
     return a1[extra] * x + a2[extra] * np.conj(x)
 
 
-def effective_channel(H: np.ndarray, a1: np.ndarray | None = None, a2: np.ndarray | None = None) -> np.ndarray:
+def effective_channel(
+    H: np.ndarray, a1: np.ndarray | None = None, a2: np.ndarray | None = None
+) -> np.ndarray:
     """Effective real channel G = H̄Ā seen by a real-domain precoder.
 
     H (B, M, N) complex, a1/a2 (B, N) → (B, 2M, 2N). Without a1/a2 (ideal IQ) this is H̄. Computed as the

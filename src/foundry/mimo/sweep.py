@@ -45,7 +45,9 @@ class SweepConfig(BaseModel):
     def _known_precoders(cls, names: list[str]) -> list[str]:
         unknown = [n for n in names if n not in precoders.PRECODERS]
         if unknown:
-            raise ValueError(f"unknown precoder(s) {', '.join(unknown)}; valid: {', '.join(precoders.PRECODERS)}")
+            raise ValueError(
+                f"unknown precoder(s) {', '.join(unknown)}; valid: {', '.join(precoders.PRECODERS)}"
+            )
         return list(dict.fromkeys(names))
 
     @model_validator(mode="after")
@@ -58,7 +60,9 @@ class SweepConfig(BaseModel):
                 f"{', '.join(needs_rank)} need bs_antennas ≥ users × user_antennas"
             )
         if self.rate == "per_stream" and self.user_antennas > 1:
-            raise ValueError("rate = 'per_stream' needs user_antennas = 1 (use 'logdet' for multi-antenna users)")
+            raise ValueError(
+                "rate = 'per_stream' needs user_antennas = 1 (use 'logdet' for multi-antenna users)"
+            )
         return self
 
     @property
@@ -115,8 +119,14 @@ def summarize(cfg: SweepConfig, rates: dict[tuple[str, str], np.ndarray]) -> lis
         sem = r.std(axis=1, ddof=1) / np.sqrt(r.shape[1]) if r.shape[1] > 1 else np.zeros(r.shape[0])
         for snr_db, mean, err in zip(cfg.snr_db, r.mean(axis=1), sem, strict=True):
             rows.append(
-                {"precoder": name, "iq": iq, "snr_db": float(snr_db), "sum_rate": float(mean),
-                 "std_err": float(err), "draws": cfg.draws}
+                {
+                    "precoder": name,
+                    "iq": iq,
+                    "snr_db": float(snr_db),
+                    "sum_rate": float(mean),
+                    "std_err": float(err),
+                    "draws": cfg.draws,
+                }
             )
     return rows
 
