@@ -211,17 +211,21 @@ class AsyncEngine:
             for request_id in aborts:
                 self.engine.abort_request(request_id)
                 self._streams.pop(request_id, None)
+            results: list[tuple[_PendingAdd, Exception | None]] = []
             for add in pending.values():
                 try:
                     self.engine.add_request(add.request_id, add.prompt, add.params)
                 except Exception as e:  # rejected: the caller gets the error (ValueError names the field)
-                    self._send(add.loop, _resolve, add.accepted, e)
+                    results.append((add, e))
                     continue
                 self._streams[add.request_id] = (add.loop, add.stream)
-                if not self._send(add.loop, _resolve, add.accepted, None):
+                results.append((add, None))
+            # snapshot before anyone hears back, so a caller never sees stats older than its own answer
+            self._stats = self.engine.stats()
+            for add, error in results:
+                if not self._send(add.loop, _resolve, add.accepted, error) and error is None:
                     self.engine.abort_request(add.request_id)
                     self._streams.pop(add.request_id)
-            self._stats = self.engine.stats()
 
     def _publish(self, outputs: list) -> None:
         for out in outputs:
@@ -245,8 +249,8 @@ class AsyncEngine:
                     continue
                 outputs = self.engine.step()
                 with self._lock:
+                    self._stats = self.engine.stats()  # before publishing, as in _apply_pending
                     self._publish(outputs)
-                    self._stats = self.engine.stats()
                 if self._on_step is not None:
                     try:
                         self._on_step(outputs, self._stats)
