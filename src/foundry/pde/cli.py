@@ -1,0 +1,194 @@
+"""`foundry pde`: generate data, train, evaluate and predict with PDEformer.
+
+Heavy imports (torch, h5py) happen inside the commands so `foundry --help` stays fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+app = typer.Typer(help="PDEformer-1: symbolic PDE -> graph Transformer -> INR.", no_args_is_help=True)
+
+
+@app.command()
+def generate(
+    out: Path = typer.Option(..., help="HDF5 file to write (resumed if it exists)."),
+    num_samples: int = typer.Option(1000, help="Accepted samples wanted."),
+    seed: int = typer.Option(0, help="Base seed; the data depend only on seed and chunk size."),
+    num_x: int = typer.Option(128, help="Grid points in x (periodic on [-1, 1))."),
+    num_t: int = typer.Option(101, help="Saved frames on t in [0, 1]."),
+    dt: float = typer.Option(2e-4, help="Solver time step."),
+    num_mod: int = typer.Option(3, help="Modulation nodes in stored graphs (= INR layers - 1)."),
+    workers: int = typer.Option(1, help="Worker processes."),
+) -> None:
+    """Generate the periodic PDEformer-1 pretraining family (sinus0) into HDF5."""
+    from foundry.pde.data.generate import GenerateConfig
+    from foundry.pde.data.generate import generate as run
+
+    try:
+        cfg = GenerateConfig(
+            num_samples=num_samples, seed=seed, num_x=num_x, num_t=num_t, dt=dt, num_mod=num_mod
+        )
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    if workers < 1:
+        raise typer.BadParameter("--workers must be >= 1")
+    try:
+        n = run(cfg, out, num_workers=workers)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    typer.echo(f"{out}: {n} samples")
+
+
+@app.command()
+def train(
+    train_data: Path = typer.Option(..., help="HDF5 training file from `foundry pde generate`."),
+    test_data: Path | None = typer.Option(None, help="Held-out HDF5 file for evaluation."),
+    out_dir: Path | None = typer.Option(None, help="Checkpoints and log.jsonl go here [out/pde/run]."),
+    model_size: str | None = typer.Option(None, help="XS, S, M, L or XL [XS]."),
+    batch_size: int | None = typer.Option(None, help="PDEs per step [16]."),
+    num_query_points: int | None = typer.Option(None, help="Random (t, x) points per PDE per step [2048]."),
+    lr: float | None = typer.Option(None, help="Peak learning rate [1e-3]."),
+    warmup_steps: int | None = typer.Option(None, help="Warm-up steps [300]."),
+    max_steps: int | None = typer.Option(None, help="Total steps, the cosine's length [10000]."),
+    eval_every: int | None = typer.Option(None, help="Steps between evaluations/checkpoints [1000]."),
+    log_every: int | None = typer.Option(None, help="Steps between log lines [50]."),
+    max_minutes: float | None = typer.Option(None, help="Stop and checkpoint after this wall time."),
+    train_limit: int | None = typer.Option(None, help="Use only the first N training samples."),
+    seed: int | None = typer.Option(None, help="Seed [0]."),
+    device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N or mps [auto]."),
+    resume: bool = typer.Option(True, help="Continue from out_dir/last.pt if present."),
+) -> None:
+    """Train a PDEformer (single process, or DDP when launched with torchrun)."""
+    from pydantic import ValidationError
+
+    from foundry.pde.training.config import TrainConfig
+    from foundry.pde.training.train import train as run
+
+    given = {
+        k: v
+        for k, v in locals().items()
+        if k not in ("run", "TrainConfig", "ValidationError") and v is not None
+    }
+    try:
+        cfg = TrainConfig(**given)
+    except ValidationError as e:
+        err = e.errors()[0]
+        raise typer.BadParameter(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from e
+    for name in ("train_data", "test_data"):
+        path = getattr(cfg, name)
+        if path is not None and not path.exists():
+            raise typer.BadParameter(f"--{name.replace('_', '-')}: {path} does not exist")
+    summary = run(cfg)
+    typer.echo(
+        f"done: step {summary['step']}, best held-out rel-L2 {summary['best_rel_l2']:.4f}, "
+        f"checkpoints in {summary['out_dir']}"
+    )
+
+
+@app.command("eval")
+def evaluate_cmd(
+    data: Path = typer.Option(..., help="HDF5 file to evaluate on (full grid)."),
+    checkpoint: Path | None = typer.Option(None, help="Checkpoint; default: the shipped XS model."),
+    limit: int | None = typer.Option(None, help="Evaluate only the first N samples."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+) -> None:
+    """Relative L2 error of a checkpoint on every sample of a file (full (t, x) grid)."""
+    import numpy as np
+
+    from foundry.pde.data.dataset import PDEDataset
+    from foundry.pde.inference import load_model
+    from foundry.pde.training.evaluate import evaluate
+    from foundry.pde.training.train import select_device
+
+    if not data.exists():
+        raise typer.BadParameter(f"--data: {data} does not exist")
+    dev = select_device(device)
+    try:
+        model, _ = load_model(checkpoint, dev)
+        ds = PDEDataset(data, num_mod=model.config.num_mod, limit=limit)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from e
+    err = evaluate(model, ds, device=dev)
+    lo, hi = np.percentile(err, [1, 99])
+    centered = err[(err >= lo) & (err <= hi)].mean()
+    typer.echo(
+        f"{len(err)} samples: mean rel-L2 {err.mean():.4f}, median {np.median(err):.4f}, "
+        f"centered (1-99 pct) mean {centered:.4f}"
+    )
+
+
+@app.command()
+def predict(
+    equation: str = typer.Argument(..., help='PDE in text form, e.g. "u_t + (0.5*u^2)_x - 0.01*u_xx = 0".'),
+    ic: str = typer.Option(..., help='Initial condition u(0, x), e.g. "sin(pi*x)".'),
+    out: Path = typer.Option(
+        Path("u.npz"), help="Output .npz (arrays t, x, u[len(t), len(x)]); a .png beside it."
+    ),
+    checkpoint: Path | None = typer.Option(None, help="Checkpoint; default: the shipped XS model."),
+    nt: int = typer.Option(101, help="Uniform t points on [0, 1]."),
+    nx: int = typer.Option(128, help="Uniform periodic x points on [-1, 1)."),
+    t_points: str | None = typer.Option(None, help="Comma-separated t values (overrides --nt)."),
+    x_points: str | None = typer.Option(None, help="Comma-separated x values (overrides --nx)."),
+    reference: bool = typer.Option(False, help="Also solve numerically (u_ref) and report the relative L2."),
+    plot: bool = typer.Option(True, help="Write a .png next to the .npz."),
+) -> None:
+    """Predict u(t, x) for a PDE written as text, with the pretrained model (periodic on [-1, 1])."""
+    import time
+
+    import numpy as np
+
+    from foundry.pde.graph.parser import PDEParseError, parse_pde
+
+    def points(text: str | None, default: np.ndarray, name: str, lo: float, hi: float) -> np.ndarray:
+        if text is None:
+            return default
+        try:
+            v = np.array([float(s) for s in text.split(",") if s.strip()])
+        except ValueError as e:
+            raise typer.BadParameter(f"--{name}: {e}") from e
+        if v.size == 0 or v.min() < lo or v.max() > hi:
+            raise typer.BadParameter(f"--{name}: need values in [{lo}, {hi}]")
+        return v
+
+    if nt < 1 or nx < 2:
+        raise typer.BadParameter("--nt must be >= 1 and --nx >= 2")
+    t = points(t_points, np.linspace(0, 1, nt), "t-points", 0.0, 1.0)
+    x = points(x_points, np.linspace(-1, 1, nx, endpoint=False), "x-points", -1.0, 1.0)
+    try:
+        pde = parse_pde(equation, ic)
+    except PDEParseError as e:
+        raise typer.BadParameter(str(e)) from e
+
+    from foundry.pde.inference import load_model
+    from foundry.pde.inference import predict as run
+
+    try:
+        model, meta = load_model(checkpoint)
+        start = time.perf_counter()
+        u = run(model, pde, t, x)
+        elapsed = time.perf_counter() - start
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e)) from e
+    arrays = {"t": t, "x": x, "u": u}
+    msg = f"predicted u[{len(t)}, {len(x)}] in {elapsed * 1e3:.0f} ms"
+    if reference:
+        from foundry.pde.data.symbolic_solver import UnsupportedPDE, solve_symbolic
+
+        try:
+            t_ref, x_ref, u_ref = solve_symbolic(pde, num_t=101)
+        except UnsupportedPDE as e:
+            raise typer.BadParameter(f"--reference: {e}") from e
+        u_model = run(model, pde, t_ref, x_ref)
+        rel = np.linalg.norm(u_model - u_ref) / (np.linalg.norm(u_ref) + 1e-6)
+        arrays.update({"t_ref": t_ref, "x_ref": x_ref, "u_ref": u_ref, "u_model_on_ref": u_model})
+        msg += f"; relative L2 vs the numerical solution on its 101 x {len(x_ref)} grid: {rel:.4f}"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, **arrays)
+    if plot:
+        from foundry.pde.plot import plot_prediction
+
+        plot_prediction(arrays, equation, out.with_suffix(".png"))
+    typer.echo(f"{msg}; saved {out}" + (f" and {out.with_suffix('.png')}" if plot else ""))

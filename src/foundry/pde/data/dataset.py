@@ -1,0 +1,112 @@
+"""In-memory dataset over a generated HDF5 file: graph batches and (t, x) query points."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from foundry.pde.data.generate import GRAPH_KEYS
+
+
+def graph_to_tensors(
+    arrays: dict[str, np.ndarray], device: torch.device | str = "cpu"
+) -> dict[str, torch.Tensor]:
+    """Batched graph arrays (numpy, leading batch axis) -> the tensors `PDEformer.encode` reads."""
+    out = {}
+    for key in GRAPH_KEYS:
+        a = arrays[key]
+        if key in ("node_type", "in_degree", "out_degree", "spatial_pos"):
+            out[key] = torch.as_tensor(a.astype(np.int64), device=device)
+        elif key == "attn_mask":
+            out[key] = torch.as_tensor(a.astype(bool), device=device)
+        else:
+            out[key] = torch.as_tensor(a.astype(np.float32), device=device)
+    return out
+
+
+class PDEDataset:
+    """All samples of one generated file, held in memory.
+
+    Parameters
+    ----------
+    path : str or Path
+        HDF5 file written by `foundry.pde.data.generate.generate`.
+    num_mod : int, optional
+        Modulation nodes the model expects; must match the file's graphs.
+    limit : int, optional
+        Use only the first ``limit`` samples.
+    """
+
+    def __init__(self, path: str | Path, num_mod: int | None = None, limit: int | None = None) -> None:
+        import h5py
+
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"dataset {path} does not exist; create it with `foundry pde generate`")
+        with h5py.File(path, "r") as f:
+            if num_mod is not None and int(f.attrs["num_mod"]) != num_mod:
+                raise ValueError(
+                    f"{path} stores graphs with num_mod={int(f.attrs['num_mod'])} but the model "
+                    f"needs {num_mod}; regenerate with --num-mod {num_mod}"
+                )
+            n = f["u"].shape[0] if limit is None else min(limit, f["u"].shape[0])
+            if n == 0:
+                raise ValueError(f"dataset {path} is empty")
+            self.u = f["u"][:n].astype(np.float32)  # [N, T, X]
+            self.t, self.x = f["t"][:].astype(np.float32), f["x"][:].astype(np.float32)
+            self.graph = {k: f[k][:n] for k in GRAPH_KEYS}
+            self.attrs = dict(f.attrs)
+        self.periodic = str(self.attrs.get("family", "")).endswith("periodic")
+
+    def __len__(self) -> int:
+        return self.u.shape[0]
+
+    def _graphs(self, idx: np.ndarray, shift: np.ndarray | None) -> dict[str, np.ndarray]:
+        g = {k: v[idx] for k, v in self.graph.items()}
+        if shift is not None:  # roll the function values with the solution; x stays the grid
+            fv = g["function_values"].copy()
+            for b, s in enumerate(shift):
+                fv[b, :, :, 1] = np.roll(fv[b, :, :, 1], s, axis=-1)
+            g["function_values"] = fv
+        return g
+
+    def sample(
+        self,
+        idx: np.ndarray,
+        num_points: int,
+        rng: np.random.Generator,
+        x_shift: bool = False,
+        device: torch.device | str = "cpu",
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Graphs, ``num_points`` random grid points (t, x) [B, Q, 2] and labels u [B, Q].
+
+        With ``x_shift`` (periodic data only), each sample is circularly shifted in x by a random
+        number of grid cells, functions and solution together (the reference's augmentation).
+        """
+        nt, nx = self.u.shape[1:]
+        shift = rng.integers(0, nx, size=len(idx)) if (x_shift and self.periodic) else None
+        ti = rng.integers(0, nt, size=(len(idx), num_points))
+        xi = rng.integers(0, nx, size=(len(idx), num_points))
+        src_x = (xi - shift[:, None]) % nx if shift is not None else xi
+        labels = self.u[idx[:, None], ti, src_x]
+        coords = np.stack([self.t[ti], self.x[xi]], axis=-1)
+        return (
+            graph_to_tensors(self._graphs(idx, shift), device),
+            torch.as_tensor(coords, device=device),
+            torch.as_tensor(labels, device=device),
+        )
+
+    def full_grid(
+        self, idx: np.ndarray, device: torch.device | str = "cpu"
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Graphs, every grid point [B, T*X, 2] and labels [B, T*X]."""
+        tt, xx = np.meshgrid(self.t, self.x, indexing="ij")
+        coords = np.broadcast_to(np.stack([tt, xx], -1).reshape(1, -1, 2), (len(idx), tt.size, 2))
+        labels = self.u[idx].reshape(len(idx), -1)
+        return (
+            graph_to_tensors(self._graphs(idx, None), device),
+            torch.as_tensor(coords.copy(), device=device),
+            torch.as_tensor(labels, device=device),
+        )

@@ -1,0 +1,104 @@
+"""The 1D pretraining family of PDEformer-1 ("sinus0", periodic variant) and its random sampling.
+
+u_t + f0(u) + s(x) + (f1(u) - kappa(x) u_x)_x = 0 on (t, x) in [0, 1] x [-1, 1], u(0, x) = g(x),
+with f_i(u) = c_i1 u + c_i2 u^2 + c_i3 u^3 (each c zero w.p. 1/2, else U[-3, 3]); s zero, a scalar
+in U[-3, 3] or a random field (1/3 each); kappa a scalar or a field, log-uniform in [1e-3, 1].
+Recipe from the official ``data_generation/custom_sinus.py`` (see docs/pde.md for the source).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from foundry.pde.graph.symbolic import PDE
+
+KAPPA_RANGE = (1e-3, 1.0)
+COEF_RANGE = 3.0
+
+
+@dataclass
+class SinusParams:
+    """Parameters of one PDE of the family; arrays are values on the grid ``x`` (n,)."""
+
+    c0: np.ndarray  # (3,) coefficients of u, u^2, u^3 in f0
+    c1: np.ndarray  # (3,) coefficients of u, u^2, u^3 in f1
+    source: np.ndarray  # (n,) s(x)
+    source_kind: int  # 0 zero, 1 scalar, 2 field
+    kappa: np.ndarray  # (n,) kappa(x) > 0
+    kappa_is_field: bool
+    u0: np.ndarray  # (n,) initial condition
+    flux_form: bool  # True: (f1 - kappa u_x)_x ; False: f1(u)_x - kappa u_xx (constant kappa only)
+
+
+def random_field(rng: np.random.Generator, x: np.ndarray, periodic: bool = True) -> np.ndarray:
+    """Sum of two sines with random wavenumbers in 1..4, amplitudes U(0, 1), phases U(0, 2 pi).
+
+    With probability 0.1 the absolute value is taken; the sign is flipped with probability 1/2.
+    """
+    length = 2.0
+    k = rng.integers(1, 5, size=2) if periodic else rng.uniform(0, 4, size=2)
+    amp, phase = rng.uniform(0, 1, size=2), rng.uniform(0, 2 * np.pi, size=2)
+    f = (amp[:, None] * np.sin(2 * np.pi * k[:, None] * x[None, :] / length + phase[:, None])).sum(0)
+    if rng.random() < 0.1:
+        f = np.abs(f)
+    return -f if rng.random() < 0.5 else f
+
+
+def _unit_field(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
+    f = random_field(rng, x)
+    span = f.max() - f.min()
+    return (f - f.min()) / span if span > 1e-8 else np.full_like(x, 0.5)
+
+
+def sample_params(rng: np.random.Generator, x: np.ndarray) -> SinusParams:
+    """Draw one PDE of the periodic family."""
+    c = np.where(rng.random(6) < 0.5, 0.0, rng.uniform(-COEF_RANGE, COEF_RANGE, 6))
+    source_kind = int(rng.integers(0, 3))
+    if source_kind == 0:
+        source = np.zeros_like(x)
+    elif source_kind == 1:
+        source = np.full_like(x, rng.uniform(-COEF_RANGE, COEF_RANGE))
+    else:
+        source = random_field(rng, x)
+    lo, hi = np.log(KAPPA_RANGE[0]), np.log(KAPPA_RANGE[1])
+    kappa_is_field = bool(rng.random() < 0.5)
+    if kappa_is_field:
+        a, b = np.sort(rng.uniform(lo, hi, 2))
+        kappa = np.exp(a + (b - a) * _unit_field(rng, x))
+    else:
+        kappa = np.full_like(x, np.exp(rng.uniform(lo, hi)))
+    u0 = random_field(rng, x)
+    flux_form = bool(kappa_is_field or rng.random() < 0.5)
+    return SinusParams(c[:3], c[3:], source, source_kind, kappa, kappa_is_field, u0, flux_form)
+
+
+def params_to_pde(p: SinusParams, x: np.ndarray) -> PDE:
+    """The symbolic PDE of one family member, as a user would write it.
+
+    Constant diffusion is written either in flux form ``dx(f1 - kappa*dx(u))`` or expanded
+    ``dx(f1) - kappa*dx(dx(u))`` (chosen when sampling), so both ways users write it are in the
+    training distribution.
+    """
+    pde = PDE(x=x)
+    u = pde.unknown("u")
+    pde.ic(u, p.u0)
+    powers = (u, u**2, u**3)
+    terms = [pde.dt(u)]
+    terms += [c * v for c, v in zip(p.c0, powers, strict=True) if c != 0.0]
+    if p.source_kind == 1:
+        terms.append(pde.coef(float(p.source[0])))
+    elif p.source_kind == 2:
+        terms.append(pde.field(p.source))
+    flux = [c * v for c, v in zip(p.c1, powers, strict=True) if c != 0.0]
+    kappa = pde.field(p.kappa) if p.kappa_is_field else pde.coef(float(p.kappa[0]))
+    diffusion = -(kappa * pde.dx(u))
+    if p.flux_form:
+        terms.append(pde.dx(sum(flux[1:], flux[0]) + diffusion if flux else diffusion))
+    else:
+        if flux:
+            terms.append(pde.dx(sum(flux[1:], flux[0])))
+        terms.append(-float(p.kappa[0]) * pde.dx(pde.dx(u)))
+    pde.eq(sum(terms[1:], terms[0]))
+    return pde

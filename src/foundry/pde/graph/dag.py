@@ -1,0 +1,191 @@
+"""PDE -> directed computational graph with PDEformer-1's structural features.
+
+Implements the graph construction of PDEformer-1 (arXiv 2407.06664 §2.1; the official
+``pde_dag.py``): one node per symbol and operator, edges from operand to operator, ``eq0`` sinks,
+``bv_l``/``bv_r`` boundary nodes, ``Branch`` nodes carrying the function encoder's output and
+``Mod`` nodes whose final embeddings modulate the INR. The graph Transformer sees only topology, so
+the node order is fixed by slot: modulation nodes first, then the other scalar-slot nodes (zero
+padded to ``max_n_scalar_nodes``), then ``max_n_function_nodes * num_branches`` branch nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from foundry.pde.graph.symbolic import PDE, Expr
+
+NODE_TYPES: tuple[str, ...] = (
+    ("pad", "uf", "coef", "bv_l", "bv_r", "ic", "cf", "add", "mul", "eq0", "dt", "dx", "neg")
+    + ("square", "exp", "sin", "cos", "vc")
+    + tuple(f"Reserved{i}" for i in range(15))
+    + tuple(f"Branch{i}" for i in range(32))
+    + tuple(f"Mod{i}" for i in range(16))
+)
+NODE_TYPE_ID = {name: i for i, name in enumerate(NODE_TYPES)}
+NUM_NODE_TYPES = 128  # embedding vocabulary, as in the reference configs
+
+
+@dataclass(frozen=True)
+class GraphSizes:
+    """Padding sizes of the graph arrays (the reference uses 52 scalar slots, 3 functions, 4 branches)."""
+
+    max_n_scalar_nodes: int = 52
+    max_n_function_nodes: int = 3
+    num_branches: int = 4
+    num_spatial: int = 16
+    num_degree: int = 32
+
+    @property
+    def num_nodes(self) -> int:
+        return self.max_n_scalar_nodes + self.max_n_function_nodes * self.num_branches
+
+
+@dataclass
+class PDEGraph:
+    """The arrays the model reads for one PDE (n = `GraphSizes.num_nodes`).
+
+    Attributes
+    ----------
+    node_type : (n,) int64, index into `NODE_TYPES` (0 = padding)
+    node_scalar : (max_n_scalar_nodes,) float32, value of ``coef``/``bv`` nodes, else 0
+    function_values : (max_n_function_nodes, n_pts, 2) float32, (x, f(x)) per function node
+    in_degree, out_degree : (n,) int64, 1 + degree (clipped), 0 for padding
+    spatial_pos : (n, n) int64, 1 + shortest directed path length i -> j clipped to
+        num_spatial - 2, num_spatial - 1 when unreachable, 0 for padding
+    attn_mask : (n, n) bool, False where j is neither ancestor nor descendant of i, or padding
+    """
+
+    node_type: np.ndarray
+    node_scalar: np.ndarray
+    function_values: np.ndarray
+    in_degree: np.ndarray
+    out_degree: np.ndarray
+    spatial_pos: np.ndarray
+    attn_mask: np.ndarray
+
+
+@dataclass
+class _RawGraph:
+    types: list[str]
+    scalars: list[float]
+    edges: list[tuple[int, int]]
+    functions: list[tuple[int, np.ndarray, np.ndarray]]  # (owner node, x, values)
+
+
+def _collect(pde: PDE, num_mod: int) -> _RawGraph:
+    """Walk the expression trees; returns nodes in scalar-slot order and the edges."""
+    pde.check()
+    g = _RawGraph([], [], [], [])
+
+    def new(kind: str, scalar: float = 0.0) -> int:
+        g.types.append(kind)
+        g.scalars.append(scalar)
+        return len(g.types) - 1
+
+    # Modulation nodes of every unknown occupy the first n_vars * num_mod slots.
+    mods = [[new(f"Mod{j}") for j in range(num_mod)] for _ in pde.unknowns]
+    memo: dict[int, int] = {}
+
+    def visit(e: Expr) -> int:
+        if id(e) in memo:
+            return memo[id(e)]
+        if e.kind == "uf":
+            raise ValueError(f"unknown {e.value!r} does not belong to this PDE")
+        node = new(e.kind, e.value if e.kind == "coef" else 0.0)
+        memo[id(e)] = node
+        if e.kind == "cf":
+            g.functions.append((node, e.value.x, e.value.values))
+        for a in e.args:
+            g.edges.append((visit(a), node))
+        return node
+
+    for i, u in enumerate(pde.unknowns):
+        node = new("uf")
+        memo[id(u)] = node
+        for m in mods[i]:
+            g.edges.append((m, node))
+        ic = new("ic")
+        g.edges.append((node, ic))
+        f = pde.initial[i]
+        g.functions.insert(i, (ic, f.x, f.values))
+    for lhs in pde.equations:
+        g.edges.append((visit(lhs), new("eq0")))
+    for bc in pde.boundary:
+        g.edges.append((visit(bc.expr), new("bv_l" if bc.side == "left" else "bv_r", bc.value)))
+    return g
+
+
+def shortest_paths(adj: np.ndarray) -> np.ndarray:
+    """All-pairs shortest directed path lengths (Floyd-Warshall); ``inf`` where unreachable."""
+    n = adj.shape[0]
+    d = np.where(adj, 1.0, np.inf)
+    np.fill_diagonal(d, 0.0)
+    for k in range(n):
+        d = np.minimum(d, d[:, k, None] + d[None, k, :])
+    return d
+
+
+def build_graph(pde: PDE, num_mod: int, sizes: GraphSizes | None = None) -> PDEGraph:
+    """Turn a `PDE` into padded `PDEGraph` arrays.
+
+    Parameters
+    ----------
+    pde : PDE
+        The problem; must pass `PDE.check`.
+    num_mod : int
+        Modulation nodes per unknown = number of INR hidden layers of the model that will read it.
+    sizes : GraphSizes, optional
+        Padding sizes; `ValueError` if the PDE does not fit.
+    """
+    sizes = sizes or GraphSizes()
+    if not 1 <= num_mod <= 16:
+        raise ValueError(f"num_mod must be in [1, 16], got {num_mod}")
+    raw = _collect(pde, num_mod)
+    n_scalar, n_fn = len(raw.types), len(raw.functions)
+    if n_scalar > sizes.max_n_scalar_nodes:
+        raise ValueError(
+            f"the PDE needs {n_scalar} graph nodes, more than max_n_scalar_nodes={sizes.max_n_scalar_nodes}"
+        )
+    if n_fn > sizes.max_n_function_nodes:
+        raise ValueError(
+            f"the PDE has {n_fn} functions (initial conditions and fields), more than "
+            f"max_n_function_nodes={sizes.max_n_function_nodes}"
+        )
+    n_pts = {len(x) for _, x, _ in raw.functions}
+    if len(n_pts) != 1:
+        raise ValueError("all functions of one PDE must be sampled on the same number of points")
+    n, nb = sizes.num_nodes, sizes.num_branches
+
+    node_type = np.zeros(n, dtype=np.int64)
+    node_type[:n_scalar] = [NODE_TYPE_ID[t] for t in raw.types]
+    node_scalar = np.zeros(sizes.max_n_scalar_nodes, dtype=np.float32)
+    node_scalar[:n_scalar] = raw.scalars
+    adj = np.zeros((n, n), dtype=bool)
+    for a, b in raw.edges:
+        adj[a, b] = True
+    function_values = np.zeros((sizes.max_n_function_nodes, n_pts.pop(), 2), dtype=np.float32)
+    for f, (owner, x, values) in enumerate(raw.functions):
+        function_values[f, :, 0], function_values[f, :, 1] = x, values
+        for j in range(nb):
+            branch = sizes.max_n_scalar_nodes + f * nb + j
+            node_type[branch] = NODE_TYPE_ID[f"Branch{j}"]
+            # an initial condition feeds its branches; branches feed a coefficient field
+            if raw.types[owner] == "ic":
+                adj[owner, branch] = True
+            else:
+                adj[branch, owner] = True
+
+    valid = node_type > 0
+    dist = shortest_paths(adj)
+    spatial_pos = 1 + np.clip(dist, 0, sizes.num_spatial - 2)
+    spatial_pos = np.where(np.isinf(dist), sizes.num_spatial - 1, spatial_pos).astype(np.int64)
+    pair_valid = valid[:, None] & valid[None, :]
+    spatial_pos[~pair_valid] = 0
+    reach = np.isfinite(dist)
+    attn_mask = (reach | reach.T) & pair_valid
+    attn_mask[np.arange(n), np.arange(n)] = True  # padded rows attend to themselves only (no NaN)
+    in_degree = np.where(valid, 1 + np.minimum(adj.sum(0), sizes.num_degree - 2), 0).astype(np.int64)
+    out_degree = np.where(valid, 1 + np.minimum(adj.sum(1), sizes.num_degree - 2), 0).astype(np.int64)
+    return PDEGraph(node_type, node_scalar, function_values, in_degree, out_degree, spatial_pos, attn_mask)

@@ -1,0 +1,73 @@
+"""Mesh-free prediction with a trained PDEformer: symbolic/text PDE -> u on any (t, x) points."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from foundry.pde.data.dataset import graph_to_tensors
+from foundry.pde.graph.dag import build_graph
+from foundry.pde.graph.symbolic import PDE
+from foundry.pde.models.pdeformer import PDEformer, PDEformerConfig
+
+DEFAULT_CHECKPOINT = "pdeformer_xs.pt"
+
+
+def default_checkpoint() -> Path:
+    """The pretrained XS checkpoint shipped inside the package."""
+    return Path(str(resources.files("foundry.pde") / "checkpoints" / DEFAULT_CHECKPOINT))
+
+
+def load_model(path: str | Path | None = None, device: str | torch.device = "cpu") -> tuple[PDEformer, dict]:
+    """Load a checkpoint written by training (``best.pt``/``last.pt``) or the shipped one.
+
+    Returns the model in eval mode and the checkpoint's metadata (everything but the weights).
+    """
+    path = Path(path) if path is not None else default_checkpoint()
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} not found")
+    ckpt = torch.load(path, map_location=device, weights_only=False)
+    if "model" not in ckpt or "model_config" not in ckpt:
+        raise ValueError(f"{path} is not a PDEformer checkpoint (missing 'model' or 'model_config')")
+    model = PDEformer(PDEformerConfig(**ckpt["model_config"])).to(device)
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer", "scheduler")}
+    return model, meta
+
+
+@torch.no_grad()
+def predict(
+    model: PDEformer, pde: PDE, t: np.ndarray, x: np.ndarray, batch_points: int = 1 << 16
+) -> np.ndarray:
+    """u(t, x) on the grid ``t`` x ``x`` -> array [len(t), len(x)].
+
+    The PDE's graph is encoded once; the INR is then evaluated on the query points in batches.
+    """
+    t, x = np.asarray(t, dtype=np.float32), np.asarray(x, dtype=np.float32)
+    if t.ndim != 1 or x.ndim != 1:
+        raise ValueError("t and x must be 1-D arrays")
+    device = next(model.parameters()).device
+    g = build_graph(pde, model.config.num_mod, model.graph_sizes)
+    arrays = {
+        k: getattr(g, k)[None]
+        for k in (
+            "node_type",
+            "node_scalar",
+            "function_values",
+            "in_degree",
+            "out_degree",
+            "spatial_pos",
+            "attn_mask",
+        )
+    }
+    mods = model.encode(graph_to_tensors(arrays, device))
+    tt, xx = np.meshgrid(t, x, indexing="ij")
+    coords = torch.as_tensor(np.stack([tt, xx], -1).reshape(1, -1, 2), device=device)
+    parts = [
+        model.decode(mods, coords[:, i : i + batch_points]) for i in range(0, coords.shape[1], batch_points)
+    ]
+    return torch.cat(parts, dim=1).reshape(len(t), len(x)).cpu().numpy()

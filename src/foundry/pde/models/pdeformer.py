@@ -1,0 +1,155 @@
+"""PDEformer-1: symbolic PDE graph -> graph Transformer -> modulated Poly-INR (arXiv 2407.06664)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from foundry.pde.graph.dag import NUM_NODE_TYPES, GraphSizes
+from foundry.pde.layers.function_encoder import WeightedDeepSet
+from foundry.pde.layers.graphormer import GraphormerEncoder
+from foundry.pde.layers.mlp import MLP
+from foundry.pde.layers.poly_inr import PolyINR
+
+
+@dataclass(frozen=True)
+class PDEformerConfig:
+    """Sizes of a PDEformer; the named presets are in `PRESETS` (S/M/L/XL as in the reference).
+
+    Attributes
+    ----------
+    d_model, num_layers, num_heads, ffn_dim : graph Transformer (FFN = d_model in PDEformer-1)
+    inr_hidden, inr_layers : Poly-INR width and layer count (inr_layers - 1 modulated hidden layers)
+    scalar_hidden, scalar_layers : scalar encoder MLP 1 -> d_model
+    function_hidden, function_layers, num_branches : weighted DeepSet function encoder
+    hypernet_hidden, hypernet_layers : per-layer scale/shift hypernets d_model -> inr_hidden
+    num_node_types, num_degree, num_spatial : embedding table sizes
+    """
+
+    d_model: int = 128
+    num_layers: int = 4
+    num_heads: int = 16
+    ffn_dim: int = 128
+    inr_hidden: int = 64
+    inr_layers: int = 4
+    scalar_hidden: int = 256
+    scalar_layers: int = 3
+    function_hidden: int = 512
+    function_layers: int = 3
+    num_branches: int = 4
+    hypernet_hidden: int = 256
+    hypernet_layers: int = 3
+    num_node_types: int = NUM_NODE_TYPES
+    num_degree: int = 32
+    num_spatial: int = 16
+
+    @property
+    def num_mod(self) -> int:
+        """Modulation nodes per unknown = modulated INR hidden layers."""
+        return self.inr_layers - 1
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _size(d: int, layers: int, heads: int, inr_hidden: int, inr_layers: int) -> PDEformerConfig:
+    return PDEformerConfig(
+        d_model=d, num_layers=layers, num_heads=heads, ffn_dim=d, inr_hidden=inr_hidden, inr_layers=inr_layers
+    )
+
+
+PRESETS: dict[str, PDEformerConfig] = {
+    # XS: the CPU-trainable size (small function encoder and hypernets, the reference's advice).
+    "XS": PDEformerConfig(
+        d_model=128,
+        num_layers=4,
+        num_heads=8,
+        ffn_dim=128,
+        inr_hidden=64,
+        inr_layers=4,
+        scalar_hidden=128,
+        function_hidden=128,
+        hypernet_hidden=128,
+    ),
+    "S": _size(128, 4, 16, 64, 4),
+    "M": _size(256, 6, 32, 128, 6),
+    "L": _size(512, 9, 32, 256, 9),
+    "XL": _size(768, 12, 32, 512, 12),
+}
+
+
+class PDEformer(nn.Module):
+    """PDEformer-1: predicts u(t, x) of a PDE given as a computational graph.
+
+    The scalar encoder embeds each node's number, the weighted-DeepSet function encoder turns
+    every function (initial condition, coefficient field) into ``num_branches`` tokens, the graph
+    Transformer mixes them along the graph's structure, and the final embeddings of the first
+    ``inr_layers - 1`` nodes (the target unknown's ``Mod`` nodes) feed per-layer hypernets that
+    scale and shift the hidden layers of a Poly-INR evaluated at the query points (§2.1-2.3).
+
+    Parameters
+    ----------
+    config : PDEformerConfig
+        Sizes; see `PRESETS`.
+    graph_sizes : GraphSizes, optional
+        Padding of the graph arrays the model will read.
+    """
+
+    def __init__(self, config: PDEformerConfig, graph_sizes: GraphSizes | None = None) -> None:
+        super().__init__()
+        c = self.config = config
+        self.graph_sizes = graph_sizes or GraphSizes(
+            num_branches=c.num_branches, num_spatial=c.num_spatial, num_degree=c.num_degree
+        )
+        self.scalar_encoder = MLP(1, c.scalar_hidden, c.d_model, c.scalar_layers)
+        self.function_encoder = WeightedDeepSet(
+            c.d_model, c.function_hidden, c.function_layers, c.num_branches
+        )
+        self.graph_encoder = GraphormerEncoder(
+            c.d_model, c.num_layers, c.num_heads, c.ffn_dim, c.num_node_types, c.num_degree, c.num_spatial
+        )
+        self.scale_nets = nn.ModuleList(
+            MLP(c.d_model, c.hypernet_hidden, c.inr_hidden, c.hypernet_layers) for _ in range(c.num_mod)
+        )
+        self.shift_nets = nn.ModuleList(
+            MLP(c.d_model, c.hypernet_hidden, c.inr_hidden, c.hypernet_layers) for _ in range(c.num_mod)
+        )
+        self.inr = PolyINR(2, c.inr_hidden, 1, c.inr_layers)
+
+    def encode(self, graph: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Graph arrays (batched `PDEGraph` fields) -> modulation embeddings [B, num_mod, d_model]."""
+        scalar = self.scalar_encoder(graph["node_scalar"].unsqueeze(-1))  # [B, n_scalar, d]
+        functions = self.function_encoder(graph["function_values"])  # [B, n_fn * branches, d]
+        h = self.graph_encoder(
+            torch.cat([scalar, functions], dim=1),
+            graph["node_type"],
+            graph["in_degree"],
+            graph["out_degree"],
+            graph["spatial_pos"],
+            graph["attn_mask"],
+        )
+        return h[:, : self.config.num_mod]
+
+    def decode(self, mods: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """Modulations [B, num_mod, d] and query points (t, x) [B, Q, 2] -> u [B, Q]."""
+        scales = [net(mods[:, i]) for i, net in enumerate(self.scale_nets)]
+        shifts = [net(mods[:, i]) for i, net in enumerate(self.shift_nets)]
+        return self.inr(coords, scales, shifts).squeeze(-1)
+
+    def forward(self, graph: dict[str, torch.Tensor], coords: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(graph), coords)
+
+
+def build_model(size: str | PDEformerConfig) -> PDEformer:
+    """A PDEformer from a preset name (XS, S, M, L, XL) or a config."""
+    if isinstance(size, str):
+        if size not in PRESETS:
+            raise ValueError(f"unknown model size {size!r}; choose one of {sorted(PRESETS)}")
+        size = PRESETS[size]
+    return PDEformer(size)
+
+
+def num_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

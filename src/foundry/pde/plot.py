@@ -1,0 +1,41 @@
+"""Figures of predicted (and reference) solutions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def plot_prediction(arrays: dict[str, np.ndarray], title: str, path: str | Path) -> None:
+    """Heat map of u(t, x), the reference beside it when present, and three time slices."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    has_ref = "u_ref" in arrays
+    fig, axes = plt.subplots(1, 3 if has_ref else 2, figsize=(13 if has_ref else 9, 3.6))
+    t, x, u = arrays["t"], arrays["x"], arrays["u"]
+    panels = [("PDEformer", t, x, u)] + (
+        [("numerical solver", arrays["t_ref"], arrays["x_ref"], arrays["u_ref"])] if has_ref else []
+    )
+    vmin = min(p[3].min() for p in panels)
+    vmax = max(p[3].max() for p in panels)
+    for ax, (name, tt, xx, uu) in zip(axes, panels, strict=False):
+        im = ax.pcolormesh(xx, tt, uu, shading="auto", vmin=vmin, vmax=vmax, cmap="RdBu_r")
+        ax.set(xlabel="x", ylabel="t", title=name)
+        fig.colorbar(im, ax=ax)
+    ax = axes[-1]
+    for frac, color in zip((0.0, 0.5, 1.0), ("C0", "C1", "C2"), strict=True):
+        i = int(round(frac * (len(t) - 1)))
+        ax.plot(x, u[i], color=color, label=f"t={t[i]:.2f} model")
+        if has_ref:
+            j = int(round(frac * (len(arrays["t_ref"]) - 1)))
+            ax.plot(arrays["x_ref"], arrays["u_ref"][j], "--", color=color, label="solver")
+    ax.set(xlabel="x", ylabel="u")
+    ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,44 @@
+"""Training configuration (pydantic: validated once at the boundary, then read-only)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from foundry.pde.models.pdeformer import PRESETS
+
+
+class TrainConfig(BaseModel):
+    """Everything `foundry.pde.training.train.train` needs; one default per field, here."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    train_data: Path = Field(description="HDF5 file from `foundry pde generate`.")
+    test_data: Path | None = Field(None, description="Held-out HDF5 file for evaluation.")
+    out_dir: Path = Field(Path("out/pde/run"), description="Checkpoints and log go here.")
+    model_size: str = Field("XS", description="Preset name: XS, S, M, L or XL.")
+    batch_size: int = Field(16, gt=0, description="PDEs per step (per process under DDP).")
+    num_query_points: int = Field(2048, gt=0, description="Random (t, x) points per PDE per step.")
+    lr: float = Field(1e-3, gt=0, description="Peak Adam learning rate.")
+    warmup_steps: int = Field(300, ge=0, description="Linear warm-up steps before the cosine decay.")
+    max_steps: int = Field(10_000, gt=0, description="Total optimizer steps (the cosine's length).")
+    min_lr_ratio: float = Field(0.02, ge=0, le=1, description="Final lr as a fraction of the peak.")
+    grad_clip: float = Field(1.0, gt=0, description="Max global gradient norm.")
+    loss_eps: float = Field(0.05, gt=0, description="eps of the normalised RMSE loss.")
+    x_shift: bool = Field(True, description="Random circular x-shift augmentation (periodic data).")
+    log_every: int = Field(50, gt=0, description="Steps between log lines.")
+    eval_every: int = Field(1000, gt=0, description="Steps between held-out evaluations and checkpoints.")
+    eval_samples: int = Field(256, gt=0, description="Held-out samples used by periodic evaluations.")
+    max_minutes: float | None = Field(None, gt=0, description="Stop (and checkpoint) after this wall time.")
+    train_limit: int | None = Field(None, gt=0, description="Use only the first N training samples.")
+    seed: int = Field(0, description="Seed of initialisation and batch sampling.")
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
+    resume: bool = Field(True, description="Continue from out_dir/last.pt if it exists.")
+
+    @field_validator("model_size")
+    @classmethod
+    def _known_size(cls, v: str) -> str:
+        if v not in PRESETS:
+            raise ValueError(f"unknown model_size {v!r}; choose one of {sorted(PRESETS)}")
+        return v

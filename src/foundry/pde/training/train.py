@@ -1,0 +1,151 @@
+"""Train a PDEformer: ``train(cfg)`` is the whole loop.
+
+Single process by default; launched with ``torchrun --nproc_per_node=K`` it runs DDP (NCCL on
+GPUs, gloo on CPU), each rank drawing its own batches, rank 0 logging and checkpointing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from foundry.pde.data.dataset import PDEDataset
+from foundry.pde.losses.nrmse import normalized_rmse
+from foundry.pde.models.pdeformer import PRESETS, PDEformer
+from foundry.pde.training.config import TrainConfig
+from foundry.pde.training.evaluate import evaluate
+from foundry.pde.training.schedule import warmup_cosine
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _init_distributed(device: torch.device) -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world
+
+
+def save_checkpoint(path: Path, model: PDEformer, extra: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model_config": model.config.to_dict(), "model": model.state_dict(), **extra}, tmp)
+    tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Run training; returns a summary (steps, last loss, best held-out relative L2)."""
+    device = select_device(cfg.device)
+    rank, world = _init_distributed(device)
+    torch.manual_seed(cfg.seed)
+    model_cfg = PRESETS[cfg.model_size]
+    model = PDEformer(model_cfg).to(device)
+    data = PDEDataset(cfg.train_data, num_mod=model_cfg.num_mod, limit=cfg.train_limit)
+    test = PDEDataset(cfg.test_data, num_mod=model_cfg.num_mod) if cfg.test_data else None
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
+    )
+    out = Path(cfg.out_dir)
+    step, best = 0, float("inf")
+    if cfg.resume and (out / "last.pt").exists():
+        ckpt = torch.load(out / "last.pt", map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        step, best = ckpt["step"], ckpt["best_rel_l2"]
+    ddp = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ddp = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(cfg.model_dump_json(indent=1))
+    rng = np.random.default_rng([cfg.seed, rank, step])  # a resumed run does not replay old batches
+    log = open(out / "log.jsonl", "a") if rank == 0 else None  # noqa: SIM115
+    t_start, losses = time.time(), []
+
+    def checkpoint(rel_l2: float | None) -> None:
+        nonlocal best
+        state = {
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "step": step,
+            "train_config": cfg.model_dump(mode="json"),
+        }
+        if rel_l2 is not None and rel_l2 < best:
+            best = rel_l2
+            save_checkpoint(out / "best.pt", model, {"step": step, "rel_l2": rel_l2, "best_rel_l2": best})
+        save_checkpoint(out / "last.pt", model, {**state, "best_rel_l2": best})
+
+    while step < cfg.max_steps:
+        # ---- one optimizer step ----
+        model.train()
+        idx = rng.integers(0, len(data), size=cfg.batch_size)
+        graph, coords, labels = data.sample(idx, cfg.num_query_points, rng, cfg.x_shift, device)
+        loss = normalized_rmse(ddp(graph, coords), labels, cfg.loss_eps)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sched.step()
+        step += 1
+        losses.append(loss.item())
+        elapsed = time.time() - t_start
+        out_of_time = cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes
+        if world > 1:  # every rank must agree to stop, or the others would wait forever
+            import torch.distributed as dist
+
+            flag = torch.tensor([float(out_of_time)], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            out_of_time = bool(flag.item())
+        if rank != 0:
+            if out_of_time:
+                break
+            continue
+        # ---- logging, evaluation, checkpoints (rank 0) ----
+        record: dict = {}
+        if step % cfg.log_every == 0:
+            record = {
+                "step": step,
+                "loss": float(np.mean(losses)),
+                "lr": sched.get_last_lr()[0],
+                "grad_norm": float(grad_norm),
+                "elapsed_s": round(elapsed, 1),
+            }
+            losses = []
+        if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
+            rel = float(evaluate(model, test, cfg.eval_samples, device=device).mean()) if test else None
+            record.update({"step": step, "elapsed_s": round(elapsed, 1), "test_rel_l2": rel})
+            checkpoint(rel)
+        if record:
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+        if out_of_time:
+            break
+    if log:
+        log.close()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return {"step": step, "best_rel_l2": best, "out_dir": str(out)}
