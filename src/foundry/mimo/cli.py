@@ -42,7 +42,8 @@ def _load_config_file(path: Path) -> dict:
     return data
 
 
-def _validated(fields: dict, source: str):
+def _validated(fields: dict, config: Path | None):
+    """Build the SweepConfig; on failure raise BadParameter naming the offending option(s)."""
     from pydantic import ValidationError
 
     from foundry.mimo.sweep import SweepConfig
@@ -53,9 +54,19 @@ def _validated(fields: dict, source: str):
         problems = []
         for e in err.errors():
             loc = [str(x) for x in e["loc"] if not isinstance(x, int)]
-            name = "--" + loc[0].replace("_", "-") if loc else source
-            problems.append(f"{name}: {e['msg'].removeprefix('Value error, ')}")
-        raise typer.BadParameter("; ".join(problems), param_hint=source) from err
+            msg = e["msg"].removeprefix("Value error, ")
+            if loc:
+                names = ["--" + loc[0].replace("_", "-")]
+            elif "per_stream" in msg:  # cross-field checks of the model
+                names = ["--rate", "--user-antennas"]
+            else:
+                names = ["--bs-antennas", "--users", "--user-antennas"]
+            problems.append((", ".join(names), msg))
+        hint = ", ".join(dict.fromkeys(n for n, _ in problems))
+        if config is not None:
+            hint += f" (in --config {config})"
+        text = problems[0][1] if len(problems) == 1 else "; ".join(f"{n}: {m}" for n, m in problems)
+        raise typer.BadParameter(text, param_hint=hint) from err
 
 
 @app.command()
@@ -101,7 +112,7 @@ def sweep(
         "precoders": [p.strip().lower() for p in precoders.split(",") if p.strip()] if precoders else None,
     }
     fields.update({k: v for k, v in given.items() if v is not None})
-    cfg = _validated(fields, "--config" if config else "options")
+    cfg = _validated(fields, config)
 
     start = time.perf_counter()
     rows = sweep_mod.run(cfg)
