@@ -61,17 +61,22 @@ def train(cfg: TrainConfig) -> dict:
     data = PDEDataset(cfg.train_data, num_mod=model_cfg.num_mod, limit=cfg.train_limit)
     test = PDEDataset(cfg.test_data, num_mod=model_cfg.num_mod) if cfg.test_data else None
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: warmup_cosine(s, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio)
-    )
     out = Path(cfg.out_dir)
-    step, best = 0, float("inf")
+    step, best, elapsed_before = 0, float("inf"), 0.0
     if cfg.resume and (out / "last.pt").exists():
         ckpt = torch.load(out / "last.pt", map_location=device, weights_only=False)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        step, best = ckpt["step"], ckpt["best_rel_l2"]
+        step, best, elapsed_before = ckpt["step"], ckpt["best_rel_l2"], ckpt.get("elapsed_s", 0.0)
+    budget_s = 60 * cfg.max_minutes if cfg.max_minutes is not None else None
+
+    def set_lr(elapsed: float) -> float:
+        frac = elapsed / budget_s if budget_s else 0.0
+        lr = cfg.lr * warmup_cosine(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio, frac)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        return lr
+
     ddp = model
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
@@ -82,13 +87,13 @@ def train(cfg: TrainConfig) -> dict:
         (out / "config.json").write_text(cfg.model_dump_json(indent=1))
     rng = np.random.default_rng([cfg.seed, rank, step])  # a resumed run does not replay old batches
     log = open(out / "log.jsonl", "a") if rank == 0 else None  # noqa: SIM115
-    t_start, losses = time.time(), []
+    t_start, losses = time.time() - elapsed_before, []
 
     def checkpoint(rel_l2: float | None) -> None:
         nonlocal best
         state = {
             "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
+            "elapsed_s": time.time() - t_start,
             "step": step,
             "train_config": cfg.model_dump(mode="json"),
         }
@@ -103,11 +108,11 @@ def train(cfg: TrainConfig) -> dict:
         idx = rng.integers(0, len(data), size=cfg.batch_size)
         graph, coords, labels = data.sample(idx, cfg.num_query_points, rng, cfg.x_shift, device)
         loss = normalized_rmse(ddp(graph, coords), labels, cfg.loss_eps)
+        lr = set_lr(time.time() - t_start)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
-        sched.step()
         step += 1
         losses.append(loss.item())
         elapsed = time.time() - t_start
@@ -128,7 +133,7 @@ def train(cfg: TrainConfig) -> dict:
             record = {
                 "step": step,
                 "loss": float(np.mean(losses)),
-                "lr": sched.get_last_lr()[0],
+                "lr": lr,
                 "grad_norm": float(grad_norm),
                 "elapsed_s": round(elapsed, 1),
             }

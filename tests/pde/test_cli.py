@@ -1,0 +1,130 @@
+"""`foundry pde ...` end to end on tiny data; errors are clean messages, not tracebacks."""
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from foundry.cli import app
+from foundry.pde.graph.parser import parse_pde
+from foundry.pde.inference import default_checkpoint, load_model, predict
+from foundry.pde.models.pdeformer import build_model
+from foundry.pde.training.train import save_checkpoint
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ck") / "xs.pt"
+    save_checkpoint(path, build_model("XS"), {"step": 0})
+    return path
+
+
+def test_predict_writes_arrays_and_plot(ckpt, tmp_path):
+    out = tmp_path / "u.npz"
+    res = runner.invoke(
+        app,
+        [
+            "pde",
+            "predict",
+            "u_t + (0.5*u^2)_x - 0.01*u_xx = 0",
+            "--ic",
+            "sin(pi*x)",
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(ckpt),
+            "--nt",
+            "11",
+            "--nx",
+            "40",
+            "--reference",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    z = np.load(out)
+    assert z["u"].shape == (11, 40) and z["t"].shape == (11,) and z["x"].shape == (40,)
+    assert z["u_ref"].shape == (101, 128) and np.allclose(z["u_ref"][0], np.sin(np.pi * z["x_ref"]))
+    assert out.with_suffix(".png").stat().st_size > 1000
+    assert "relative L2" in res.output
+
+
+def test_predict_arbitrary_points_match_library(ckpt, tmp_path):
+    out = tmp_path / "p.npz"
+    res = runner.invoke(
+        app,
+        [
+            "pde",
+            "predict",
+            "u_t + u_x = 0",
+            "--ic",
+            "cos(pi*x)",
+            "--out",
+            str(out),
+            "--checkpoint",
+            str(ckpt),
+            "--t-points",
+            "0,0.25,1",
+            "--x-points",
+            "-1,0.3",
+            "--no-plot",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    model, _ = load_model(ckpt)
+    direct = predict(
+        model, parse_pde("u_t + u_x = 0", "cos(pi*x)"), np.array([0, 0.25, 1]), np.array([-1, 0.3])
+    )
+    np.testing.assert_allclose(np.load(out)["u"], direct, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["u_t + u_q = 0", "--ic", "x"], "'_q'"),
+        (["u_t + u_x = 0", "--ic", "sin(pi*y)"], "'y' at position 7"),
+        (["u_t + u_x = 0", "--ic", "x", "--t-points", "0,2"], "--t-points"),
+        (["u_t + u_x = 0", "--ic", "x", "--checkpoint", "/nonexistent.pt"], "not found"),
+    ],
+)
+def test_predict_errors_are_clean(args, message, tmp_path):
+    res = runner.invoke(app, ["pde", "predict", *args, "--out", str(tmp_path / "e.npz")])
+    assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output
+
+
+def test_generate_and_eval_commands(ckpt, tmp_path):
+    data = tmp_path / "d.h5"
+    res = runner.invoke(
+        app,
+        [
+            "pde",
+            "generate",
+            "--out",
+            str(data),
+            "--num-samples",
+            "3",
+            "--num-x",
+            "32",
+            "--num-t",
+            "6",
+            "--dt",
+            "1e-3",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["pde", "eval", "--data", str(data), "--checkpoint", str(ckpt)])
+    assert res.exit_code == 0, res.output
+    assert "3 samples: mean rel-L2" in res.output
+    res = runner.invoke(app, ["pde", "generate", "--out", str(data), "--num-x", "33"])
+    assert res.exit_code == 2 and "num_x must be even" in res.output
+    res = runner.invoke(app, ["pde", "train", "--train-data", str(data), "--model-size", "XXL"])
+    assert res.exit_code == 2 and "--model-size" in res.output
+
+
+def test_shipped_checkpoint_loads():
+    if not default_checkpoint().exists():
+        pytest.skip("no shipped checkpoint in this checkout")
+    model, meta = load_model()
+    assert model.config.num_mod == 3 and meta["rel_l2"] < 1.0
