@@ -7,6 +7,7 @@ place (``foundry.serve.EngineConfig``). Heavy imports (torch, fastapi) happen in
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -65,6 +66,10 @@ def _build_engine(config: Any):
         raise typer.BadParameter(str(e), param_hint="--model") from None
 
 
+def _exit_normally(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
 @app.callback(invoke_without_command=True)
 def serve(
     ctx: typer.Context,
@@ -112,6 +117,10 @@ def serve(
 
     engine = _build_engine(config)
     typer.echo(f"serving {engine.model_name} (policy {config.policy}) on http://{host}:{port}", err=True)
+    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler that was
+    # installed before it; make that handler a normal exit (status 0, buffered output flushed).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _exit_normally)
     uvicorn.run(
         create_app(engine, max_waiting=max_waiting),
         host=host,

@@ -134,28 +134,26 @@ def summarize(records: list[RequestRecord], info: dict[str, Any] | None = None) 
 
 
 def render_table(result: BenchResult):
-    """A rich ``Table`` of the result (import of rich kept local to the caller's process)."""
+    """A rich ``Table`` of the result, its summary line as the caption."""
     from rich.table import Table
 
     title = "foundry serve bench" + (f" ({result.info['target']})" if "target" in result.info else "")
-    table = Table(title=title)
+    table = Table(title=title, caption_justify="left")
     table.add_column("metric")
     for col in ("mean", "p50", "p95", "p99"):
         table.add_column(col, justify="right")
-    for name, stats, unit in (
-        ("TTFT", result.ttft_s, "ms"),
-        ("TPOT", result.tpot_s, "ms"),
-        ("E2E latency (JCT)", result.e2e_s, "s"),
-        ("s per output token", result.s_per_output_token, "s"),
+    for name, stats, scale, digits in (
+        ("TTFT (ms)", result.ttft_s, 1000.0, 1),
+        ("TPOT (ms)", result.tpot_s, 1000.0, 2),
+        ("E2E latency, JCT (s)", result.e2e_s, 1.0, 3),
+        ("s per output token", result.s_per_output_token, 1.0, 4),
     ):
-        k = 1000.0 if unit == "ms" else 1.0
         table.add_row(
-            f"{name} [{unit}]",
-            *(f"{v * k:.3f}" for v in (stats.mean, stats.p50, stats.p95, stats.p99)),
+            name, *(f"{v * scale:.{digits}f}" for v in (stats.mean, stats.p50, stats.p95, stats.p99))
         )
     table.caption = (
-        f"{result.num_completed}/{result.num_requests} completed, {result.num_failed} failed in "
-        f"{result.duration_s:.2f} s · {result.request_throughput:.2f} req/s · "
+        f"{result.num_completed}/{result.num_requests} completed, {result.num_failed} failed, "
+        f"{result.duration_s:.2f} s\n{result.request_throughput:.2f} req/s, "
         f"{result.output_throughput:.1f} output tok/s"
     )
     return table

@@ -1,0 +1,175 @@
+"""AsyncEngine: the engine stepped in one background thread, requests as asyncio streams."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from foundry.serve import EngineConfig, LLMEngine, SamplingParams
+from foundry.serve.async_engine import AsyncEngine, EngineDeadError, QueueFullError
+
+CONFIG = EngineConfig(max_num_seqs=2, max_model_len=256, num_device_blocks=64)
+GREEDY = SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True)
+
+
+@pytest.fixture(scope="module")
+def offline() -> LLMEngine:
+    return LLMEngine(CONFIG)
+
+
+def started(max_waiting: int = 64) -> AsyncEngine:
+    engine = AsyncEngine(LLMEngine(CONFIG), max_waiting=max_waiting)
+    engine.start()
+    return engine
+
+
+async def until(cond, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+def assert_clean(engine: AsyncEngine) -> None:
+    bm = engine.engine.block_manager
+    assert bm.num_free_device_blocks == bm.device.num_blocks
+    bm.check_invariants()
+
+
+def test_concurrent_streams_match_the_offline_engine(offline: LLMEngine) -> None:
+    prompts = ["alpha", "beta gamma", "delta", "epsilon zeta eta", "theta"]
+    want = [o.text for o in offline.generate(prompts, GREEDY)]
+    engine = started()
+
+    async def one(i: int, prompt: str) -> tuple[str, list]:
+        outs = [o async for o in engine.generate(f"r{i}", prompt, GREEDY)]
+        return outs[-1].text, outs
+
+    async def main() -> list:
+        return await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        engine.shutdown()
+    assert [text for text, _ in results] == want
+    for _, outs in results:
+        assert outs[-1].finished and not any(o.finished for o in outs[:-1])
+        assert sum(len(o.new_token_ids) for o in outs) == 8 == len(outs[-1].output_token_ids)
+        assert "".join(o.new_text for o in outs) == outs[-1].text
+    assert_clean(engine)
+
+
+def test_rejected_request_raises_the_engines_error_naming_the_field() -> None:
+    engine = started()
+
+    async def main() -> None:
+        with pytest.raises(ValueError, match="^temperature:"):
+            await engine.add_request("bad", "x", SamplingParams(temperature=-1.0))
+        with pytest.raises(ValueError, match="^prompt:"):
+            await engine.add_request("empty", [], GREEDY)
+        stream = await engine.add_request("dup", "x", GREEDY)
+        with pytest.raises(ValueError, match="^request_id:"):
+            await engine.add_request("dup", "x", GREEDY)
+        assert (await _last(stream)).finished
+
+    try:
+        asyncio.run(main())
+    finally:
+        engine.shutdown()
+
+
+async def _last(stream):
+    return [out async for out in stream][-1]
+
+
+def test_cancel_and_early_exit_abort_and_free_blocks() -> None:
+    engine = started()
+    long = SamplingParams(max_tokens=200, temperature=0.0, ignore_eos=True)
+
+    async def main() -> None:
+        stream = await engine.add_request("a", "cancel me", long)
+        await stream.__anext__()
+        stream.cancel()
+        async for out in engine.generate("b", "leave early", long):
+            assert not out.finished
+            break  # the generator's finally aborts the request
+        await until(lambda: engine.stats().num_aborted == 2)
+        await until(lambda: engine.stats().device_kv_usage == 0.0)
+
+    try:
+        asyncio.run(main())
+    finally:
+        engine.shutdown()
+    assert engine.stats().num_finished == 0
+    assert_clean(engine)
+
+
+def test_waiting_queue_is_bounded() -> None:
+    engine = started(max_waiting=2)  # max_num_seqs=2: two run, two may wait, the fifth is refused
+    long = SamplingParams(max_tokens=200, temperature=0.0, ignore_eos=True)
+
+    async def main() -> None:
+        streams = [await engine.add_request(f"run{i}", "busy", long) for i in range(2)]
+        await until(lambda: engine.stats().num_running == 2)
+        streams += [await engine.add_request(f"wait{i}", "busy", long) for i in range(2)]
+        assert engine.num_waiting() == 2
+        with pytest.raises(QueueFullError) as e:
+            await engine.add_request("refused", "busy", long)
+        assert e.value.retry_after == engine.retry_after_s
+        streams[0].cancel()  # a running request leaves, a waiting one is admitted, a slot frees up
+        await until(lambda: engine.num_waiting() == 1)
+        streams.append(await engine.add_request("admitted", "busy", long))
+        for s in streams:
+            s.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        engine.shutdown()
+
+
+def test_shutdown_fails_open_streams_and_refuses_new_requests() -> None:
+    engine = started()
+    long = SamplingParams(max_tokens=200, temperature=0.0, ignore_eos=True)
+
+    async def main() -> None:
+        stream = await engine.add_request("open", "x", long)
+        await stream.__anext__()
+        await asyncio.to_thread(engine.shutdown)
+        with pytest.raises(EngineDeadError):
+            async for _ in stream:
+                pass
+        with pytest.raises(EngineDeadError):
+            await engine.add_request("late", "x", long)
+
+    asyncio.run(main())
+    assert not engine.is_alive and engine.error is None
+    assert_clean(engine)
+
+
+def test_a_failing_step_stops_the_thread_and_fails_every_stream() -> None:
+    llm = LLMEngine(CONFIG)
+    engine = AsyncEngine(llm)
+    real_step, calls = llm.step, []
+
+    def flaky_step():
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("device lost")
+        return real_step()
+
+    llm.step = flaky_step
+    engine.start()
+
+    async def main() -> None:
+        stream = await engine.add_request("x", "x", SamplingParams(max_tokens=50, ignore_eos=True))
+        with pytest.raises(EngineDeadError, match="device lost"):
+            async for _ in stream:
+                pass
+
+    asyncio.run(main())
+    engine.shutdown()
+    assert isinstance(engine.error, RuntimeError) and not engine.is_alive

@@ -1,0 +1,158 @@
+"""`foundry serve` and `foundry serve bench` from the command line."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from foundry.cli import app
+
+runner = CliRunner()
+
+
+def test_serve_help_lists_the_engine_limits() -> None:
+    r = runner.invoke(app, ["serve", "--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    for opt in (
+        "--model",
+        "--policy",
+        "--host",
+        "--port",
+        "--max-num-seqs",
+        "--max-num-batched-tokens",
+        "--block-size",
+        "--num-device-blocks",
+        "--max-model-len",
+        "--max-waiting",
+    ):
+        assert opt in r.output, opt
+    assert "bench" in r.output
+
+
+def test_bench_in_process_json_is_the_only_stdout() -> None:
+    r = runner.invoke(
+        app,
+        [
+            "serve",
+            "bench",
+            "--in-process",
+            "--num-requests",
+            "4",
+            "--rate",
+            "inf",
+            "--prompt-len",
+            "8",
+            "--output-len",
+            "3",
+            "--max-model-len",
+            "64",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["num_completed"] == 4 and result["total_output_tokens"] == 12
+    assert set(result["ttft_s"]) == {"mean", "p50", "p95", "p99"}
+
+
+def test_bench_table_output() -> None:
+    r = runner.invoke(
+        app,
+        [
+            "serve",
+            "bench",
+            "--in-process",
+            "--num-requests",
+            "3",
+            "--rate",
+            "50",
+            "--prompt-len",
+            "8",
+            "--output-len",
+            "3",
+            "--max-model-len",
+            "64",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    assert "TTFT (ms)" in r.stdout and "3/3 completed" in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["serve", "bench"], "--url"),
+        (["serve", "bench", "--in-process", "--url", "http://127.0.0.1:1"], "--url"),
+        (["serve", "bench", "--in-process", "--policy", "lifo"], "--policy"),
+        (["serve", "bench", "--in-process", "--workload", "zipf"], "--workload"),
+        (["serve", "bench", "--in-process", "--cv", "0"], "--cv"),
+        (["serve", "bench", "--in-process", "--trace", "/nonexistent.csv"], "--trace"),
+        (["serve", "bench", "--url", "http://127.0.0.1:9", "--num-requests", "1"], "--url"),
+        (["serve", "--block-size", "0"], "--block-size"),
+        (["serve", "--model", "/nonexistent/checkpoint"], "--model"),
+    ],
+)
+def test_bad_options_exit_with_a_message_naming_the_option(args: list[str], option: str) -> None:
+    r = runner.invoke(app, args)
+    assert r.exit_code != 0
+    assert option in r.output and "Traceback" not in r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_answers_and_shuts_down_cleanly_on_sigterm() -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "foundry.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--max-model-len",
+            "128",
+            "--log-level",
+            "info",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "server did not come up"
+            time.sleep(0.1)
+        r = httpx.post(
+            f"{url}/v1/completions", json={"model": "foundry-tiny", "prompt": "hi", "max_tokens": 3}
+        )
+        assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] >= 1
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0  # graceful: lifespan shutdown stopped the engine thread
+        assert "Application shutdown complete" in out + err and "Traceback" not in out + err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
