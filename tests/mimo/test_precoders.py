@@ -106,3 +106,11 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="do not split into users of 4"):
         precoders.build("bd", H[:, :6], Hbar[:, :12], 1.0, user_antennas=4)
     assert precoders.build("mmse", H, Hbar, 1.0).shape == (20, 32, 40)  # MMSE/MF need no rank
+
+
+@pytest.mark.parametrize("name", precoders.PRECODERS)
+def test_every_precoder_returns_a_real_2n_by_2m_matrix(name):
+    H, _, G = setup(batch=3, k=3, mk=2, n=10)
+    P = precoders.build(name, H, G, snr=10.0, user_antennas=2)
+    assert P.shape == (3, 20, 12) and P.dtype == np.float64
+    assert np.all(np.isfinite(P))
