@@ -96,6 +96,7 @@ def test_bench_table_output() -> None:
         (["serve", "bench", "--in-process", "--cv", "0"], "--cv"),
         (["serve", "bench", "--in-process", "--trace", "/nonexistent.csv"], "--trace"),
         (["serve", "bench", "--url", "http://127.0.0.1:9", "--num-requests", "1"], "--url"),
+        (["serve", "bench", "--url", "http://127.0.0.1:9", "--wait", "0.3", "--num-requests", "1"], "--url"),
         (["serve", "--block-size", "0"], "--block-size"),
         (["serve", "--model", "/nonexistent/checkpoint"], "--model"),
     ],

@@ -133,6 +133,9 @@ def serve(
 @app.command()
 def bench(
     url: Annotated[str | None, typer.Option(help="Server base URL, e.g. http://127.0.0.1:8000.")] = None,
+    wait: Annotated[
+        float, typer.Option(help="With --url: wait up to this many seconds for the server to be healthy.")
+    ] = 0.0,
     in_process: Annotated[
         bool, typer.Option("--in-process", help="Drive an engine in this process.")
     ] = False,
@@ -220,7 +223,7 @@ def bench(
         )
         target: Any = InProcessTarget(_build_engine(config))
     else:
-        target = HttpTarget(url.rstrip("/"), model=model)
+        target = HttpTarget(url.rstrip("/"), model=model, wait_s=wait)
     info = {
         "rate": rate,
         "cv": cv,

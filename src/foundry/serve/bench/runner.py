@@ -33,6 +33,7 @@ class HttpTarget:
     url: str  # e.g. http://127.0.0.1:8000
     model: str | None = None  # None: the first model /v1/models lists
     timeout_s: float = 600.0
+    wait_s: float = 0.0  # wait up to this long for /health to answer 200 before starting
 
     def describe(self) -> str:
         return f"http {self.url}"
@@ -90,6 +91,22 @@ async def _open_loop(workload: Workload, send) -> list[RequestRecord]:
 # --- HTTP --------------------------------------------------------------------------------------------
 
 
+async def _wait_healthy(client: Any, wait_s: float) -> None:
+    import httpx
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if (await client.get("/health")).status_code == 200:
+                return
+        except httpx.TransportError:
+            if time.monotonic() >= deadline:
+                raise
+        if time.monotonic() >= deadline:
+            return  # answered, but not healthy: let the requests report what happens
+        await asyncio.sleep(0.1)
+
+
 async def _resolve_model(client: Any, target: HttpTarget) -> str:
     if target.model is not None:
         return target.model
@@ -103,6 +120,8 @@ async def _run_http(workload: Workload, prompts: list[list[int]], target: HttpTa
 
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
     async with httpx.AsyncClient(base_url=target.url, timeout=target.timeout_s, limits=limits) as client:
+        if target.wait_s > 0:
+            await _wait_healthy(client, target.wait_s)
         model = await _resolve_model(client, target)
 
         async def send(i: int, spec: RequestSpec, t0: float) -> RequestRecord:
