@@ -8,6 +8,7 @@ import typer
 
 from foundry import __version__
 from foundry.mimo.cli import app as mimo_app
+from foundry.pde.cli import app as pde_app
 from foundry.serve.cli import app as serve_app
 
 app = typer.Typer(
@@ -17,6 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(mimo_app, name="mimo")
+app.add_typer(pde_app, name="pde")
 app.add_typer(serve_app, name="serve")
 
 
