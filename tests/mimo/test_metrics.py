@@ -81,3 +81,31 @@ def test_bad_inputs():
         metrics.ber(np.eye(4)[None], 0.1, "64qam", 10, np.random.default_rng(0))
     with pytest.raises(ValueError, match="num_symbols"):
         metrics.ber(np.eye(4)[None], 0.1, "qpsk", 0, np.random.default_rng(0))
+
+
+def test_rates_broadcast_over_snr_and_match_the_general_logdet():
+    rng = np.random.default_rng(4)
+    H = channel.rayleigh(rng, 6, 8, 12)
+    g, th = iq_imbalance.draw_iq_params(rng, 6, 12, 0.1, 0.2)
+    G = iq_imbalance.effective_channel(H, *iq_imbalance.iq_coefficients(g, th, 0.1))
+    E = G @ precoders.normalize(precoders.build("mmse", H, G, 10.0))
+    noise = np.array([1.0, 0.1, 0.01])
+    every = metrics.sum_rate(E, noise[:, None])
+    assert every.shape == (3, 6)
+    for i, nv in enumerate(noise):
+        np.testing.assert_allclose(every[i], metrics.sum_rate(E, nv))
+        np.testing.assert_allclose(
+            metrics.stream_sum_rate(E, noise[:, None])[i], metrics.stream_sum_rate(E, nv)
+        )
+    # the 2×2 closed-form determinant agrees with slogdet (users of 2 antennas use slogdet, 4×4 blocks)
+    for mk in (1, 2):
+        rates = metrics.user_rates(E, 0.1, user_antennas=mk)
+        rows = np.arange(8).reshape(-1, mk)
+        for k, r in enumerate(rows):
+            idx = np.concatenate([r, r + 8])
+            Ek = E[:, idx, :]
+            own = Ek[:, :, idx]
+            tot = 0.5 * Ek @ Ek.swapaxes(1, 2) + 0.05 * np.eye(2 * mk)
+            q = tot - 0.5 * own @ own.swapaxes(1, 2)
+            expected = 0.5 * np.log2(np.linalg.det(tot) / np.linalg.det(q))
+            np.testing.assert_allclose(rates[:, k], expected, rtol=1e-10)

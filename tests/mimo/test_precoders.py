@@ -114,3 +114,18 @@ def test_every_precoder_returns_a_real_2n_by_2m_matrix(name):
     P = precoders.build(name, H, G, snr=10.0, user_antennas=2)
     assert P.shape == (3, 20, 12) and P.dtype == np.float64
     assert np.all(np.isfinite(P))
+
+
+@pytest.mark.parametrize("mode", ["global", "per_stream"])
+@pytest.mark.parametrize("name", ["zf", "mmse", "mf", "wl-zf", "wl-mmse", "wl-mf"])
+def test_gram_gains_equal_the_explicit_precoder(name, mode):
+    H, Hbar, G = setup(batch=7)
+    X = G if name.startswith("wl-") else Hbar
+    A, W = G @ X.swapaxes(1, 2), X @ X.swapaxes(1, 2)
+    snrs = np.array([1.0, 30.0, 1000.0])
+    fast = precoders.gram_gains(name.removeprefix("wl-"), A, W, 6 / snrs, mode)
+    for i, rho in enumerate(snrs):
+        explicit = G @ precoders.normalize(precoders.build(name, H, G, rho), mode)
+        np.testing.assert_allclose(fast[i] if fast.ndim == 4 else fast, explicit, atol=1e-10)
+    with pytest.raises(ValueError, match="gram_gains covers"):
+        precoders.gram_gains("bd", A, W)

@@ -16,7 +16,7 @@ Modulation = Literal["qpsk", "16qam"]
 _BITS_PER_AXIS = {"qpsk": 1, "16qam": 2}
 
 
-def user_rates(E: np.ndarray, noise_var: float, user_antennas: int = 1) -> np.ndarray:
+def user_rates(E: np.ndarray, noise_var: float | np.ndarray, user_antennas: int = 1) -> np.ndarray:
     """Rate of each user, decoding its Re/Im dimensions jointly with Gaussian signalling.
 
     R_k = ½·log2 det(I + Q_k⁻¹S_k), S_k = ½E_kkE_kkᵀ, Q_k = ½Σ_{j≠k}E_kjE_kjᵀ + (σ_n²/2)I, computed as
@@ -24,41 +24,49 @@ def user_rates(E: np.ndarray, noise_var: float, user_antennas: int = 1) -> np.nd
 
     Parameters
     ----------
-    E : (B, 2M, 2M) real received gains
-    noise_var : σ_n² per complex receive antenna (1/ρ for unit transmit power)
+    E : (..., 2M, 2M) real received gains, e.g. (B, 2M, 2M)
+    noise_var : σ_n² per complex receive antenna (1/ρ for unit transmit power); a scalar or an array
+        broadcastable against E.shape[:-2], e.g. (S, 1) to get every SNR at once
 
     Returns
     -------
-    (B, K) bit/s/Hz
+    (..., K) bit/s/Hz, the broadcast of E.shape[:-2] and noise_var's shape
     """
     num_streams = E.shape[-1] // 2
     rows = user_rows(num_streams // user_antennas, user_antennas, real=True)  # [K, 2Mk]
-    Ek = E[:, rows, :]  # [B, K, 2Mk, 2M]
-    own = E[:, rows[:, :, None], rows[:, None, :]]  # [B, K, 2Mk, 2Mk]
-    eye = np.eye(rows.shape[1])
-    total = 0.5 * Ek @ np.swapaxes(Ek, -1, -2) + 0.5 * noise_var * eye
+    block = (Ellipsis, rows[:, :, None], rows[:, None, :])
+    own = E[block]  # [..., K, 2Mk, 2Mk]
+    received = 0.5 * E @ np.swapaxes(E, -1, -2)  # all streams, [..., 2M, 2M]
+    noise = 0.5 * np.asarray(noise_var, dtype=float)[..., None, None, None] * np.eye(rows.shape[1])
+    total = received[block] + noise
     interference = total - 0.5 * own @ np.swapaxes(own, -1, -2)
-    _, logdet_total = np.linalg.slogdet(total)
-    _, logdet_interf = np.linalg.slogdet(interference)
-    return 0.5 * (logdet_total - logdet_interf) / np.log(2.0)
+    return 0.5 * (_logdet(total) - _logdet(interference)) / np.log(2.0)
 
 
-def sum_rate(E: np.ndarray, noise_var: float, user_antennas: int = 1) -> np.ndarray:
-    """Sum over users of `user_rates`: (B,) bit/s/Hz per channel use."""
+def sum_rate(E: np.ndarray, noise_var: float | np.ndarray, user_antennas: int = 1) -> np.ndarray:
+    """Sum over users of `user_rates`: (...,) bit/s/Hz per channel use."""
     return user_rates(E, noise_var, user_antennas).sum(axis=-1)
 
 
-def stream_sum_rate(E: np.ndarray, noise_var: float) -> np.ndarray:
+def stream_sum_rate(E: np.ndarray, noise_var: float | np.ndarray) -> np.ndarray:
     """Per-real-stream variant: Σ_i ½·log2(1 + SINR_i), SINR_i = E_ii² / (Σ_{j≠i} E_ij² + σ_n²).
 
     Receive dimension i decodes stream i alone, so a user's own image counts as interference (close to a
     conventional receiver). Meaningful when each receive antenna carries its own stream (single-antenna
-    users, or ZF-type precoders). Returns (B,).
+    users, or ZF-type precoders). Broadcasts like `user_rates`; returns (...,).
     """
     power = E**2
     signal = np.diagonal(power, axis1=-2, axis2=-1)
     interference = power.sum(axis=-1) - signal
-    return 0.5 * np.log2(1.0 + signal / (interference + noise_var)).sum(axis=-1)
+    noise = np.asarray(noise_var, dtype=float)[..., None]
+    return 0.5 * np.log2(1.0 + signal / (interference + noise)).sum(axis=-1)
+
+
+def _logdet(X: np.ndarray) -> np.ndarray:
+    """ln det of symmetric positive-definite blocks; 2×2 blocks (single-antenna users) in closed form."""
+    if X.shape[-1] == 2:
+        return np.log(X[..., 0, 0] * X[..., 1, 1] - X[..., 0, 1] * X[..., 1, 0])
+    return np.linalg.slogdet(X)[1]
 
 
 # --- uncoded BER --------------------------------------------------------------------------------------

@@ -122,6 +122,42 @@ def build(
     return P if wl else real_matrix(P)
 
 
+def gram_gains(
+    base: str, A: np.ndarray, W: np.ndarray, reg: float | np.ndarray = 0.0, mode: Normalization = "global"
+) -> np.ndarray:
+    """Received gains E = G·P̄ of normalised ZF, MMSE or MF without forming the 2N×2M precoder.
+
+    Speed trick for sweeps. With X̄ the real channel the precoder is built on (H̄, or G for WL), these
+    precoders are P̄ = X̄ᵀC with C = (W + ξI)⁻¹ (ξ = 0: ZF) or C = I (MF), W = X̄X̄ᵀ. Given the
+    SNR-independent Gram products A = G·X̄ᵀ and W (B, 2M, 2M), E = A·C and the column powers are
+    ½·diag(CWC). One eigendecomposition W = UΛUᵀ serves every ξ: C = U·diag(1/(λ+ξ))·Uᵀ. Equals
+    `G @ normalize(build(...), mode)` (tested); ZF needs W invertible (M ≤ N), which callers check.
+
+    Parameters
+    ----------
+    reg : ξ, a scalar or an array of S values (MMSE over several SNRs at once)
+
+    Returns
+    -------
+    (B, 2M, 2M) real, or (S, B, 2M, 2M) for an array `reg`; unit transmit power
+    """
+    if base == "mf":
+        E, col_power = A, 0.5 * np.diagonal(W, axis1=-2, axis2=-1)
+    elif base in ("zf", "mmse"):
+        lam, U = np.linalg.eigh(W)  # [B, 2M], [B, 2M, 2M]
+        xi = 0.0 if base == "zf" else np.asarray(reg, dtype=float)[..., None, None]
+        d = 1.0 / (lam + xi)  # [(S,) B, 2M]
+        E = ((A @ U) * d[..., None, :]) @ np.swapaxes(U, -1, -2)
+        col_power = 0.5 * ((U**2) @ (lam * d**2)[..., None])[..., 0]
+    else:
+        raise ValueError(f"gram_gains covers zf, mmse and mf, got {base!r}")
+    if mode == "global":
+        return E / np.sqrt(col_power.sum(axis=-1))[..., None, None]
+    if mode == "per_stream":
+        return E / np.sqrt(W.shape[-1] * col_power)[..., None, :]
+    raise ValueError(f"normalization must be 'global' or 'per_stream', got {mode!r}")
+
+
 def normalize(Pbar: np.ndarray, mode: Normalization = "global", power: float = 1.0) -> np.ndarray:
     """Scale a real precoder (B, 2N, 2M) to the transmit power P = ½·Tr(P̄P̄ᵀ).
 

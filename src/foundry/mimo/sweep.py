@@ -78,9 +78,10 @@ def simulate(cfg: SweepConfig) -> dict[tuple[str, str], np.ndarray]:
     for start in range(0, cfg.draws, cfg.chunk):
         stop = min(start + cfg.chunk, cfg.draws)
         H, G = draw(cfg, rng, stop - start)
+        grams = gram_products(G)
         for name in cfg.precoders:
-            for iq in IQ_MODES:
-                out[name, iq][:, start:stop] = rates_over_snr(cfg, name, H, G[iq], snr)
+            for iq, r in rates_over_snr(cfg, name, H, G, snr, grams).items():
+                out[name, iq][:, start:stop] = r
     return out
 
 
@@ -96,19 +97,52 @@ def draw(cfg: SweepConfig, rng: np.random.Generator, batch: int) -> tuple[np.nda
     return H, {"ideal": iq_imbalance.effective_channel(H), "iqi": iq_imbalance.effective_channel(H, a1, a2)}
 
 
-def rates_over_snr(cfg: SweepConfig, name: str, H: np.ndarray, G: np.ndarray, snr: np.ndarray) -> np.ndarray:
-    """Sum rate (S, B) of one precoder on effective channel G at each linear SNR."""
-    depends_on_snr = name.removeprefix("wl-") == "mmse"
-    rates = np.empty((snr.size, H.shape[0]))
-    E = None
-    for i, rho in enumerate(snr):
-        if E is None or depends_on_snr:
-            P = precoders.build(name, H, G, float(rho), cfg.user_antennas)
-            E = G @ precoders.normalize(P, cfg.normalization)
-        if cfg.rate == "logdet":
-            rates[i] = metrics.sum_rate(E, 1.0 / rho, cfg.user_antennas)
+def gram_products(G: dict[str, np.ndarray]) -> dict[tuple[bool, str], tuple[np.ndarray, np.ndarray]]:
+    """(A, W) for `precoders.gram_gains`, keyed by (is WL, IQ mode): conventional precoders are built on
+    H̄ = G["ideal"], WL ones on the G they are evaluated on. Three (2M×2N)·(2N×2M) products per batch."""
+    Hbar = G["ideal"]
+    W_ideal = Hbar @ np.swapaxes(Hbar, -1, -2)
+    out = {}
+    for iq, Gm in G.items():
+        W_wl = W_ideal if iq == "ideal" else Gm @ np.swapaxes(Gm, -1, -2)
+        A_conv = W_ideal if iq == "ideal" else Gm @ np.swapaxes(Hbar, -1, -2)
+        out[False, iq] = (A_conv, W_ideal)
+        out[True, iq] = (W_wl, W_wl)
+    return out
+
+
+def rates_over_snr(
+    cfg: SweepConfig,
+    name: str,
+    H: np.ndarray,
+    G: dict[str, np.ndarray],
+    snr: np.ndarray,
+    grams: dict | None = None,
+) -> dict[str, np.ndarray]:
+    """Sum rate (S, B) of one precoder at every linear SNR, for each effective channel in G (by IQ mode).
+
+    ZF/MMSE/MF go through `precoders.gram_gains` (no 2N×2M precoder is formed; MMSE gets all SNRs from
+    one eigendecomposition); BD builds its precoder, once for the conventional version (it depends on H
+    only) and once per G for WL-BD. Rates for all SNRs come from one broadcast `metrics` call.
+    """
+    wl, base = name.startswith("wl-"), name.removeprefix("wl-")
+    grams = grams if grams is not None else gram_products(G)
+    noise = (1.0 / snr)[:, None]  # [S, 1]: broadcasts against the batch axis
+    shared = None
+    if base == "bd" and not wl:
+        shared = precoders.build(name, H, H, 1.0, cfg.user_antennas)
+    rates = {}
+    for iq, Gm in G.items():
+        if base == "bd":
+            P = precoders.build(name, H, Gm, 1.0, cfg.user_antennas) if wl else shared
+            E = Gm @ precoders.normalize(P, cfg.normalization)  # [B, 2M, 2M]
         else:
-            rates[i] = metrics.stream_sum_rate(E, 1.0 / rho)
+            A, W = grams[wl, iq]
+            E = precoders.gram_gains(base, A, W, cfg.num_streams / snr, cfg.normalization)  # [(S,) B, 2M, 2M]
+        if cfg.rate == "logdet":
+            rates[iq] = metrics.sum_rate(E, noise, cfg.user_antennas)
+        else:
+            rates[iq] = metrics.stream_sum_rate(E, noise)
     return rates
 
 
