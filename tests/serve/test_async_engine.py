@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -173,3 +174,22 @@ def test_a_failing_step_stops_the_thread_and_fails_every_stream() -> None:
     asyncio.run(main())
     engine.shutdown()
     assert isinstance(engine.error, RuntimeError) and not engine.is_alive
+
+
+def test_call_runs_on_the_engine_thread_between_steps() -> None:
+    engine = started()
+
+    async def main() -> None:
+        stream = await engine.add_request("busy", "x", SamplingParams(max_tokens=30, ignore_eos=True))
+        name = await engine.call(lambda e: threading.current_thread().name)
+        assert name == "foundry-engine"
+        steps = await engine.call(lambda e: e.stats().num_steps)
+        assert isinstance(steps, int)
+        with pytest.raises(ZeroDivisionError):
+            await engine.call(lambda e: 1 / 0)
+        assert (await _last(stream)).finished  # the engine kept serving around the calls
+
+    try:
+        asyncio.run(main())
+    finally:
+        engine.shutdown()

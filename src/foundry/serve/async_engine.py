@@ -1,10 +1,11 @@
 """Drive an ``LLMEngine`` from one background thread and expose its requests as asyncio streams.
 
 The engine is not thread-safe, so only the engine thread ever touches it. Other threads (the server's
-event loop) hand it work through two small lock-guarded buffers: requests to add and ids to abort. The
-thread applies both between steps, then runs ``engine.step()`` and pushes each ``RequestOutput`` to its
-request's asyncio queue with ``loop.call_soon_threadsafe``. When nothing is left to run the thread sleeps
-on an event until new work arrives.
+event loop) hand it work through small lock-guarded buffers: requests to add, ids to abort, and
+functions to run on the engine (``call``, e.g. a weight update). The thread applies them between
+steps, then runs ``engine.step()`` and pushes each ``RequestOutput`` to its request's asyncio queue
+with ``loop.call_soon_threadsafe``. When nothing is left to run it sleeps on an event until new work
+arrives.
 
 Admission control: at most ``max_waiting`` requests may wait for admission (not yet handed to the engine,
 plus the engine's own waiting queue as of its latest step); beyond that ``add_request`` raises
@@ -46,13 +47,17 @@ class _PendingAdd:
     stream: RequestStream
 
 
-def _resolve(fut: asyncio.Future, error: BaseException | None) -> None:
+def _settle(fut: asyncio.Future, result: Any, error: BaseException | None) -> None:
     if fut.done():
         return
     if error is None:
-        fut.set_result(None)
+        fut.set_result(result)
     else:
         fut.set_exception(error)
+
+
+def _resolve(fut: asyncio.Future, error: BaseException | None) -> None:
+    _settle(fut, None, error)
 
 
 @dataclass
@@ -113,6 +118,7 @@ class AsyncEngine:
         self._stop = threading.Event()
         self._pending: dict[str, _PendingAdd] = {}
         self._aborts: set[str] = set()
+        self._calls: list[tuple[Callable[[Any], Any], asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._streams: dict[str, tuple[asyncio.AbstractEventLoop, RequestStream]] = {}
         self._stats = engine.stats()
         self._error: BaseException | None = None
@@ -195,7 +201,32 @@ class AsyncEngine:
             self._send(pending.loop, _resolve, pending.accepted, asyncio.CancelledError())
         self._wake.set()
 
+    async def call(self, fn: Callable[[Any], Any]) -> Any:
+        """Run ``fn(engine)`` in the engine thread between two steps and return its result.
+
+        The one safe way to touch the engine while it runs, e.g. to load new weights
+        (``lambda e: e.load_weights(state_dict, version)``) or to read its block manager.
+        """
+        if not self.is_alive:
+            raise EngineDeadError("engine is not running")
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        with self._lock:
+            self._calls.append((fn, loop, fut))
+        self._wake.set()
+        return await fut
+
     # --- the engine thread ---------------------------------------------------------------------------
+
+    def _run_calls(self) -> None:
+        with self._lock:
+            calls, self._calls = self._calls, []
+        for fn, loop, fut in calls:
+            try:
+                result, error = fn(self.engine), None
+            except Exception as e:
+                result, error = None, e
+            self._send(loop, _settle, fut, result, error)
 
     def _send(self, loop: asyncio.AbstractEventLoop, fn: Callable, *args: Any) -> bool:
         try:
@@ -242,6 +273,7 @@ class AsyncEngine:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                self._run_calls()
                 self._apply_pending()
                 if not self.engine.has_unfinished_requests():
                     self._wake.wait(timeout=1.0)
@@ -269,6 +301,9 @@ class AsyncEngine:
             streams, self._streams = self._streams, {}
             for add in pending.values():
                 self._send(add.loop, _resolve, add.accepted, error)
+            calls, self._calls = self._calls, []
+            for _, loop, fut in calls:
+                self._send(loop, _settle, fut, None, error)
             for request_id, (loop, stream) in streams.items():
                 if self._error is None:
                     self.engine.abort_request(request_id)
