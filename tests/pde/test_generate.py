@@ -78,3 +78,15 @@ def test_x_shift_moves_solution_and_functions_together(tmp_path):
     xi = np.searchsorted(ds.x, coords[0, at0, 1].numpy())
     np.testing.assert_allclose(labels[0, at0].numpy(), ic[xi, 1].numpy(), atol=1e-6)
     assert np.allclose(ic[:, 0].numpy(), ds.x)
+
+
+def test_robin_family_file(tmp_path):
+    generate(GenerateConfig(num_samples=4, boundary="robin", **CFG), tmp_path / "r.h5", progress=False)
+    d, attrs = read(tmp_path / "r.h5")
+    assert attrs["family"] == "sinus0-robin" and d["x"][0] == -1.0 and d["x"][-1] == 1.0
+    assert d["bc_left"].shape == (4, 3) and d["bc_kinds"].shape == (4, 2)
+    bv = {3, 4}  # node type ids of bv_l and bv_r
+    assert all(bv <= set(types.tolist()) for types in d["node_type"])
+    assert not PDEDataset(tmp_path / "r.h5").periodic
+    with pytest.raises(ValueError, match="boundary must be"):
+        GenerateConfig(boundary="dirichlet")

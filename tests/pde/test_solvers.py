@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from foundry.pde.data.fd_solver import nonperiodic_grid, solve_nonperiodic
 from foundry.pde.data.sinus import params_to_pde, sample_params
 from foundry.pde.data.spectral_solver import checkerboard, solve_periodic
 from foundry.pde.data.symbolic_solver import UnsupportedPDE, solve_symbolic
@@ -89,3 +90,76 @@ def test_blow_up_is_flagged_and_checkerboard_detects_zigzag():
     smooth = np.sin(np.pi * X)[None, None].repeat(3, 1)
     zigzag = smooth + 0.2 * (-1.0) ** np.arange(N)
     assert list(checkerboard(np.concatenate([smooth, zigzag]))) == [False, True]
+
+
+# ---- non-periodic finite-difference solver -------------------------------------------------------
+XN = nonperiodic_grid(64)
+
+
+def solve_fd(u0, bl, br, c0=(0, 0, 0), c1=(0, 0, 0), source=0.0, kappa=0.1, num_t=11, dt=1e-3, x=XN):
+    u, ok = solve_nonperiodic(
+        u0[None],
+        np.array([c0], float),
+        np.array([c1], float),
+        np.broadcast_to(source, x.shape)[None],
+        np.broadcast_to(kappa, x.shape)[None],
+        np.array([bl], float),
+        np.array([br], float),
+        num_t=num_t,
+        dt=dt,
+    )
+    return u[0], ok[0]
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "bc"), [("dirichlet", np.sin, (1, 0, 0)), ("neumann", np.cos, (0, 1, 0))]
+)
+def test_heat_equation_closed_form(kind, mode, bc):
+    # u_t - 0.1 u_xx = 0 with u = mode(pi (x + 1) / 2): exact decay exp(-0.1 pi^2 t / 4)
+    profile = mode(np.pi * (XN + 1) / 2)
+    u, ok = solve_fd(profile, bc, bc)
+    exact = np.exp(-0.1 * np.pi**2 / 4 * np.linspace(0, 1, 11))[:, None] * profile[None]
+    assert ok and rel(u, exact) < 1e-4
+
+
+def test_robin_keeps_its_steady_linear_profile():
+    a, b = np.cos(1.0), np.sin(1.0)
+    profile = 0.5 * XN + 0.2  # u_xx = 0 and both Robin rows hold exactly
+    u, ok = solve_fd(profile, (a, b, a * profile[0] + 0.5 * b), (a, b, a * profile[-1] + 0.5 * b))
+    assert ok and np.abs(u - profile).max() < 1e-10
+
+
+def test_nonlinear_robin_against_finer_step_and_grid():
+    args = dict(
+        bl=(1, 0, 0.3),
+        br=(np.cos(2.0), np.sin(2.0), 0.1),
+        c0=(0.5, -1.0, 0),
+        c1=(0.3, 1.0, 0),
+        source=0.5,
+        kappa=0.05,
+        num_t=6,
+    )
+    coarse, ok1 = solve_fd(np.sin(2 * XN) + 0.3, dt=4e-4, **args)
+    fine, ok2 = solve_fd(np.sin(2 * XN) + 0.3, dt=5e-5, **args)
+    x2 = nonperiodic_grid(127)  # every other point is a point of the 64-point grid
+    finer_grid, ok3 = solve_fd(np.sin(2 * x2) + 0.3, dt=5e-5, x=x2, **args)
+    assert ok1 and ok2 and ok3
+    assert rel(coarse, fine) < 1e-4
+    assert rel(fine, finer_grid[:, ::2]) < 3e-3  # second order in space
+    # the boundary rows hold at every saved time
+    h = XN[1] - XN[0]
+    left = fine[:, 0]
+    right_dx = (3 * fine[:, -1] - 4 * fine[:, -2] + fine[:, -3]) / (2 * h)
+    assert np.allclose(left[1:], 0.3) and np.allclose(
+        np.cos(2.0) * fine[1:, -1] + np.sin(2.0) * right_dx[1:], 0.1
+    )
+
+
+def test_robin_family_generation_and_graph(tmp_path):
+    rng = np.random.default_rng(0)
+    p = sample_params(rng, XN, periodic=False)
+    assert p.bc_kinds[0] in ("dirichlet", "neumann", "robin") and p.bc_left.shape == (3,)
+    pde = params_to_pde(p, XN)
+    assert not pde.periodic and len(pde.boundary) == 2
+    with pytest.raises(UnsupportedPDE, match="periodic"):
+        solve_symbolic(pde)

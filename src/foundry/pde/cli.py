@@ -21,9 +21,10 @@ def generate(
     num_t: int = typer.Option(101, help="Saved frames on t in [0, 1]."),
     dt: float = typer.Option(2e-4, help="Solver time step."),
     num_mod: int = typer.Option(3, help="Modulation nodes in stored graphs (= INR layers - 1)."),
+    boundary: str = typer.Option("periodic", help="periodic, or robin (D/N/Robin drawn at each end)."),
     workers: int = typer.Option(1, help="Worker processes."),
 ) -> None:
-    """Generate the periodic PDEformer-1 pretraining family (sinus0) into HDF5."""
+    """Generate the PDEformer-1 pretraining family (sinus0) into HDF5."""
     from foundry.pde.data.generate import GenerateConfig
     from foundry.pde.data.generate import generate as run
 

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from foundry.pde.data.sinus import params_to_pde, sample_params
+from foundry.pde.data.fd_solver import nonperiodic_grid, solve_nonperiodic
+from foundry.pde.data.sinus import BC_KINDS, params_to_pde, sample_params
 from foundry.pde.data.spectral_solver import checkerboard, solve_periodic
 from foundry.pde.graph.dag import GraphSizes, build_graph
 
@@ -46,6 +47,7 @@ class GenerateConfig:
     dt : solver time step
     num_mod : modulation nodes per unknown in the stored graphs (= INR hidden layers of the model)
     chunk_size : candidates solved together in one batch
+    boundary : "periodic" (Fourier solver) or "robin" (D/N/Robin at each end, finite differences)
     """
 
     num_samples: int = 1000
@@ -55,8 +57,11 @@ class GenerateConfig:
     dt: float = 2e-4
     num_mod: int = 3
     chunk_size: int = 64
+    boundary: str = "periodic"
 
     def __post_init__(self) -> None:
+        if self.boundary not in ("periodic", "robin"):
+            raise ValueError(f"boundary must be 'periodic' or 'robin', got {self.boundary!r}")
         for name in ("num_samples", "num_x", "num_t", "num_mod", "chunk_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -68,26 +73,33 @@ class GenerateConfig:
 
 def grid(cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray]:
     """(t, x) coordinates of the stored solutions."""
-    return np.linspace(0.0, 1.0, cfg.num_t), np.linspace(-1.0, 1.0, cfg.num_x, endpoint=False)
+    if cfg.boundary == "periodic":
+        return np.linspace(0.0, 1.0, cfg.num_t), np.linspace(-1.0, 1.0, cfg.num_x, endpoint=False)
+    return np.linspace(0.0, 1.0, cfg.num_t), nonperiodic_grid(cfg.num_x)
 
 
 def solve_chunk(cfg: GenerateConfig, chunk: int) -> dict[str, np.ndarray]:
     """Draw, solve and filter one chunk; returns stacked arrays of the accepted samples."""
     rng = np.random.default_rng([cfg.seed, chunk])
     _, x = grid(cfg)
-    params = [sample_params(rng, x) for _ in range(cfg.chunk_size)]
+    periodic = cfg.boundary == "periodic"
+    params = [sample_params(rng, x, periodic) for _ in range(cfg.chunk_size)]
 
     def stack(name: str) -> np.ndarray:
         return np.stack([np.asarray(getattr(p, name)) for p in params])
 
-    u, ok = solve_periodic(
-        stack("u0"), stack("c0"), stack("c1"), stack("source"), stack("kappa"), num_t=cfg.num_t, dt=cfg.dt
-    )
-    ok &= ~checkerboard(u)
+    fields = (stack("u0"), stack("c0"), stack("c1"), stack("source"), stack("kappa"))
+    if periodic:
+        u, ok = solve_periodic(*fields, num_t=cfg.num_t, dt=cfg.dt)
+    else:
+        u, ok = solve_nonperiodic(*fields, stack("bc_left"), stack("bc_right"), num_t=cfg.num_t, dt=cfg.dt)
+    ok &= ~checkerboard(u, periodic=periodic)
     keep = np.flatnonzero(ok)
     out: dict[str, np.ndarray] = {"u": u[keep].astype(np.float32), "u0": stack("u0")[keep]}
-    for key in PARAM_KEYS:
+    for key in PARAM_KEYS if periodic else (*PARAM_KEYS, "bc_left", "bc_right"):
         out[key] = stack(key)[keep]
+    if not periodic:
+        out["bc_kinds"] = np.array([[BC_KINDS.index(k) for k in p.bc_kinds] for p in params])[keep]
     graphs = [build_graph(params_to_pde(params[i], x), cfg.num_mod) for i in keep]
     for key in GRAPH_KEYS:
         shape = np.shape(getattr(build_graph(params_to_pde(params[0], x), cfg.num_mod), key))
@@ -115,7 +127,7 @@ def _create(f, cfg: GenerateConfig, first: dict[str, np.ndarray]) -> None:
     for k, v in asdict(cfg).items():
         f.attrs[k] = v
     f.attrs["format_version"] = FORMAT_VERSION
-    f.attrs["family"] = "sinus0-periodic"
+    f.attrs["family"] = f"sinus0-{cfg.boundary}"
     f.attrs["next_chunk"] = 0
     f.attrs["num_candidates"] = 0
     f.attrs["graph_sizes"] = str(asdict(GraphSizes()))

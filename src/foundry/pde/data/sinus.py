@@ -1,9 +1,12 @@
-"""The 1D pretraining family of PDEformer-1 ("sinus0", periodic variant) and its random sampling.
+"""The 1D pretraining family of PDEformer-1 ("sinus0") and its random sampling.
 
 u_t + f0(u) + s(x) + (f1(u) - kappa(x) u_x)_x = 0 on (t, x) in [0, 1] x [-1, 1], u(0, x) = g(x),
 with f_i(u) = c_i1 u + c_i2 u^2 + c_i3 u^3 (each c zero w.p. 1/2, else U[-3, 3]); s zero, a scalar
 in U[-3, 3] or a random field (1/3 each); kappa a scalar or a field, log-uniform in [1e-3, 1].
-Recipe from the official ``data_generation/custom_sinus.py`` (see docs/pde.md for the source).
+Periodic, or with a Dirichlet, Neumann or Robin condition a*u + b*u_x = g drawn independently at
+each end (Robin: a = cos(alpha), b = sin(alpha), alpha ~ U(0, pi); g zero, U[-3, 3] or taken from
+the initial condition, equal odds). Recipe from the official ``data_generation/custom_sinus.py``
+(see docs/pde.md for the source).
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ class SinusParams:
     kappa_is_field: bool
     u0: np.ndarray  # (n,) initial condition
     flux_form: bool  # True: (f1 - kappa u_x)_x ; False: f1(u)_x - kappa u_xx (constant kappa only)
+    bc_left: np.ndarray | None = None  # (3,) a, b, g of a*u + b*u_x = g at x = -1; None: periodic
+    bc_right: np.ndarray | None = None  # (3,) the same at x = 1
+    bc_kinds: tuple[str, str] | None = None  # dirichlet / neumann / robin at each end
 
 
 def random_field(rng: np.random.Generator, x: np.ndarray, periodic: bool = True) -> np.ndarray:
@@ -46,14 +52,36 @@ def random_field(rng: np.random.Generator, x: np.ndarray, periodic: bool = True)
     return -f if rng.random() < 0.5 else f
 
 
-def _unit_field(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
-    f = random_field(rng, x)
+def _unit_field(rng: np.random.Generator, x: np.ndarray, periodic: bool = True) -> np.ndarray:
+    f = random_field(rng, x, periodic)
     span = f.max() - f.min()
     return (f - f.min()) / span if span > 1e-8 else np.full_like(x, 0.5)
 
 
-def sample_params(rng: np.random.Generator, x: np.ndarray) -> SinusParams:
-    """Draw one PDE of the periodic family."""
+BC_KINDS = ("dirichlet", "neumann", "robin")
+
+
+def _sample_bc(rng: np.random.Generator, u0: np.ndarray, x: np.ndarray, end: int) -> tuple[str, np.ndarray]:
+    kind = BC_KINDS[int(rng.integers(0, 3))]
+    if kind == "dirichlet":
+        a, b = 1.0, 0.0
+    elif kind == "neumann":
+        a, b = 0.0, 1.0
+    else:
+        alpha = rng.uniform(0, np.pi)
+        a, b = np.cos(alpha), np.sin(alpha)
+    choice = int(rng.integers(0, 3))
+    if choice == 0:
+        g = 0.0
+    elif choice == 1:
+        g = rng.uniform(-COEF_RANGE, COEF_RANGE)
+    else:  # consistent with the initial condition
+        g = a * u0[end] + b * np.gradient(u0, x, edge_order=2)[end]
+    return kind, np.array([a, b, g])
+
+
+def sample_params(rng: np.random.Generator, x: np.ndarray, periodic: bool = True) -> SinusParams:
+    """Draw one PDE of the family (non-periodic: ``x`` includes both ends)."""
     c = np.where(rng.random(6) < 0.5, 0.0, rng.uniform(-COEF_RANGE, COEF_RANGE, 6))
     source_kind = int(rng.integers(0, 3))
     if source_kind == 0:
@@ -61,17 +89,21 @@ def sample_params(rng: np.random.Generator, x: np.ndarray) -> SinusParams:
     elif source_kind == 1:
         source = np.full_like(x, rng.uniform(-COEF_RANGE, COEF_RANGE))
     else:
-        source = random_field(rng, x)
+        source = random_field(rng, x, periodic)
     lo, hi = np.log(KAPPA_RANGE[0]), np.log(KAPPA_RANGE[1])
     kappa_is_field = bool(rng.random() < 0.5)
     if kappa_is_field:
         a, b = np.sort(rng.uniform(lo, hi, 2))
-        kappa = np.exp(a + (b - a) * _unit_field(rng, x))
+        kappa = np.exp(a + (b - a) * _unit_field(rng, x, periodic))
     else:
         kappa = np.full_like(x, np.exp(rng.uniform(lo, hi)))
-    u0 = random_field(rng, x)
+    u0 = random_field(rng, x, periodic)
     flux_form = bool(kappa_is_field or rng.random() < 0.5)
-    return SinusParams(c[:3], c[3:], source, source_kind, kappa, kappa_is_field, u0, flux_form)
+    p = SinusParams(c[:3], c[3:], source, source_kind, kappa, kappa_is_field, u0, flux_form)
+    if not periodic:
+        (kl, p.bc_left), (kr, p.bc_right) = _sample_bc(rng, u0, x, 0), _sample_bc(rng, u0, x, -1)
+        p.bc_kinds = (kl, kr)
+    return p
 
 
 def params_to_pde(p: SinusParams, x: np.ndarray) -> PDE:
@@ -101,4 +133,7 @@ def params_to_pde(p: SinusParams, x: np.ndarray) -> PDE:
             terms.append(pde.dx(sum(flux[1:], flux[0])))
         terms.append(-float(p.kappa[0]) * pde.dx(pde.dx(u)))
     pde.eq(sum(terms[1:], terms[0]))
+    if p.bc_kinds is not None:
+        for side, kind, (a, b, g) in zip(("left", "right"), p.bc_kinds, (p.bc_left, p.bc_right), strict=True):
+            pde.bc(u, side, kind, value=float(g), alpha=float(a), beta=float(b))
     return pde

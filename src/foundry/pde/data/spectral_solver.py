@@ -109,16 +109,16 @@ def solve_periodic(
     return out, ok
 
 
-def checkerboard(u: np.ndarray, frac: float = 0.01, rel: float = 0.05) -> np.ndarray:
+def checkerboard(u: np.ndarray, frac: float = 0.01, rel: float = 0.05, periodic: bool = True) -> np.ndarray:
     """Flag spurious grid-scale oscillation (the reference's rejection rule).
 
     A point is a suspicious x-local extremum when it exceeds both neighbours (or lies below both)
     by more than ``rel`` times the solution's range; a sample is rejected when more than ``frac``
-    of its points are.
+    of its points are. Without periodicity only interior points are tested.
 
     Parameters
     ----------
-    u : (B, T, n) periodic solutions.
+    u : (B, T, n) solutions.
 
     Returns
     -------
@@ -129,4 +129,7 @@ def checkerboard(u: np.ndarray, frac: float = 0.01, rel: float = 0.05) -> np.nda
     thresh = rel * span
     peak = ((u - left) > thresh) & ((u - right) > thresh)
     valley = ((left - u) > thresh) & ((right - u) > thresh)
-    return (peak | valley).mean(axis=(1, 2)) > frac
+    flags = peak | valley
+    if not periodic:
+        flags = flags[..., 1:-1]
+    return flags.mean(axis=(1, 2)) > frac
