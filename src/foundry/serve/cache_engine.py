@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from foundry.llm.config import ModelConfig
+from foundry.serve.memory_plan import MemoryPlan
 
 
 def kv_bytes_per_token(cfg: ModelConfig, dtype: torch.dtype) -> int:
@@ -51,6 +52,12 @@ class CacheEngine:
     def copy(self, plan: list[tuple[int, int]]) -> None:
         """Device-to-device block copies (copy-on-write)."""
         self._copy(self.device_cache, self.device_cache, plan)
+
+    def execute(self, plan: MemoryPlan) -> None:
+        """Run a step's copies in the one safe order (see `memory_plan`)."""
+        self.swap_out(plan.swap_out)
+        self.swap_in(plan.swap_in)
+        self.copy(plan.copy_on_write)
 
     def read_blocks(self, blocks: list[int]) -> torch.Tensor:
         """[num_layers, 2, len(blocks), block_size, Hkv, D] copy of device blocks."""

@@ -18,6 +18,7 @@ from foundry.serve.block_manager import BlockManager
 from foundry.serve.cache_engine import CacheEngine, kv_bytes_per_token
 from foundry.serve.config import EngineConfig
 from foundry.serve.detokenizer import IncrementalDetokenizer
+from foundry.serve.memory_plan import advance, apply_decision
 from foundry.serve.model_runner import ModelRunner
 from foundry.serve.outputs import EngineStats, IterationRecord, RequestOutput, TokenLogprob
 from foundry.serve.policies import POLICIES, Policy, SchedulerOutput
@@ -136,8 +137,12 @@ class LLMEngine:
     def step(self) -> list[RequestOutput]:
         start = time.monotonic()
         decision = self.policy.schedule(start, self.block_manager)
-        num_out, num_in, num_pre = self._apply_memory(decision)
         self._check_decision(decision)
+        plan = apply_decision(decision, self.block_manager)
+        self.cache_engine.execute(plan)
+        self._num_preemptions += plan.num_preempted
+        self._num_swapped_out += plan.num_swapped_out
+        self._num_swapped_in += plan.num_swapped_in
         num_decode = sum(1 for s in decision.scheduled if s.num_tokens == 1 and s.seq.num_computed_tokens > 0)
         exec_start = time.monotonic()
         tokens: list[int] = []
@@ -156,7 +161,8 @@ class LLMEngine:
             step=self._num_steps, start_time=start, elapsed=time.monotonic() - start,
             execute_time=end - exec_start, num_prefill_tokens=decision.num_batched_tokens - num_decode,
             num_decode_tokens=num_decode, num_seqs=len(decision.scheduled), sum_context_len=sum_ctx,
-            num_swapped_out=num_out, num_swapped_in=num_in, num_preempted=num_pre,
+            num_swapped_out=plan.num_swapped_out, num_swapped_in=plan.num_swapped_in,
+            num_preempted=plan.num_preempted,
         ))
         self._num_steps += 1
         return outputs
@@ -171,42 +177,10 @@ class LLMEngine:
             s = item.seq
             if s.is_finished or s.request_id not in self._requests:
                 raise RuntimeError(f"{name}: scheduled finished or unknown request {s.request_id!r}")
-            if not 1 <= item.num_tokens <= s.num_uncomputed_tokens:
-                raise RuntimeError(f"{name}: request {s.request_id!r} scheduled {item.num_tokens} tokens, "
-                                   f"{s.num_uncomputed_tokens} uncomputed")
-
-    def _apply_memory(self, d: SchedulerOutput) -> tuple[int, int, int]:
-        bm, cache = self.block_manager, self.cache_engine
-        for seq in d.recompute:
-            bm.free(seq.request_id)
-            seq.num_computed_tokens = 0
-            seq.kv_location = KVLocation.NONE
-            seq.num_preemptions += 1
-        for seq in d.swap_out:
-            cache.swap_out(bm.swap_out(seq.request_id))
-            seq.kv_location = KVLocation.HOST
-            seq.num_preemptions += 1
-        for seq in d.swap_in:
-            cache.swap_in(bm.swap_in(seq.request_id))
-            seq.kv_location = KVLocation.DEVICE
-        for item in d.scheduled:
-            seq, total = item.seq, item.seq.num_computed_tokens + item.num_tokens
-            if seq.kv_location is KVLocation.DEVICE:
-                cache.copy(bm.append(seq.request_id, total))
-            elif seq.kv_location is KVLocation.NONE:
-                bm.allocate(seq.request_id, total)
-                seq.kv_location = KVLocation.DEVICE
-            else:
-                raise RuntimeError(f"request {seq.request_id!r}: scheduled while its KV is on the host")
-        self._num_preemptions += len(d.recompute) + len(d.swap_out)
-        self._num_swapped_out += len(d.swap_out)
-        self._num_swapped_in += len(d.swap_in)
-        return len(d.swap_out), len(d.swap_in), len(d.recompute) + len(d.swap_out)
 
     def _postprocess(self, d: SchedulerOutput, sampled: list[Sequence], tokens: list[int],
                      logprobs: list[TokenLogprob | None], now: float) -> list[RequestOutput]:
-        for item in d.scheduled:
-            item.seq.num_computed_tokens += item.num_tokens
+        advance(d)
         eos = self.tokenizer.eos_token_id
         outputs = []
         for seq, tok, lp in zip(sampled, tokens, logprobs, strict=True):

@@ -58,8 +58,9 @@ class ModelRunner:
             slots.append(table[c // bs] * bs + c % bs)
             tables.append(table)
             ctx_lens.append(c + 1)
-            sample_rows.append(len(ids) - 1)
-            sampled.append(seq)
+            if c + 1 == seq.num_tokens:  # a 1-token prompt chunk also lands here; it samples nothing
+                sample_rows.append(len(ids) - 1)
+                sampled.append(seq)
         meta = AttentionMetadata(slot_mapping=None, block_size=bs, num_decode_tokens=len(decodes))
         sum_ctx += sum(ctx_lens)
         if decodes:
