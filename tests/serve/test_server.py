@@ -89,6 +89,26 @@ def test_streaming_completion_concatenates_to_the_non_streaming_text(server: Sim
     assert chunks[-1].usage.prompt_tokens == 5 and len({c.id for c in chunks}) == 1
 
 
+def test_batched_prompts_give_one_choice_each(server: SimpleNamespace, offline: LLMEngine) -> None:
+    prompts = ["first prompt", "second", "ABC"]
+    kw = dict(model=MODEL, prompt=prompts, max_tokens=6, temperature=0, extra_body={"ignore_eos": True})
+    r = server.client.completions.create(**kw)
+    want = offline.generate(prompts, SamplingParams(max_tokens=6, temperature=0, ignore_eos=True))
+    assert [c.index for c in r.choices] == [0, 1, 2]
+    assert [c.text for c in r.choices] == [w.text for w in want]
+    assert r.usage.prompt_tokens == sum(len(w.prompt_token_ids) for w in want)
+    assert r.usage.completion_tokens == 18
+    chunks = list(server.client.completions.create(**kw, stream=True, stream_options={"include_usage": True}))
+    texts = ["", "", ""]
+    for c in chunks:
+        for choice in c.choices:
+            texts[choice.index] += choice.text
+    assert texts == [w.text for w in want] and chunks[-1].usage.completion_tokens == 18
+    ids = server.client.completions.create(model=MODEL, prompt=[[65, 66, 67], [68, 69]], max_tokens=2)
+    assert len(ids.choices) == 2 and ids.usage.prompt_tokens == 5
+    assert wait_until(lambda: idle(server))
+
+
 def test_stream_ends_with_done_in_openai_sse_format(server: SimpleNamespace) -> None:
     body = {"model": MODEL, "prompt": "abc", "max_tokens": 3, "stream": True, "ignore_eos": True}
     with httpx.stream("POST", f"{server.url}/v1/completions", json=body) as r:

@@ -107,16 +107,16 @@ class _Handler:
                 raise APIError(400, f"{name}: not supported (must be 0)", param=name)
 
     def prompt_ids(self, prompt: Any) -> list[int]:
-        if isinstance(prompt, list) and prompt and isinstance(prompt[0], str | list):
-            if len(prompt) != 1:
-                raise APIError(
-                    400, "prompt: batched prompts are not supported; send one per request", param="prompt"
-                )
-            prompt = prompt[0]
         ids = self.tokenizer.encode(prompt) if isinstance(prompt, str) else list(prompt)
         if not ids:
             raise APIError(400, "prompt: must not be empty", param="prompt")
         return ids
+
+    def prompt_batch(self, prompt: Any) -> list[list[int]]:
+        """A completion's ``prompt`` (a string, token ids, or a list of either) as token id lists."""
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], str | list):
+            return [self.prompt_ids(p) for p in prompt]
+        return [self.prompt_ids(prompt)]
 
     def sampling_params(
         self,
@@ -180,6 +180,20 @@ class _Handler:
             field = _field_of(str(e))
             raise APIError(400, str(e), param=prompt_field if field == "prompt" else field) from None
 
+    async def submit_all(
+        self, request_id: str, prompts: list[list[int]], params: list[Any], prompt_field: str
+    ) -> list[RequestStream]:
+        """Submit one engine request per prompt (ids ``{request_id}-{i}``); all or none are accepted."""
+        streams: list[RequestStream] = []
+        try:
+            for i, (ids, p) in enumerate(zip(prompts, params, strict=True)):
+                streams.append(await self.submit(f"{request_id}-{i}", ids, p, prompt_field))
+        except BaseException:
+            for stream in streams:
+                stream.cancel()
+            raise
+        return streams
+
     # --- logprobs in OpenAI's two shapes --------------------------------------------------------------
 
     def token_text(self, token_id: int) -> str:
@@ -209,11 +223,48 @@ class _Handler:
         return ChatLogprobs(content=content)
 
 
-async def _wait_or_disconnect(stream: RequestStream, raw: Request) -> list:
-    """Collect a request's outputs; abort it (and answer nothing) if the client goes away first."""
+async def _merge(streams: list[RequestStream]) -> AsyncIterator[tuple[int, Any]]:
+    """Interleave several requests' outputs as ``(index, output)`` in arrival order."""
+    if len(streams) == 1:  # the common case needs no tasks
+        async for out in streams[0]:
+            yield 0, out
+        return
+    queue: asyncio.Queue = asyncio.Queue()
+    done = object()
 
-    async def drain() -> list:
-        return [out async for out in stream]
+    async def pump(i: int, stream: RequestStream) -> None:
+        try:
+            async for out in stream:
+                queue.put_nowait((i, out))
+        except Exception as e:
+            queue.put_nowait((i, e))
+        finally:
+            queue.put_nowait((i, done))
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        remaining = len(streams)
+        while remaining:
+            i, item = await queue.get()
+            if item is done:
+                remaining -= 1
+            elif isinstance(item, Exception):
+                raise item
+            else:
+                yield i, item
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def _collect(streams: list[RequestStream], raw: Request) -> list[list[Any]]:
+    """All outputs per request; aborts them (and answers nothing) if the client goes away first."""
+
+    async def drain() -> list[list[Any]]:
+        outs: list[list[Any]] = [[] for _ in streams]
+        async for i, out in _merge(streams):
+            outs[i].append(out)
+        return outs
 
     task = asyncio.ensure_future(drain())
     try:
@@ -226,7 +277,8 @@ async def _wait_or_disconnect(stream: RequestStream, raw: Request) -> list:
     finally:
         if not task.done():
             task.cancel()
-        stream.cancel()
+        for stream in streams:
+            stream.cancel()
 
 
 def _sse(payload: Any) -> str:
@@ -234,8 +286,9 @@ def _sse(payload: Any) -> str:
     return f"data: {body}\n\n"
 
 
-def _usage(out: Any) -> Usage:
-    p, c = len(out.prompt_token_ids), len(out.output_token_ids)
+def _usage(finals: list[Any]) -> Usage:
+    p = sum(len(out.prompt_token_ids) for out in finals)
+    c = sum(len(out.output_token_ids) for out in finals)
     return Usage(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
 
 
@@ -243,8 +296,8 @@ def _finish_reason(out: Any) -> str | None:
     return out.finish_reason if out.finished else None
 
 
-async def _sse_stream(stream: RequestStream, chunks: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Wrap a chunk generator: an engine failure becomes an error event; the request is always released."""
+async def _sse_stream(streams: list[RequestStream], chunks: AsyncIterator[str]) -> AsyncIterator[str]:
+    """Wrap a chunk generator: an engine failure becomes an error event; the requests are always released."""
     import json
 
     try:
@@ -253,7 +306,8 @@ async def _sse_stream(stream: RequestStream, chunks: AsyncIterator[str]) -> Asyn
     except EngineDeadError as e:
         yield _sse(json.dumps(error_body(str(e), "service_unavailable", code="engine_dead")))
     finally:
-        stream.cancel()
+        for stream in streams:
+            stream.cancel()
     yield "data: [DONE]\n\n"
 
 
@@ -338,49 +392,58 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
         ):
             if bad:
                 raise APIError(400, f"{name}: not supported", param=name)
-        ids = h.prompt_ids(req.prompt)
-        params = h.sampling_params(req, req.max_tokens, req.logprobs, len(ids), "prompt", "logprobs")
+        prompts = h.prompt_batch(req.prompt)
+        params = [
+            h.sampling_params(req, req.max_tokens, req.logprobs, len(ids), "prompt", "logprobs")
+            for ids in prompts
+        ]
         request_id, created = new_id("cmpl"), now()
-        stream = await h.submit(request_id, ids, params, "prompt")
+        streams = await h.submit_all(request_id, prompts, params, "prompt")
         want_logprobs = req.logprobs is not None
 
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
             async def chunks() -> AsyncIterator[str]:
-                offset, last = 0, None
-                async for out in stream:
-                    lp = h.completion_logprobs(out.logprobs or [], offset) if want_logprobs else None
+                offsets, finals = [0] * len(streams), {}
+                async for i, out in _merge(streams):
+                    lp = h.completion_logprobs(out.logprobs or [], offsets[i]) if want_logprobs else None
                     if lp is not None and lp.tokens:
-                        offset = lp.text_offset[-1] + len(lp.tokens[-1])
+                        offsets[i] = lp.text_offset[-1] + len(lp.tokens[-1])
                     choice = CompletionChoice(
-                        text=out.new_text, logprobs=lp, finish_reason=_finish_reason(out)
+                        index=i, text=out.new_text, logprobs=lp, finish_reason=_finish_reason(out)
                     )
                     yield _sse(
                         CompletionResponse(
                             id=request_id, created=created, model=h.model_name, choices=[choice]
                         )
                     )
-                    last = out
-                if include_usage and last is not None:
+                    finals[i] = out
+                if include_usage and finals:
+                    usage = _usage(list(finals.values()))
                     yield _sse(
                         CompletionResponse(
-                            id=request_id, created=created, model=h.model_name, choices=[], usage=_usage(last)
+                            id=request_id, created=created, model=h.model_name, choices=[], usage=usage
                         )
                     )
 
-            return StreamingResponse(_sse_stream(stream, chunks()), media_type="text/event-stream")
+            return StreamingResponse(_sse_stream(streams, chunks()), media_type="text/event-stream")
 
-        outs = await _wait_or_disconnect(stream, raw)
-        final = outs[-1]
-        entries = [e for o in outs for e in (o.logprobs or [])]
-        lp = h.completion_logprobs(entries, 0) if want_logprobs else None
+        outs = await _collect(streams, raw)
+        choices = []
+        for i, request_outs in enumerate(outs):
+            final = request_outs[-1]
+            entries = [e for o in request_outs for e in (o.logprobs or [])]
+            lp = h.completion_logprobs(entries, 0) if want_logprobs else None
+            choices.append(
+                CompletionChoice(index=i, text=final.text, logprobs=lp, finish_reason=final.finish_reason)
+            )
         return CompletionResponse(
             id=request_id,
             created=created,
             model=h.model_name,
-            usage=_usage(final),
-            choices=[CompletionChoice(text=final.text, logprobs=lp, finish_reason=final.finish_reason)],
+            usage=_usage([o[-1] for o in outs]),
+            choices=choices,
         )
 
     @app.post("/v1/chat/completions")
@@ -399,14 +462,14 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
         logprobs = (req.top_logprobs or 0) if req.logprobs else None
         params = h.sampling_params(req, max_tokens, logprobs, len(ids), "messages", "top_logprobs")
         request_id, created = new_id("chatcmpl"), now()
-        stream = await h.submit(request_id, ids, params, "messages")
+        streams = await h.submit_all(request_id, [ids], [params], "messages")
 
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
             async def chunks() -> AsyncIterator[str]:
                 first, last = True, None
-                async for out in stream:
+                async for _, out in _merge(streams):
                     delta = DeltaMessage(role="assistant" if first else None, content=out.new_text)
                     lp = h.chat_logprobs(out.logprobs or []) if req.logprobs else None
                     choice = ChatChunkChoice(delta=delta, logprobs=lp, finish_reason=_finish_reason(out))
@@ -419,20 +482,24 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
                 if include_usage and last is not None:
                     yield _sse(
                         ChatCompletionChunk(
-                            id=request_id, created=created, model=h.model_name, choices=[], usage=_usage(last)
+                            id=request_id,
+                            created=created,
+                            model=h.model_name,
+                            choices=[],
+                            usage=_usage([last]),
                         )
                     )
 
-            return StreamingResponse(_sse_stream(stream, chunks()), media_type="text/event-stream")
+            return StreamingResponse(_sse_stream(streams, chunks()), media_type="text/event-stream")
 
-        outs = await _wait_or_disconnect(stream, raw)
+        outs = (await _collect(streams, raw))[0]
         final = outs[-1]
         lp = h.chat_logprobs([e for o in outs for e in (o.logprobs or [])]) if req.logprobs else None
         return ChatCompletionResponse(
             id=request_id,
             created=created,
             model=h.model_name,
-            usage=_usage(final),
+            usage=_usage([final]),
             choices=[
                 ChatChoice(
                     message=AssistantMessage(content=final.text),
