@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -168,6 +169,46 @@ class ChatCompletionChunk(BaseModel):
     model: str
     choices: list[ChatChunkChoice]
     usage: Usage | None = None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Engine outputs → OpenAI's shapes (``entries`` are the engine's ``TokenLogprob``s, ``token_text`` decodes
+# one token id)
+
+
+def usage_of(finals: list[Any]) -> Usage:
+    """Token counts summed over the final ``RequestOutput`` of each request behind a response."""
+    p = sum(len(out.prompt_token_ids) for out in finals)
+    c = sum(len(out.output_token_ids) for out in finals)
+    return Usage(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
+
+
+def completion_logprobs(entries: list, offset: int, token_text: Callable[[int], str]) -> CompletionLogprobs:
+    """Completions' logprobs: parallel lists; ``text_offset`` counts from ``offset`` (earlier chunks)."""
+    out = CompletionLogprobs()
+    for e in entries:
+        text = token_text(e.token_id)
+        out.tokens.append(text)
+        out.token_logprobs.append(e.logprob)
+        out.top_logprobs.append({token_text(t): lp for t, lp in e.top.items()})
+        out.text_offset.append(offset)
+        offset += len(text)
+    return out
+
+
+def chat_logprobs(entries: list, token_text: Callable[[int], str]) -> ChatLogprobs:
+    """Chat logprobs: one entry per token with its UTF-8 bytes and its alternatives, most likely first."""
+
+    def top(token_id: int, logprob: float) -> TopLogprob:
+        text = token_text(token_id)
+        return TopLogprob(token=text, logprob=logprob, bytes=list(text.encode()))
+
+    content = []
+    for e in entries:
+        alts = sorted(e.top.items(), key=lambda kv: -kv[1])
+        t = top(e.token_id, e.logprob)
+        content.append(ChatTokenLogprob(**t.model_dump(), top_logprobs=[top(i, lp) for i, lp in alts]))
+    return ChatLogprobs(content=content)
 
 
 class ModelCard(BaseModel):

@@ -35,7 +35,6 @@ from foundry.serve.protocol import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ChatLogprobs,
-    ChatTokenLogprob,
     CompletionChoice,
     CompletionLogprobs,
     CompletionRequest,
@@ -43,11 +42,12 @@ from foundry.serve.protocol import (
     DeltaMessage,
     ModelCard,
     ModelList,
-    TopLogprob,
-    Usage,
+    chat_logprobs,
+    completion_logprobs,
     error_body,
     new_id,
     now,
+    usage_of,
 )
 
 DISCONNECT_POLL_S = 0.2
@@ -200,27 +200,10 @@ class _Handler:
         return self.tokenizer.decode([token_id])
 
     def completion_logprobs(self, entries: list, offset: int) -> CompletionLogprobs:
-        out = CompletionLogprobs()
-        for e in entries:
-            text = self.token_text(e.token_id)
-            out.tokens.append(text)
-            out.token_logprobs.append(e.logprob)
-            out.top_logprobs.append({self.token_text(t): lp for t, lp in e.top.items()})
-            out.text_offset.append(offset)
-            offset += len(text)
-        return out
+        return completion_logprobs(entries, offset, self.token_text)
 
     def chat_logprobs(self, entries: list) -> ChatLogprobs:
-        def top(token_id: int, logprob: float) -> TopLogprob:
-            text = self.token_text(token_id)
-            return TopLogprob(token=text, logprob=logprob, bytes=list(text.encode()))
-
-        content = []
-        for e in entries:
-            alts = sorted(e.top.items(), key=lambda kv: -kv[1])
-            t = top(e.token_id, e.logprob)
-            content.append(ChatTokenLogprob(**t.model_dump(), top_logprobs=[top(i, lp) for i, lp in alts]))
-        return ChatLogprobs(content=content)
+        return chat_logprobs(entries, self.token_text)
 
 
 async def _merge(streams: list[RequestStream]) -> AsyncIterator[tuple[int, Any]]:
@@ -284,12 +267,6 @@ async def _collect(streams: list[RequestStream], raw: Request) -> list[list[Any]
 def _sse(payload: Any) -> str:
     body = payload.model_dump_json() if hasattr(payload, "model_dump_json") else payload
     return f"data: {body}\n\n"
-
-
-def _usage(finals: list[Any]) -> Usage:
-    p = sum(len(out.prompt_token_ids) for out in finals)
-    c = sum(len(out.output_token_ids) for out in finals)
-    return Usage(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
 
 
 def _finish_reason(out: Any) -> str | None:
@@ -420,7 +397,7 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
                     )
                     finals[i] = out
                 if include_usage and finals:
-                    usage = _usage(list(finals.values()))
+                    usage = usage_of(list(finals.values()))
                     yield _sse(
                         CompletionResponse(
                             id=request_id, created=created, model=h.model_name, choices=[], usage=usage
@@ -442,7 +419,7 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
             id=request_id,
             created=created,
             model=h.model_name,
-            usage=_usage([o[-1] for o in outs]),
+            usage=usage_of([o[-1] for o in outs]),
             choices=choices,
         )
 
@@ -486,7 +463,7 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
                             created=created,
                             model=h.model_name,
                             choices=[],
-                            usage=_usage([last]),
+                            usage=usage_of([last]),
                         )
                     )
 
@@ -499,7 +476,7 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
             id=request_id,
             created=created,
             model=h.model_name,
-            usage=_usage([final]),
+            usage=usage_of([final]),
             choices=[
                 ChatChoice(
                     message=AssistantMessage(content=final.text),
