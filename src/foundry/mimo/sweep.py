@@ -130,7 +130,7 @@ def rates_over_snr(
     noise = (1.0 / snr)[:, None]  # [S, 1]: broadcasts against the batch axis
     shared = None
     if base == "bd" and not wl:
-        shared = precoders.build(name, H, H, 1.0, cfg.user_antennas)
+        shared = precoders.build(name, H, G["ideal"], 1.0, cfg.user_antennas)  # from H alone
     rates = {}
     for iq, Gm in G.items():
         if base == "bd":
