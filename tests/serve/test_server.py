@@ -362,3 +362,27 @@ async def wait_async(cond, timeout: float = 10.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not reached"
         await asyncio.sleep(0.01)
+
+
+# --- a checkpoint directory as the model -------------------------------------------------------------
+
+
+def test_serving_a_checkpoint_directory(tmp_path, offline: LLMEngine) -> None:
+    from foundry.llm.checkpoint import save_checkpoint
+
+    path = save_checkpoint(offline.model, offline.tokenizer, tmp_path / "my-model")
+    app = create_app(LLMEngine(EngineConfig(model=str(path), max_model_len=256, num_device_blocks=64)))
+    with serve_in_thread(app) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        assert [m.id for m in client.models.list().data] == ["my-model"]
+        r = client.completions.create(
+            model="my-model",
+            prompt="same weights",
+            max_tokens=6,
+            temperature=0,
+            extra_body={"ignore_eos": True},
+        )
+        with pytest.raises(openai.BadRequestError):
+            client.completions.create(model=MODEL, prompt="x", max_tokens=2)
+    want = offline.generate(["same weights"], SamplingParams(max_tokens=6, temperature=0, ignore_eos=True))[0]
+    assert r.choices[0].text == want.text
