@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -208,3 +209,6 @@ def test_summarize_computes_the_defined_metrics() -> None:
     assert math.isclose(r.s_per_output_token.mean, np.mean([1.5 / 5, 1.0 / 3, 0.1 / 1]))
     assert r.errors == ["HTTP 429"]
     assert "records" not in r.to_dict() and len(r.to_dict(with_records=True)["records"]) == 4
+    empty = summarize([RequestRecord(1, 1, 0.0, error="x")], {"rate": float("inf")}).to_dict()
+    assert empty["ttft_s"]["mean"] is None and empty["info"]["rate"] is None
+    json.dumps(empty, allow_nan=False)

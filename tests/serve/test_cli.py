@@ -58,9 +58,10 @@ def test_bench_in_process_json_is_the_only_stdout() -> None:
         ],
     )
     assert r.exit_code == 0, r.output
-    result = json.loads(r.stdout)
+    result = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
     assert result["num_completed"] == 4 and result["total_output_tokens"] == 12
     assert set(result["ttft_s"]) == {"mean", "p50", "p95", "p99"}
+    assert result["info"]["rate"] is None  # --rate inf
 
 
 def test_bench_table_output() -> None:

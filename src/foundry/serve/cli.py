@@ -241,7 +241,7 @@ def bench(
     except (OSError, httpx.HTTPError) as e:  # e.g. nothing listening at --url
         raise typer.BadParameter(f"cannot reach {url}: {e}", param_hint="--url") from None
     if json_out:
-        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        sys.stdout.write(json.dumps(result.to_dict(), allow_nan=False) + "\n")
         return
     from rich.console import Console
 

@@ -96,10 +96,21 @@ class BenchResult:
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self, with_records: bool = False) -> dict[str, Any]:
+        """Plain data for JSON; undefined statistics (NaN) and infinite settings become None (null)."""
         out = asdict(self)
         if not with_records:
             out.pop("records")
-        return out
+        return _finite(out)
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
 
 
 def summarize(records: list[RequestRecord], info: dict[str, Any] | None = None) -> BenchResult:
