@@ -35,9 +35,13 @@ def test_in_process_run_with_heavy_tailed_lengths() -> None:
         max_output_len=24,
         seed=1,
     )
-    result = run_benchmark(wl, InProcessTarget(LLMEngine(CONFIG)), info={"note": "test"})
+    target = InProcessTarget(LLMEngine(CONFIG))
+    result = run_benchmark(wl, target, info={"note": "test"})
     check_complete(result, wl)
     assert result.info["note"] == "test" and result.info["target"].startswith("in-process")
+    again = run_benchmark(wl, target)  # sweeps reuse one engine across runs
+    check_complete(again, wl)
+    assert not target.engine.has_unfinished_requests()
 
 
 def test_http_run_against_the_server() -> None:
