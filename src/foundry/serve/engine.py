@@ -18,7 +18,7 @@ from foundry.serve.block_manager import BlockManager
 from foundry.serve.cache_engine import CacheEngine, kv_bytes_per_token
 from foundry.serve.config import EngineConfig
 from foundry.serve.detokenizer import IncrementalDetokenizer
-from foundry.serve.memory_plan import advance, apply_decision
+from foundry.serve.memory_plan import MemoryPlan, advance, apply_decision
 from foundry.serve.model_runner import ModelRunner
 from foundry.serve.outputs import EngineStats, IterationRecord, RequestOutput, TokenLogprob
 from foundry.serve.policies import POLICIES, Policy, SchedulerOutput
@@ -27,6 +27,15 @@ from foundry.serve.policies.vllm import VLLMPolicy
 from foundry.serve.sampler import sample
 from foundry.serve.sampling_params import SamplingParams
 from foundry.serve.sequence import KVLocation, Sequence, SequenceStatus
+
+
+@dataclass
+class _StepResult:
+    sampled: list[Sequence]  # requests that got a token, in order
+    tokens: list[int]
+    logprobs: list[TokenLogprob | None]
+    sum_context_len: int
+    num_decode: int
 
 
 @dataclass
@@ -136,36 +145,40 @@ class LLMEngine:
     # ---- the loop ------------------------------------------------------------------------------
     def step(self) -> list[RequestOutput]:
         start = time.monotonic()
-        decision = self.policy.schedule(start, self.block_manager)
+        decision = self.policy.schedule(start, self.block_manager)  # 1. the policy decides
         self._check_decision(decision)
-        plan = apply_decision(decision, self.block_manager)
-        self.cache_engine.execute(plan)
-        self._num_preemptions += plan.num_preempted
-        self._num_swapped_out += plan.num_swapped_out
-        self._num_swapped_in += plan.num_swapped_in
-        num_decode = sum(1 for s in decision.scheduled if s.num_tokens == 1 and s.seq.num_computed_tokens > 0)
+        plan = apply_decision(decision, self.block_manager)  # 2. the block manager plans memory
+        self.cache_engine.execute(plan)  # 3. the cache engine copies KV
         exec_start = time.monotonic()
-        tokens: list[int] = []
-        logprobs: list[TokenLogprob | None] = []
-        sampled: list[Sequence] = []
-        sum_ctx = 0
-        if decision.scheduled:
-            logits, inp = self.runner.execute(decision.scheduled, self.block_manager)
-            sampled, sum_ctx = inp.sampled, inp.sum_context_len
-            reqs = [self._requests[s.request_id] for s in sampled]
-            tokens, logprobs = sample(logits, [s.params for s in sampled], [r.generator for r in reqs])
+        result = self._execute(decision)  # 4. the model runs, tokens are sampled
         end = time.monotonic()
-        self.policy.update(decision, end, end - start)
-        outputs = self._postprocess(decision, sampled, tokens, logprobs, end)
+        self.policy.update(decision, end, end - start)  # 5. the policy hears how long it took
+        outputs = self._postprocess(decision, result, end)  # 6. tokens, text, finishes
+        self._record(decision, plan, result, start, exec_start, end)
+        return outputs
+
+    def _execute(self, d: SchedulerOutput) -> _StepResult:
+        if not d.scheduled:
+            return _StepResult([], [], [], 0, 0)
+        num_decode = sum(1 for s in d.scheduled if s.num_tokens == 1 and s.seq.num_computed_tokens > 0)
+        logits, inp = self.runner.execute(d.scheduled, self.block_manager)
+        gens = [self._requests[s.request_id].generator for s in inp.sampled]
+        tokens, logprobs = sample(logits, [s.params for s in inp.sampled], gens)
+        return _StepResult(inp.sampled, tokens, logprobs, inp.sum_context_len, num_decode)
+
+    def _record(self, d: SchedulerOutput, plan: MemoryPlan, r: _StepResult, start: float, exec_start: float,
+                end: float) -> None:
         self.iteration_records.append(IterationRecord(
             step=self._num_steps, start_time=start, elapsed=time.monotonic() - start,
-            execute_time=end - exec_start, num_prefill_tokens=decision.num_batched_tokens - num_decode,
-            num_decode_tokens=num_decode, num_seqs=len(decision.scheduled), sum_context_len=sum_ctx,
+            execute_time=end - exec_start, num_prefill_tokens=d.num_batched_tokens - r.num_decode,
+            num_decode_tokens=r.num_decode, num_seqs=len(d.scheduled), sum_context_len=r.sum_context_len,
             num_swapped_out=plan.num_swapped_out, num_swapped_in=plan.num_swapped_in,
             num_preempted=plan.num_preempted,
         ))
         self._num_steps += 1
-        return outputs
+        self._num_preemptions += plan.num_preempted
+        self._num_swapped_out += plan.num_swapped_out
+        self._num_swapped_in += plan.num_swapped_in
 
     def _check_decision(self, d: SchedulerOutput) -> None:
         name = type(self.policy).__name__
@@ -178,12 +191,11 @@ class LLMEngine:
             if s.is_finished or s.request_id not in self._requests:
                 raise RuntimeError(f"{name}: scheduled finished or unknown request {s.request_id!r}")
 
-    def _postprocess(self, d: SchedulerOutput, sampled: list[Sequence], tokens: list[int],
-                     logprobs: list[TokenLogprob | None], now: float) -> list[RequestOutput]:
+    def _postprocess(self, d: SchedulerOutput, r: _StepResult, now: float) -> list[RequestOutput]:
         advance(d)
         eos = self.tokenizer.eos_token_id
         outputs = []
-        for seq, tok, lp in zip(sampled, tokens, logprobs, strict=True):
+        for seq, tok, lp in zip(r.sampled, r.tokens, r.logprobs, strict=True):
             req = self._requests[seq.request_id]
             seq.output_token_ids.append(tok)
             seq.weight_versions.append(self.weight_version)
