@@ -55,3 +55,22 @@ def test_figures(tmp_path):
         assert (tmp_path / f"{stem}.png").stat().st_size > 10_000
         assert (tmp_path / f"{stem}.csv").read_text().count("\n") > 5
     assert runner.invoke(app, ["mimo", "figures", "--out", str(tmp_path), "--draws", "1"]).exit_code == 2
+
+
+def test_multi_antenna_users_with_correlation():
+    args = ["mimo", "sweep", "--bs-antennas", "12", "--users", "3", "--user-antennas", "2", "--draws", "5"]
+    args += [
+        "--snr-db",
+        "10",
+        "--precoders",
+        "bd,wl-bd",
+        "--tx-correlation",
+        "0.5",
+        "--rx-correlation",
+        "0.3",
+    ]
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {(r["precoder"], r["iq"]): r["sum_rate"] for r in json.loads(res.stdout)}
+    assert abs(rows["wl-bd", "ideal"] - rows["bd", "ideal"]) < 1e-9
+    assert rows["wl-bd", "iqi"] > rows["bd", "iqi"]

@@ -85,6 +85,7 @@ def sweep(
     normalization: Annotated[str | None, _Opt(help="'global' or 'per_stream' power [global]")] = None,
     rate: Annotated[str | None, _Opt(help="'logdet' or 'per_stream' sum rate [logdet]")] = None,
     tx_correlation: Annotated[float | None, _Opt(help="exponential BS-antenna correlation ρ [0]")] = None,
+    rx_correlation: Annotated[float | None, _Opt(help="exponential correlation within a user [0]")] = None,
     seed: Annotated[int | None, _Opt(help="random seed [0]")] = None,
     config: Annotated[
         Path | None, _Opt(help="YAML/JSON file with the same fields; options override it")
@@ -107,6 +108,7 @@ def sweep(
         "normalization": normalization,
         "rate": rate,
         "tx_correlation": tx_correlation,
+        "rx_correlation": rx_correlation,
         "seed": seed,
         "snr_db": _floats(snr_db, "--snr-db") if snr_db is not None else None,
         "precoders": [p.strip().lower() for p in precoders.split(",") if p.strip()] if precoders else None,
