@@ -386,3 +386,29 @@ def test_serving_a_checkpoint_directory(tmp_path, offline: LLMEngine) -> None:
             client.completions.create(model=MODEL, prompt="x", max_tokens=2)
     want = offline.generate(["same weights"], SamplingParams(max_tokens=6, temperature=0, ignore_eos=True))[0]
     assert r.choices[0].text == want.text
+
+
+@pytest.mark.parametrize("mode", ["recompute", "swap"])
+def test_metrics_count_preemptions_and_swaps_under_memory_pressure(mode: str) -> None:
+    # 10 device blocks of 16 tokens; four requests of 20 + 60 tokens need 20: someone must be preempted
+    config = EngineConfig(
+        max_num_seqs=4, max_model_len=128, num_device_blocks=10, num_host_blocks=32, preemption_mode=mode
+    )
+    app = create_app(LLMEngine(config))
+    body = {"model": MODEL, "prompt": "x" * 20, "max_tokens": 60, "ignore_eos": True}
+    with serve_in_thread(app) as url:
+
+        async def main() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as c:
+                return await asyncio.gather(*(c.post("/v1/completions", json=body) for _ in range(4)))
+
+        assert all(r.json()["usage"]["completion_tokens"] == 60 for r in asyncio.run(main()))
+        values = {
+            line.split()[0]: float(line.split()[1])
+            for line in httpx.get(f"{url}/metrics").text.splitlines()
+            if line.startswith("foundry_num_")
+        }
+    assert values["foundry_num_preemptions_total"] >= 1
+    swapped = values["foundry_num_swapped_out_total"], values["foundry_num_swapped_in_total"]
+    assert (swapped[0] >= 1 and swapped[1] >= 1) if mode == "swap" else swapped == (0, 0)
+    assert values["foundry_num_requests_running"] == 0 and values["foundry_num_requests_swapped"] == 0
