@@ -290,7 +290,7 @@ def test_disconnect_while_waiting_for_a_non_streaming_answer_aborts(server: Simp
     aborted_before = async_engine.stats().num_aborted
     body = {"model": MODEL, "prompt": "slow", "max_tokens": 240, "ignore_eos": True}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{server.url}/v1/completions", json=body, timeout=0.15)
+        httpx.post(f"{server.url}/v1/completions", json=body, timeout=httpx.Timeout(10.0, read=0.15))
     assert wait_until(lambda: async_engine.stats().num_aborted == aborted_before + 1)
     assert wait_until(lambda: idle(server))
 
