@@ -294,10 +294,13 @@ async def _sse_stream(streams: list[RequestStream], chunks: AsyncIterator[str]) 
 
 def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float = 1.0) -> FastAPI:
     """An app serving ``llm_engine``; its engine thread starts and stops with the app's lifespan."""
-    metrics = ServerMetrics(lambda: engine.stats())  # engine is bound below, before any scrape
     engine = AsyncEngine(
-        llm_engine, max_waiting=max_waiting, retry_after_s=retry_after_s, on_step=metrics.on_step
+        llm_engine,
+        max_waiting=max_waiting,
+        retry_after_s=retry_after_s,
+        on_step=lambda outputs, stats: metrics.on_step(outputs, stats),  # runs only after start()
     )
+    metrics = ServerMetrics(engine.stats)
     h = _Handler(engine)
 
     @asynccontextmanager
