@@ -109,6 +109,33 @@ def test_batched_prompts_give_one_choice_each(server: SimpleNamespace, offline: 
     assert wait_until(lambda: idle(server))
 
 
+def test_n_samples_per_prompt(server: SimpleNamespace) -> None:
+    kw = dict(model=MODEL, max_tokens=5, temperature=1.0, seed=11, extra_body={"ignore_eos": True})
+    r = server.client.completions.create(prompt=["one", "two"], n=3, **kw)
+    assert [c.index for c in r.choices] == list(range(6))
+    assert r.usage.prompt_tokens == 3 + 3 and r.usage.completion_tokens == 6 * 5  # prompts counted once
+    single = server.client.completions.create(prompt="two", **kw)
+    assert r.choices[3].text == single.choices[0].text  # sample 0 keeps the request's seed
+    assert len({c.text for c in r.choices[:3]}) > 1  # seeds seed+j: the samples differ
+    chat = dict(
+        model=MODEL,
+        messages=[{"role": "user", "content": "hi"}],
+        max_tokens=4,
+        temperature=0,
+        n=2,
+        extra_body={"ignore_eos": True},
+    )
+    full = server.client.chat.completions.create(**chat)
+    assert len(full.choices) == 2 and full.choices[0].message.content == full.choices[1].message.content
+    texts, roles = ["", ""], [None, None]
+    for c in server.client.chat.completions.create(**chat, stream=True):
+        for choice in c.choices:
+            roles[choice.index] = roles[choice.index] or choice.delta.role
+            texts[choice.index] += choice.delta.content or ""
+    assert roles == ["assistant", "assistant"] and texts == [c.message.content for c in full.choices]
+    assert wait_until(lambda: idle(server))
+
+
 def test_stream_ends_with_done_in_openai_sse_format(server: SimpleNamespace) -> None:
     body = {"model": MODEL, "prompt": "abc", "max_tokens": 3, "stream": True, "ignore_eos": True}
     with httpx.stream("POST", f"{server.url}/v1/completions", json=body) as r:
@@ -227,7 +254,8 @@ def ok_chat(**kw: object) -> dict:
         ("/v1/completions", ok_completion(temperature="hot"), "temperature", None),
         ("/v1/completions", ok_completion(logprobs=21), "logprobs", None),
         ("/v1/completions", ok_completion(stop=[""]), "stop", None),
-        ("/v1/completions", ok_completion(n=2), "n", None),
+        ("/v1/completions", ok_completion(n=0), "n", None),
+        ("/v1/chat/completions", ok_chat(n=65), "n", None),
         ("/v1/completions", ok_completion(prompt=""), "prompt", None),
         ("/v1/completions", ok_completion(prompt=[1, 100000]), "prompt", None),
         ("/v1/completions", {"model": MODEL}, "prompt", None),

@@ -28,7 +28,7 @@ class _SamplingFields(_Request):
     temperature: float | None = None
     top_p: float | None = None
     top_k: int | None = None
-    n: int = 1
+    n: int = Field(default=1, ge=1, le=64)
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
@@ -176,9 +176,12 @@ class ChatCompletionChunk(BaseModel):
 # one token id)
 
 
-def usage_of(finals: list[Any]) -> Usage:
-    """Token counts summed over the final ``RequestOutput`` of each request behind a response."""
-    p = sum(len(out.prompt_token_ids) for out in finals)
+def usage_of(finals: list[Any], n: int = 1) -> Usage:
+    """Token counts over the final ``RequestOutput`` of each request behind a response.
+
+    ``finals`` is in choice order, ``n`` samples per prompt; each prompt is counted once, as OpenAI does.
+    """
+    p = sum(len(out.prompt_token_ids) for out in finals[::n])
     c = sum(len(out.output_token_ids) for out in finals)
     return Usage(prompt_tokens=p, completion_tokens=c, total_tokens=p + c)
 

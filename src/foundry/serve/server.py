@@ -12,6 +12,7 @@ naming the field, waiting queue full → 429 with ``Retry-After``, engine stoppe
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import re
 import threading
@@ -100,8 +101,6 @@ class _Handler:
             )
 
     def check_unsupported(self, req: CompletionRequest | ChatCompletionRequest) -> None:
-        if req.n != 1:
-            raise APIError(400, f"n: only n=1 is supported, got {req.n}", param="n")
         for name in ("presence_penalty", "frequency_penalty"):
             if getattr(req, name) != 0:
                 raise APIError(400, f"{name}: not supported (must be 0)", param=name)
@@ -179,6 +178,17 @@ class _Handler:
         except ValueError as e:
             field = _field_of(str(e))
             raise APIError(400, str(e), param=prompt_field if field == "prompt" else field) from None
+
+    @staticmethod
+    def expand_n(prompts: list[list[int]], params: list[Any], n: int) -> tuple[list[list[int]], list[Any]]:
+        """``n`` samples per prompt, prompt-major (choice index = prompt index * n + j); a seeded request
+        gives sample j the seed ``seed + j`` so that the samples differ but stay reproducible."""
+        out_prompts, out_params = [], []
+        for ids, p in zip(prompts, params, strict=True):
+            for j in range(n):
+                out_prompts.append(ids)
+                out_params.append(p if j == 0 or p.seed is None else dataclasses.replace(p, seed=p.seed + j))
+        return out_prompts, out_params
 
     async def submit_all(
         self, request_id: str, prompts: list[list[int]], params: list[Any], prompt_field: str
@@ -372,6 +382,7 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
             h.sampling_params(req, req.max_tokens, req.logprobs, len(ids), "prompt", "logprobs")
             for ids in prompts
         ]
+        prompts, params = h.expand_n(prompts, params, req.n)
         request_id, created = new_id("cmpl"), now()
         streams = await h.submit_all(request_id, prompts, params, "prompt")
         want_logprobs = req.logprobs is not None
@@ -395,7 +406,7 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
                     )
                     finals[i] = out
                 if include_usage and finals:
-                    usage = usage_of(list(finals.values()))
+                    usage = usage_of([finals[i] for i in sorted(finals)], req.n)
                     yield _sse(
                         CompletionResponse(
                             id=request_id, created=created, model=h.model_name, choices=[], usage=usage
@@ -417,7 +428,7 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
             id=request_id,
             created=created,
             model=h.model_name,
-            usage=usage_of([o[-1] for o in outs]),
+            usage=usage_of([o[-1] for o in outs], req.n),
             choices=choices,
         )
 
@@ -436,67 +447,63 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
         max_tokens = req.max_completion_tokens if req.max_completion_tokens is not None else req.max_tokens
         logprobs = (req.top_logprobs or 0) if req.logprobs else None
         params = h.sampling_params(req, max_tokens, logprobs, len(ids), "messages", "top_logprobs")
+        prompts, params_n = h.expand_n([ids], [params], req.n)
         request_id, created = new_id("chatcmpl"), now()
-        streams = await h.submit_all(request_id, [ids], [params], "messages")
+        streams = await h.submit_all(request_id, prompts, params_n, "messages")
 
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
 
             async def chunks() -> AsyncIterator[str]:
-                first, last = True, None
-                async for _, out in _merge(streams):
-                    delta = DeltaMessage(role="assistant" if first else None, content=out.new_text)
+                finals: dict[int, Any] = {}
+                async for i, out in _merge(streams):
+                    role = None if i in finals else "assistant"
+                    delta = DeltaMessage(role=role, content=out.new_text)
                     lp = h.chat_logprobs(out.logprobs or []) if req.logprobs else None
-                    choice = ChatChunkChoice(delta=delta, logprobs=lp, finish_reason=_finish_reason(out))
+                    choice = ChatChunkChoice(
+                        index=i, delta=delta, logprobs=lp, finish_reason=_finish_reason(out)
+                    )
                     yield _sse(
                         ChatCompletionChunk(
                             id=request_id, created=created, model=h.model_name, choices=[choice]
                         )
                     )
-                    first, last = False, out
-                if include_usage and last is not None:
+                    finals[i] = out
+                if include_usage and finals:
                     yield _sse(
                         ChatCompletionChunk(
                             id=request_id,
                             created=created,
                             model=h.model_name,
                             choices=[],
-                            usage=usage_of([last]),
+                            usage=usage_of([finals[i] for i in sorted(finals)], req.n),
                         )
                     )
 
             return StreamingResponse(_sse_stream(streams, chunks()), media_type="text/event-stream")
 
-        outs = (await _collect(streams, raw))[0]
-        final = outs[-1]
-        lp = h.chat_logprobs([e for o in outs for e in (o.logprobs or [])]) if req.logprobs else None
+        outs = await _collect(streams, raw)
+        choices = []
+        for i, request_outs in enumerate(outs):
+            final = request_outs[-1]
+            entries = [e for o in request_outs for e in (o.logprobs or [])]
+            choices.append(
+                ChatChoice(
+                    index=i,
+                    message=AssistantMessage(content=final.text),
+                    logprobs=h.chat_logprobs(entries) if req.logprobs else None,
+                    finish_reason=final.finish_reason,
+                )
+            )
         return ChatCompletionResponse(
             id=request_id,
             created=created,
             model=h.model_name,
-            usage=usage_of([final]),
-            choices=[
-                ChatChoice(
-                    message=AssistantMessage(content=final.text),
-                    logprobs=lp,
-                    finish_reason=final.finish_reason,
-                )
-            ],
+            usage=usage_of([o[-1] for o in outs], req.n),
+            choices=choices,
         )
 
     return app
-
-
-def run_server(
-    config: Any, *, host: str = "127.0.0.1", port: int = 8000, max_waiting: int = 256, log_level: str = "info"
-) -> None:
-    """Build the engine from an ``EngineConfig`` and serve it until interrupted (Ctrl-C / SIGTERM)."""
-    import uvicorn
-
-    from foundry.serve import LLMEngine
-
-    app = create_app(LLMEngine(config), max_waiting=max_waiting)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
 
 
 @contextmanager
