@@ -169,6 +169,8 @@ class AsyncEngine:
         stream = RequestStream(request_id, self)
         pending = _PendingAdd(request_id, prompt, params, loop, loop.create_future(), stream)
         with self._lock:
+            if self._stop.is_set():  # checked under the lock: the thread drains pending work under it
+                raise EngineDeadError("engine is shutting down")
             if len(self._pending) + self._stats.num_waiting >= self.max_waiting:
                 raise QueueFullError(self.max_waiting, self.retry_after_s)
             if request_id in self._pending or request_id in self._streams:
@@ -212,6 +214,8 @@ class AsyncEngine:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         with self._lock:
+            if self._stop.is_set():
+                raise EngineDeadError("engine is shutting down")
             self._calls.append((fn, loop, fut))
         self._wake.set()
         return await fut
