@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from foundry.llm import AttentionMetadata, load_model
+from foundry.llm.layers import DecodeGroup
 
 
 def paged_meta(block_table: torch.Tensor, block_size: int, start: int, qlen: int) -> AttentionMetadata:
@@ -14,8 +15,7 @@ def paged_meta(block_table: torch.Tensor, block_size: int, start: int, qlen: int
     if qlen == 1 and start > 0:
         nb = block_table.numel()
         mask = (torch.arange(nb * block_size) < ctx).view(1, 1, 1, -1)
-        return AttentionMetadata(slots, block_size, num_decode_tokens=1,
-                                 decode_block_tables=block_table[None], decode_mask=mask)
+        return AttentionMetadata(slots, block_size, decode_groups=[DecodeGroup(1, block_table[None], mask)])
     return AttentionMetadata(slots, block_size, prefill_query_lens=[qlen], prefill_context_lens=[ctx],
                              prefill_block_tables=[block_table])
 
@@ -30,8 +30,8 @@ def check_against_hf(path, hf_model) -> None:
         torch.testing.assert_close(model.compute_logits(h), ref, atol=1e-4, rtol=1e-4)
         # paged: a 9-token prefill chunk, a 6-token chunk, then one token at a time, over scattered blocks
         cfg, bs = model.config, 4
-        caches = [(torch.zeros(16, bs, cfg.num_kv_heads, cfg.head_dim),
-                   torch.zeros(16, bs, cfg.num_kv_heads, cfg.head_dim)) for _ in range(cfg.num_layers)]
+        caches = [(torch.zeros(cfg.num_kv_heads, 16, bs, cfg.head_dim),
+                   torch.zeros(cfg.num_kv_heads, 16, bs, cfg.head_dim)) for _ in range(cfg.num_layers)]
         table = torch.tensor([11, 3, 7, 0, 15, 2])
         out, pos = [], 0
         for qlen in [9, 6] + [1] * 8:

@@ -28,4 +28,4 @@ def test_swap_round_trip_and_block_transfer():
     other.write_blocks([5, 0, 2], original)
     torch.testing.assert_close(other.read_blocks([5, 0, 2]), original)
     layer_k, layer_v = cache.layer_caches()[1]
-    assert layer_k.shape == (6, 4, 1, 8) and layer_k.data_ptr() == cache.device_cache[1, 0].data_ptr()
+    assert layer_k.shape == (1, 6, 4, 8) and layer_k.data_ptr() == cache.device_cache[1, 0].data_ptr()

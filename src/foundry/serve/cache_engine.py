@@ -1,7 +1,8 @@
 """The KV tensors of both pools, and the copies between them. Decides nothing.
 
-Layout per pool: `[num_layers, 2 (K, V), num_blocks, block_size, num_kv_heads, head_dim]`, so one
-block of one request is a strided slice across layers. Copy plans come from the block manager.
+Layout per pool: `[num_layers, 2 (K, V), num_kv_heads, num_blocks, block_size, head_dim]` (the
+attention layer's layout, see `foundry.llm.layers.attention`); blocks are indexed on dim 3.
+Copy plans come from the block manager.
 `read_blocks`/`write_blocks` move a request's KV out of and into a pool as one tensor, which is
 what handing KV between engine instances needs.
 """
@@ -21,8 +22,8 @@ def kv_bytes_per_token(cfg: ModelConfig, dtype: torch.dtype) -> int:
 class CacheEngine:
     def __init__(self, cfg: ModelConfig, block_size: int, num_device_blocks: int, num_host_blocks: int,
                  device: torch.device | str, dtype: torch.dtype) -> None:
-        shape = (cfg.num_layers, 2)
-        tail = (block_size, cfg.num_kv_heads, cfg.head_dim)
+        shape = (cfg.num_layers, 2, cfg.num_kv_heads)
+        tail = (block_size, cfg.head_dim)
         self.device = torch.device(device)
         self.device_cache = torch.zeros(*shape, num_device_blocks, *tail, device=self.device, dtype=dtype)
         pin = self.device.type == "cuda"
@@ -30,7 +31,7 @@ class CacheEngine:
         self.num_layers = cfg.num_layers
 
     def layer_caches(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per layer (K, V) views, each [num_blocks, block_size, num_kv_heads, head_dim]."""
+        """Per layer (K, V) views, each [num_kv_heads, num_blocks, block_size, head_dim]."""
         return [(self.device_cache[i, 0], self.device_cache[i, 1]) for i in range(self.num_layers)]
 
     @staticmethod
@@ -39,7 +40,7 @@ class CacheEngine:
             return
         s = torch.tensor([a for a, _ in plan], device=src.device)
         d = torch.tensor([b for _, b in plan], device=dst.device)
-        dst[:, :, d] = src[:, :, s].to(dst.device, non_blocking=True)
+        dst[:, :, :, d] = src[:, :, :, s].to(dst.device, non_blocking=True)
 
     def swap_out(self, plan: list[tuple[int, int]]) -> None:
         """plan: [(device_block, host_block)]."""
@@ -60,8 +61,8 @@ class CacheEngine:
         self.copy(plan.copy_on_write)
 
     def read_blocks(self, blocks: list[int]) -> torch.Tensor:
-        """[num_layers, 2, len(blocks), block_size, Hkv, D] copy of device blocks."""
-        return self.device_cache[:, :, torch.tensor(blocks, device=self.device)].clone()
+        """[num_layers, 2, Hkv, len(blocks), block_size, D] copy of device blocks."""
+        return self.device_cache[:, :, :, torch.tensor(blocks, device=self.device)].clone()
 
     def write_blocks(self, blocks: list[int], kv: torch.Tensor) -> None:
-        self.device_cache[:, :, torch.tensor(blocks, device=self.device)] = kv.to(self.device)
+        self.device_cache[:, :, :, torch.tensor(blocks, device=self.device)] = kv.to(self.device)

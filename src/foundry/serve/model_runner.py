@@ -1,8 +1,8 @@
 """The model executor: turns a scheduled batch into flat model inputs over the paged cache and runs it.
 
-Layout of one step's `T` tokens: decode tokens first (one per request, batched attention), then
-prefill/recompute chunks. Only requests whose computed count catches up with their tokens this
-step produce logits (the rest were mid-prompt chunks).
+Layout of one step's `T` tokens: decode tokens first (one per request, sorted by context length and
+grouped for batched attention), then prefill/recompute chunks. Only requests whose computed count
+catches up with their tokens this step produce logits (the rest were mid-prompt chunks).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from foundry.llm.layers.attention import AttentionMetadata
+from foundry.llm.layers.attention import AttentionMetadata, DecodeGroup
 from foundry.llm.models.llama import LlamaForCausalLM
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.cache_engine import CacheEngine
@@ -40,36 +40,35 @@ class ModelRunner:
 
     def prepare(self, batch: list[ScheduledRequest], memory: BlockManager) -> ModelInput:
         bs = self.block_size
-        decodes = [r for r in batch if r.num_tokens == 1 and r.seq.num_computed_tokens > 0]
-        prefills = [r for r in batch if not (r.num_tokens == 1 and r.seq.num_computed_tokens > 0)]
+        is_decode = [r.num_tokens == 1 and r.seq.num_computed_tokens > 0 for r in batch]
+        # decodes sorted by context and grouped so that padding stays under 2x within a group
+        decodes = sorted((r for r, d in zip(batch, is_decode, strict=True) if d),
+                         key=lambda r: r.seq.num_computed_tokens)
+        prefills = [r for r, d in zip(batch, is_decode, strict=True) if not d]
         ids: list[int] = []
         pos: list[int] = []
         slots: list[int] = []
         sample_rows: list[int] = []
         sampled: list[Sequence] = []
         sum_ctx = 0
-        tables = []
-        ctx_lens = []
+        meta = AttentionMetadata(slot_mapping=None, block_size=bs)
+        group: list[tuple[list[int], int]] = []  # (block table, context length)
         for r in decodes:
             seq, c = r.seq, r.seq.num_computed_tokens
             table = memory.block_ids(seq.request_id)
+            if group and len(table) > 2 * len(group[0][0]):
+                meta.decode_groups.append(self._decode_group(group))
+                group = []
             ids.extend(seq.token_ids(c, c + 1))
             pos.append(c)
             slots.append(table[c // bs] * bs + c % bs)
-            tables.append(table)
-            ctx_lens.append(c + 1)
+            group.append((table, c + 1))
+            sum_ctx += c + 1
             if c + 1 == seq.num_tokens:  # a 1-token prompt chunk also lands here; it samples nothing
                 sample_rows.append(len(ids) - 1)
                 sampled.append(seq)
-        meta = AttentionMetadata(slot_mapping=None, block_size=bs, num_decode_tokens=len(decodes))
-        sum_ctx += sum(ctx_lens)
-        if decodes:
-            width = max(len(t) for t in tables)
-            bt = torch.tensor([t + [0] * (width - len(t)) for t in tables], dtype=torch.long)
-            meta.decode_block_tables = bt.to(self.device)
-            ctx = torch.tensor(ctx_lens)
-            mask = torch.arange(width * bs)[None, :] < ctx[:, None]  # [B, L]
-            meta.decode_mask = mask[:, None, None, :].to(self.device)
+        if group:
+            meta.decode_groups.append(self._decode_group(group))
         prefill_slots = []
         for r in prefills:
             seq, c, n = r.seq, r.seq.num_computed_tokens, r.num_tokens
@@ -97,6 +96,13 @@ class ModelRunner:
             sampled=sampled,
             sum_context_len=sum_ctx,
         )
+
+    def _decode_group(self, group: list[tuple[list[int], int]]) -> DecodeGroup:
+        width = max(len(t) for t, _ in group)
+        bt = torch.tensor([t + [0] * (width - len(t)) for t, _ in group], dtype=torch.long)
+        ctx = torch.tensor([c for _, c in group])
+        mask = torch.arange(width * self.block_size)[None, :] < ctx[:, None]  # [B, L]
+        return DecodeGroup(len(group), bt.to(self.device), mask[:, None, None, :].to(self.device))
 
     @torch.inference_mode()
     def execute(self, batch: list[ScheduledRequest], memory: BlockManager) -> tuple[torch.Tensor, ModelInput]:
