@@ -16,12 +16,19 @@ from foundry.serve.sampling_params import SamplingParams
 from foundry.serve.sequence import KVLocation, Sequence
 
 
+def snapshot(bm):
+    return (list(bm.device.free), list(bm.host.free), list(bm.device.refcount),
+            {r: (list(t.blocks), t.num_tokens, t.location) for r, t in bm.tables.items()})
+
+
 def seq(rid: str, prompt: int, max_tokens: int, t: float = 0.0) -> Sequence:
     return Sequence(rid, [1] * prompt, SamplingParams(max_tokens=max_tokens), arrival_time=t)
 
 
 def toy_step(policy, bm, now=0.0):
+    before = snapshot(bm)
     decision = policy.schedule(now, bm)
+    assert snapshot(bm) == before, "schedule() must only read the block manager"
     apply_decision(decision, bm)
     advance(decision)
     for item in decision.scheduled:
@@ -172,3 +179,34 @@ def test_update_accounts_service_time_with_the_given_clock():
     toy_step(p, bm, now=5.0)
     toy_step(p, bm, now=7.0)
     assert s.service_time == pytest.approx(0.02) and s.last_scheduled_time == 7.0
+
+
+@pytest.mark.parametrize("policy", [FCFSPolicy(4, 16), VLLMPolicy(4, 16, "swap"), VLLMPolicy(4, 16)])
+def test_policies_under_pressure_keep_accounting_and_finish_everything(policy):
+    bm = BlockManager(block_size=2, num_device_blocks=10, num_host_blocks=6)
+    seqs = [seq(f"r{i}", 3 + i, 6) for i in range(6)]
+    for i, s in enumerate(seqs):
+        policy.add(s, float(i))
+    for step in range(200):
+        toy_step(policy, bm, float(step))  # checks read-only scheduling and invariants every step
+        if all(s.is_finished for s in seqs):
+            break
+    assert all(s.is_finished for s in seqs) and bm.num_free_device_blocks == 10
+
+
+def test_apply_decision_refuses_infeasible_actions():
+    from foundry.serve.policies import ScheduledRequest, SchedulerOutput
+
+    bm = BlockManager(block_size=2, num_device_blocks=4, num_host_blocks=4)
+    s = seq("a", 4, 4)
+    with pytest.raises(RuntimeError, match="5 tokens"):
+        apply_decision(SchedulerOutput(scheduled=[ScheduledRequest(s, 5)]), bm)
+    apply_decision(SchedulerOutput(scheduled=[ScheduledRequest(s, 4)]), bm)
+    advance(SchedulerOutput(scheduled=[ScheduledRequest(s, 4)]))
+    s.output_token_ids.append(0)
+    apply_decision(SchedulerOutput(swap_out=[s]), bm)
+    with pytest.raises(RuntimeError, match="host"):
+        apply_decision(SchedulerOutput(scheduled=[ScheduledRequest(s, 1)]), bm)
+    big = seq("big", 10, 1)
+    with pytest.raises(RuntimeError, match="needs 5 blocks"):
+        apply_decision(SchedulerOutput(scheduled=[ScheduledRequest(big, 10)]), bm)
