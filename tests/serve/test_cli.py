@@ -87,6 +87,20 @@ def test_bench_table_output() -> None:
     assert "TTFT (ms)" in r.stdout and "3/3 completed" in r.stdout
 
 
+def test_bench_over_http_against_a_running_server() -> None:
+    from foundry.serve import EngineConfig, LLMEngine
+    from foundry.serve.server import create_app, serve_in_thread
+
+    server_app = create_app(LLMEngine(EngineConfig(max_model_len=64, num_device_blocks=32)))
+    args = ["--num-requests", "3", "--rate", "20", "--prompt-len", "8", "--output-len", "4", "--json"]
+    with serve_in_thread(server_app) as url:
+        r = runner.invoke(app, ["serve", "bench", "--url", url, *args])
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["num_completed"] == 3 and result["total_output_tokens"] == 12
+    assert result["info"]["target"] == f"http {url}"
+
+
 @pytest.mark.parametrize(
     ("args", "option"),
     [

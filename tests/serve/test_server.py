@@ -136,6 +136,26 @@ def test_n_samples_per_prompt(server: SimpleNamespace) -> None:
     assert wait_until(lambda: idle(server))
 
 
+def test_stop_string_ends_the_text_before_it_streaming_or_not(
+    server: SimpleNamespace, offline: LLMEngine
+) -> None:
+    base = dict(model=MODEL, prompt="stop here", temperature=0, extra_body={"ignore_eos": True})
+    full = offline.generate(["stop here"], SamplingParams(max_tokens=40, temperature=0, ignore_eos=True))[
+        0
+    ].text
+    # a printable two-character stop string from the middle of the greedy text
+    k = next(
+        i for i in range(3, len(full) - 1) if full[i : i + 2].isprintable() and full[i : i + 2].isascii()
+    )
+    stop = full[k : k + 2]
+    k = full.index(stop)
+    r = server.client.completions.create(max_tokens=40, stop=[stop], **base)
+    assert r.choices[0].text == full[:k] and r.choices[0].finish_reason == "stop"
+    chunks = list(server.client.completions.create(max_tokens=40, stop=stop, stream=True, **base))
+    assert "".join(c.choices[0].text for c in chunks) == full[:k]
+    assert chunks[-1].choices[0].finish_reason == "stop"
+
+
 def test_stream_ends_with_done_in_openai_sse_format(server: SimpleNamespace) -> None:
     body = {"model": MODEL, "prompt": "abc", "max_tokens": 3, "stream": True, "ignore_eos": True}
     with httpx.stream("POST", f"{server.url}/v1/completions", json=body) as r:
