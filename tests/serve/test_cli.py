@@ -113,6 +113,7 @@ def test_bench_over_http_against_a_running_server() -> None:
         (["serve", "bench", "--url", "http://127.0.0.1:9", "--num-requests", "1"], "--url"),
         (["serve", "bench", "--url", "http://127.0.0.1:9", "--wait", "0.3", "--num-requests", "1"], "--url"),
         (["serve", "--block-size", "0"], "--block-size"),
+        (["serve", "--log-level", "loud"], "--log-level"),
         (["serve", "--model", "/nonexistent/checkpoint"], "--model"),
     ],
 )

@@ -66,6 +66,9 @@ def _build_engine(config: Any):
         raise typer.BadParameter(str(e), param_hint="--model") from None
 
 
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
 def _exit_normally(signum: int, frame: Any) -> None:
     raise SystemExit(0)
 
@@ -96,6 +99,10 @@ def serve(
     """Run the OpenAI-compatible server (when no sub-command is given)."""
     if ctx.invoked_subcommand is not None:
         return
+    if log_level not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}", param_hint="--log-level"
+        )
     config = _engine_config(
         model=model,
         policy=policy,
