@@ -9,4 +9,14 @@ foundry mimo sweep --bs-antennas 64 --users 16 --sigma-theta-deg 10 --sigma-g 0.
   --snr-db 0,10,20,30 --draws 200 --precoders zf,wl-zf,mmse,wl-mmse,mf,wl-mf \
   --seed 0 --out "$out/mimo"
 
+echo "== foundry serve: OpenAI-compatible server on 127.0.0.1 + open-loop bench, 20 requests (foundry-tiny) =="
+port=${SERVE_PORT:-8765}
+foundry serve --port "$port" --max-model-len 512 --log-level warning &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null || true' EXIT
+foundry serve bench --url "http://127.0.0.1:$port" --wait 60 --num-requests 20 --rate 8 \
+  --workload lognormal --prompt-len 64 --output-len 32 --max-prompt-len 256 --max-output-len 128
+kill "$serve_pid"; wait "$serve_pid"
+trap - EXIT
+
 echo "demo outputs are in $out/"
