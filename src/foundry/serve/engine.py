@@ -62,6 +62,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 class LLMEngine:
+    """The serving engine over one model, one KV pool pair and one policy.
+
+    `policy` overrides the one named in `config` (any `Policy` subclass, e.g. a FastServe policy
+    under test). The engine clock is `time.monotonic()`; callers may pass their own arrival times.
+    """
+
     def __init__(self, config: EngineConfig, policy: Policy | None = None) -> None:
         self.config = config
         self.device = resolve_device(config.device)
@@ -254,6 +260,8 @@ class LLMEngine:
         final: dict[str, RequestOutput] = {}
         wanted = set(ids)
         while len(final) < len(ids):
+            if not any(rid in self._requests for rid in ids if rid not in final):
+                raise RuntimeError("generate: a request was aborted before it finished")
             for out in self.step():
                 if out.finished and out.request_id in wanted:
                     final[out.request_id] = out
