@@ -39,3 +39,28 @@ def plot_prediction(arrays: dict[str, np.ndarray], title: str, path: str | Path)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_training_log(log_path: str | Path, path: str | Path) -> None:
+    """Training loss and held-out relative L2 against steps, from a ``log.jsonl``."""
+    import json
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    train = [(r["step"], r["loss"]) for r in records if "loss" in r]
+    test = [(r["step"], r["test_rel_l2"]) for r in records if r.get("test_rel_l2") is not None]
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train loss (normalised RMSE)")
+    if test:
+        ax.plot(*zip(*test, strict=True), "o-", label="held-out relative L2 (full grid)")
+    ax.set(xlabel="step", ylabel="error", yscale="log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

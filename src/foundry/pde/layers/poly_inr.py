@@ -36,6 +36,24 @@ class PolyINR(nn.Module):
         self.affines = nn.ModuleList(nn.Linear(dim_in, dim_hidden) for _ in range(self.num_hidden))
         self.denses = nn.ModuleList(nn.Linear(dim_hidden, dim_hidden) for _ in range(self.num_hidden))
         self.out = nn.Linear(dim_hidden, dim_out)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Initialise so the coordinate-dependent signal keeps its size through the layers.
+
+        With PyTorch's default init each ``h * Affine(z)`` product shrinks the part of ``h`` that
+        varies with z several-fold per layer; a fresh model is then nearly constant in (t, x), and
+        in our first XS run it stayed in that state (a constant prediction, held-out relative L2
+        0.99 after 1,700 steps). Unit-scale affine maps and He-initialised dense layers (for
+        LeakyReLU(0.2)) keep that signal at order one.
+        """
+        for affine in self.affines:
+            nn.init.normal_(affine.weight, std=1.0)
+            nn.init.uniform_(affine.bias, -1.0, 1.0)
+        for dense in self.denses:
+            nn.init.kaiming_normal_(dense.weight, a=0.2, nonlinearity="leaky_relu")
+            nn.init.zeros_(dense.bias)
 
     def forward(
         self,
