@@ -15,9 +15,31 @@ class EngineConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str = Field("foundry-tiny", description="'foundry-tiny' or a local Hugging Face checkpoint dir")
-    policy: Literal["fcfs", "vllm"] = Field("vllm", description="scheduling policy")
+    policy: Literal["fcfs", "vllm", "mlfq", "sj-mlfq", "srpt"] = Field(
+        "vllm", description="scheduling policy (srpt is an oracle: it reads max_tokens as the output length)"
+    )
     preemption_mode: Literal["recompute", "swap"] = Field(
         "recompute", description="vllm policy: drop a preempted request's KV, or swap it to the host pool"
+    )
+    # FastServe (mlfq, sj-mlfq, srpt); defaults are the paper's values (serving reference §2.2-2.3)
+    profile: str | None = Field(
+        None, description="latency profile JSON from `foundry serve profile` (sj-mlfq needs one)"
+    )
+    mlfq_base_quantum_s: float | None = Field(
+        0.010, gt=0, description="base quantum q0 (s); None: the paper's 10 ms scaled to the profile"
+    )
+    mlfq_starvation_interval: int = Field(1000, ge=1, description="steps between starvation checks")
+    mlfq_starvation_threshold_s: float = Field(
+        3.0, ge=0, description="idle time (s) after which a job is promoted to level 0"
+    )
+    mlfq_defer_host_free_ratio: float = Field(
+        0.1, ge=0, le=1, description="defer new prefills while free/total host blocks is below this"
+    )
+    mlfq_memory_mode: Literal["proactive-swap", "reactive-swap", "recompute"] = Field(
+        "proactive-swap", description="how mlfq/sj-mlfq/srpt free device KV of preempted jobs"
+    )
+    mlfq_min_free_blocks: int = Field(
+        0, ge=0, description="proactive-swap reserve: max(max_num_seqs, this) free device blocks"
     )
     block_size: int = Field(16, ge=1, le=1024, description="tokens per KV block")
     num_device_blocks: int | None = Field(

@@ -21,12 +21,20 @@ from foundry.serve.detokenizer import IncrementalDetokenizer
 from foundry.serve.memory_plan import MemoryPlan, advance, apply_decision
 from foundry.serve.model_runner import ModelRunner
 from foundry.serve.outputs import EngineStats, IterationRecord, RequestOutput, TokenLogprob
-from foundry.serve.policies import POLICIES, Policy, SchedulerOutput
-from foundry.serve.policies.fcfs import FCFSPolicy
-from foundry.serve.policies.vllm import VLLMPolicy
+from foundry.serve.policies import Policy, SchedulerOutput, build_policy
 from foundry.serve.sampler import sample
 from foundry.serve.sampling_params import SamplingParams
 from foundry.serve.sequence import KVLocation, Sequence, SequenceStatus
+
+
+@dataclass
+class MigratedRequest:
+    """An unfinished request in transit between engines: its state, sampler stream, text state, KV."""
+
+    seq: Sequence
+    generator: torch.Generator | None
+    detok: IncrementalDetokenizer
+    kv: torch.Tensor | None  # [layers, 2, kv_heads, blocks, block_size, head_dim]; None = recompute
 
 
 @dataclass
@@ -46,11 +54,7 @@ class _Request:
 
 
 def make_policy(config: EngineConfig) -> Policy:
-    if config.policy == "vllm":
-        return VLLMPolicy(config.max_num_seqs, config.max_num_batched_tokens, config.preemption_mode)
-    if config.policy == "fcfs":
-        return FCFSPolicy(config.max_num_seqs, config.max_num_batched_tokens)
-    raise ValueError(f"policy: unknown {config.policy!r}; known: {sorted(POLICIES)}")
+    return build_policy(config)  # the registry in foundry.serve.policies
 
 
 def resolve_device(name: str) -> torch.device:
@@ -144,6 +148,39 @@ class LLMEngine:
         req.seq.kv_location = KVLocation.NONE
         req.seq.is_finished, req.seq.finish_reason = True, "abort"
         self._num_aborted += 1
+
+    def migrate_out(self, request_id: str, keep_kv: bool = True) -> MigratedRequest:
+        """Take an unfinished request out of this engine, with its KV (or for recompute elsewhere)."""
+        req = self._requests.pop(request_id, None)
+        if req is None:
+            raise ValueError(f"request_id: {request_id!r} is not in the engine")
+        seq = req.seq
+        self.policy.remove(seq)
+        kv = None
+        if keep_kv and seq.kv_location is not KVLocation.NONE:
+            pool = "device" if seq.kv_location is KVLocation.DEVICE else "host"
+            kv = self.cache_engine.read_blocks(self.block_manager.block_ids(request_id), pool)
+        self.block_manager.free(request_id)
+        seq.kv_location = KVLocation.NONE
+        if kv is None:
+            seq.num_computed_tokens = 0
+        return MigratedRequest(seq, req.generator, req.detok, kv)
+
+    def migrate_in(self, m: MigratedRequest) -> None:
+        """Adopt a request from `migrate_out` of an engine with the same model and block size."""
+        seq = m.seq
+        if seq.request_id in self._requests:
+            raise ValueError(f"request_id: {seq.request_id!r} is already in the engine")
+        if m.kv is not None:
+            if m.kv.shape[4] != self.block_manager.block_size:
+                raise ValueError(f"kv: block size {m.kv.shape[4]} != {self.block_manager.block_size}")
+            if not self.block_manager.can_allocate(seq.request_id, seq.num_computed_tokens):
+                raise RuntimeError(f"request {seq.request_id!r}: not enough free device blocks for its KV")
+            self.block_manager.allocate(seq.request_id, seq.num_computed_tokens)
+            self.cache_engine.write_blocks(self.block_manager.block_ids(seq.request_id), m.kv)
+            seq.kv_location = KVLocation.DEVICE
+        self._requests[seq.request_id] = _Request(seq, m.generator, m.detok)
+        self.policy.add(seq, time.monotonic())
 
     def has_unfinished_requests(self) -> bool:
         return bool(self._requests)
@@ -277,6 +314,7 @@ class LLMEngine:
             host_kv_usage=self.block_manager.host_usage, num_preemptions=self._num_preemptions,
             num_swapped_out=self._num_swapped_out, num_swapped_in=self._num_swapped_in,
             num_steps=self._num_steps, num_finished=self._num_finished, num_aborted=self._num_aborted,
+            policy_stats=self.policy.stats(),
         )
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> None:

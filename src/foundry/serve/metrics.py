@@ -2,7 +2,8 @@
 
 Engine state (queue lengths, KV usage, cumulative preemption and swap counts) is read from the
 ``AsyncEngine``'s latest stats snapshot at scrape time by a custom collector; per-request latencies
-(TTFT, TPOT, E2E) are observed when a request finishes, from the engine's own timestamps.
+(TTFT, TPOT, E2E) are observed when a request finishes, from the engine's own timestamps. A policy's
+own series (``Policy.stats()``, e.g. MLFQ queue levels and demotions) come with the snapshot.
 """
 
 from __future__ import annotations
@@ -45,6 +46,27 @@ class _EngineCollector:
         for name, doc, value in counters:
             c = CounterMetricFamily(f"{PREFIX}_{name}", doc)
             c.add_metric([], float(value))
+            yield c
+        yield from _policy_metrics(getattr(s, "policy_stats", None) or {})
+
+
+def _policy_metrics(ps: dict):
+    """MLFQ-family series (FastServe): requests per queue level, demotions, starvation promotions."""
+    if "queue_levels" in ps:
+        g = GaugeMetricFamily(f"{PREFIX}_mlfq_queue_requests", "Requests per MLFQ queue level.",
+                              labels=["level"])
+        for level, n in enumerate(ps["queue_levels"]):
+            g.add_metric([str(level)], float(n))
+        yield g
+    counters = (
+        ("num_demotions", "mlfq_demotions", "MLFQ demotions (a job used up its level's quantum)."),
+        ("num_promotions", "mlfq_starvation_promotions", "MLFQ starvation promotions to level 0."),
+        ("num_deferred_prefills", "mlfq_deferred_prefills", "Prefills deferred under host-swap pressure."),
+    )
+    for key, name, doc in counters:
+        if key in ps:
+            c = CounterMetricFamily(f"{PREFIX}_{name}", doc)
+            c.add_metric([], float(ps[key]))
             yield c
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 FinishReason = Literal["stop", "length", "abort"]
 
@@ -62,3 +62,4 @@ class EngineStats:
     num_steps: int
     num_finished: int
     num_aborted: int
+    policy_stats: dict[str, Any] = field(default_factory=dict)  # the policy's own series (Policy.stats())

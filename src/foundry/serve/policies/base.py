@@ -88,3 +88,7 @@ class Policy(ABC):
         for item in output.scheduled:
             item.seq.service_time += elapsed
             item.seq.last_scheduled_time = now
+
+    def stats(self) -> dict[str, object]:
+        """The policy's own series for /metrics (e.g. MLFQ queue lengths per level); none by default."""
+        return {}

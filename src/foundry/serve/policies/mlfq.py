@@ -1,0 +1,244 @@
+"""FastServe's skip-join MLFQ (arXiv 2305.05920) with token-level preemption and proactive KV swapping.
+
+Rules (serving reference §2.2-2.3; re-implemented from the described behaviour, no code copied):
+
+- Levels p = 0, 1, 2, ... are created on demand; level p has quantum q_p = q0 * 2**p.
+- Arrival: with skip-join, a job joins the back of level p0 = the smallest p >= 0 with
+  q0 * 2**p >= T_pre, T_pre its *measured* prefill time for its prompt length (a `Profile`, inclusive
+  boundary). Without skip-join (plain `mlfq`) every job joins level 0.
+- Batch: scan levels from 0 up, FIFO within a level; add jobs while the batch has fewer than
+  `max_num_seqs` and their tokens fit the token budget; the first misfit ends the scan (a job longer
+  than the whole budget is chunked when it would otherwise run alone). While the host pool is under
+  pressure (free/total < `defer_host_free_ratio`), jobs not yet started are skipped (deferred), unless
+  nothing else could run: the engine never idles while a job could run.
+- Accounting: each job in the batch adds the step's wall time to its time at its level. A job whose
+  time strictly exceeds its level's quantum drops one level (time reset). Every job that ran goes
+  back to the *front* of its level, so started jobs stay ahead of newer arrivals at that level.
+- Starvation: every `starvation_interval` steps, jobs idle for >= `starvation_threshold_s` move to
+  the front of level 0.
+- Token-level preemption: a job left out of the batch stops at that iteration and keeps its KV on the
+  device unless memory is needed; then the memory mode decides (`MemoryMode`):
+  ``proactive-swap`` keeps a reserve R = max(max_num_seqs, `min_free_blocks`) of free device blocks,
+  offloading idle jobs from the back of the lowest level first, and prefetches host-resident jobs from
+  the top levels when nothing was offloaded in the step; ``reactive-swap`` swaps out only what the
+  batch needs, with no reserve and no prefetch; ``recompute`` drops KV instead of swapping it. A swap
+  that does not fit the host pool falls back to recompute. If offloading idle jobs is not enough, jobs
+  leave the batch from its end (they keep their queue place).
+
+Deviations, each for a reason: the reserve is met only by offloading *idle* jobs (a batch is never
+shrunk just to keep spare blocks, which would idle a small pool); deferral yields to work conservation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable
+from typing import Literal
+
+from foundry.serve.block_manager import BlockManager
+from foundry.serve.policies.base import MemoryBudget, Policy, ScheduledRequest, SchedulerOutput
+from foundry.serve.sequence import KVLocation, Sequence
+
+MemoryMode = Literal["proactive-swap", "reactive-swap", "recompute"]
+MEMORY_MODES = ("proactive-swap", "reactive-swap", "recompute")
+
+
+def skip_join_level(prefill_time: float, base_quantum: float) -> int:
+    """Smallest p >= 0 with base_quantum * 2**p >= prefill_time (the quantum covers it, boundary included)."""
+    if prefill_time <= base_quantum:
+        return 0
+    p = max(0, math.ceil(math.log2(prefill_time / base_quantum)))
+    while base_quantum * 2 ** p < prefill_time:  # guard against log2 rounding down
+        p += 1
+    while p > 0 and base_quantum * 2 ** (p - 1) >= prefill_time:  # ... or up
+        p -= 1
+    return p
+
+
+class MLFQPolicy(Policy):
+    """Multi-level feedback queue; `skip_join=True` is FastServe's skip-join MLFQ (`sj-mlfq`)."""
+
+    name = "mlfq"
+
+    def __init__(self, max_num_seqs: int, max_num_batched_tokens: int, *, base_quantum: float = 0.010,
+                 skip_join: bool = False, prefill_time: Callable[[int], float] | None = None,
+                 starvation_interval: int = 1000, starvation_threshold_s: float = 3.0,
+                 defer_host_free_ratio: float = 0.1, memory_mode: MemoryMode = "proactive-swap",
+                 min_free_blocks: int = 0) -> None:
+        super().__init__(max_num_seqs, max_num_batched_tokens)
+        if not base_quantum > 0:
+            raise ValueError(f"base_quantum: must be > 0 seconds, got {base_quantum}")
+        if skip_join and prefill_time is None:
+            raise ValueError("prefill_time: skip-join needs the measured prefill time (a Profile)")
+        if starvation_interval < 1:
+            raise ValueError(f"starvation_interval: must be >= 1 step, got {starvation_interval}")
+        if not starvation_threshold_s >= 0:
+            raise ValueError(f"starvation_threshold_s: must be >= 0, got {starvation_threshold_s}")
+        if not 0 <= defer_host_free_ratio <= 1:
+            raise ValueError(f"defer_host_free_ratio: must be in [0, 1], got {defer_host_free_ratio}")
+        if memory_mode not in MEMORY_MODES:
+            raise ValueError(f"memory_mode: must be one of {MEMORY_MODES}, got {memory_mode!r}")
+        if min_free_blocks < 0:
+            raise ValueError(f"min_free_blocks: must be >= 0, got {min_free_blocks}")
+        self.base_quantum = base_quantum
+        self.skip_join = skip_join
+        self.prefill_time = prefill_time
+        self.starvation_interval = starvation_interval
+        self.starvation_threshold_s = starvation_threshold_s
+        self.defer_host_free_ratio = defer_host_free_ratio
+        self.memory_mode = memory_mode
+        self.min_free_blocks = min_free_blocks
+        self.levels: list[deque[Sequence]] = []
+        self.num_steps = 0
+        self.num_demotions = 0
+        self.num_promotions = 0
+        self.num_deferred = 0  # prefills skipped under host-swap pressure (counted per step)
+
+    # ---- queues --------------------------------------------------------------------------------
+    def quantum(self, level: int) -> float:
+        return self.base_quantum * 2 ** level
+
+    def initial_level(self, seq: Sequence) -> int:
+        if not self.skip_join:
+            return 0
+        assert self.prefill_time is not None
+        return skip_join_level(self.prefill_time(seq.num_prompt_tokens), self.base_quantum)
+
+    def _queue(self, level: int) -> deque[Sequence]:
+        while len(self.levels) <= level:
+            self.levels.append(deque())
+        return self.levels[level]
+
+    def add(self, seq: Sequence, now: float) -> None:
+        seq.priority = self.initial_level(seq)
+        seq.policy_state["level_time"] = 0.0
+        seq.last_scheduled_time = now  # idle time counts from arrival
+        self._queue(seq.priority).append(seq)
+
+    def remove(self, seq: Sequence) -> None:
+        if seq.priority < len(self.levels) and seq in self.levels[seq.priority]:
+            self.levels[seq.priority].remove(seq)
+
+    def queued(self) -> list[Sequence]:
+        """All jobs in priority order (level 0 first, front first)."""
+        return [s for q in self.levels for s in q]
+
+    def stats(self) -> dict[str, object]:
+        return {"queue_levels": [len(q) for q in self.levels], "num_demotions": self.num_demotions,
+                "num_promotions": self.num_promotions, "num_deferred_prefills": self.num_deferred}
+
+    # ---- one step ------------------------------------------------------------------------------
+    def schedule(self, now: float, memory: BlockManager) -> SchedulerOutput:
+        self.num_steps += 1
+        if self.num_steps % self.starvation_interval == 0:
+            self._promote_starved(now)
+        mem = MemoryBudget(memory)
+        batch = self._pick_batch(memory)
+        out = SchedulerOutput()
+        self._reserve_memory(batch, out, mem)
+        out.scheduled = batch
+        return out
+
+    def _promote_starved(self, now: float) -> None:
+        starved = [s for s in self.queued()
+                   if now - (s.last_scheduled_time or s.arrival_time) >= self.starvation_threshold_s]
+        for seq in reversed(starved):  # keep their relative order at the front of level 0
+            self.levels[seq.priority].remove(seq)
+            if seq.priority > 0:
+                self.num_promotions += 1
+            seq.priority, seq.policy_state["level_time"] = 0, 0.0
+            self._queue(0).appendleft(seq)
+
+    def _host_under_pressure(self, memory: BlockManager) -> bool:
+        total = memory.host.num_blocks
+        return total > 0 and memory.num_free_host_blocks / total < self.defer_host_free_ratio
+
+    def _pick_batch(self, memory: BlockManager) -> list[ScheduledRequest]:
+        batch: list[ScheduledRequest] = []
+        budget = self.max_num_batched_tokens
+        defer = self._host_under_pressure(memory)
+        deferred: list[Sequence] = []
+        for seq in self.queued():
+            if len(batch) >= self.max_num_seqs or budget == 0:
+                break
+            if defer and seq.num_computed_tokens == 0 and seq.is_prefilling:
+                deferred.append(seq)
+                continue
+            n = seq.num_uncomputed_tokens
+            if n > budget:
+                if batch:
+                    break  # the first misfit ends the scan
+                n = budget  # alone and longer than the whole budget: run a chunk
+            batch.append(ScheduledRequest(seq, n))
+            budget -= n
+        self.num_deferred += len(deferred)
+        if not batch and deferred:  # work conservation beats deferral
+            seq = deferred[0]
+            batch.append(ScheduledRequest(seq, min(seq.num_uncomputed_tokens, budget)))
+        return batch
+
+    def _evict(self, seq: Sequence, out: SchedulerOutput, mem: MemoryBudget) -> None:
+        """Free `seq`'s device blocks: swap them to the host if the mode and the host allow, else drop."""
+        held = mem.device_blocks_held(seq)
+        mem.free_device += held
+        if (self.memory_mode != "recompute" and held <= mem.free_host
+                and mem.memory.can_swap_out(seq.request_id)):
+            mem.free_host -= held
+            out.swap_out.append(seq)
+        else:
+            out.recompute.append(seq)
+
+    def _reserve_memory(self, batch: list[ScheduledRequest], out: SchedulerOutput, mem: MemoryBudget) -> None:
+        proactive = self.memory_mode == "proactive-swap"
+        reserve = max(self.max_num_seqs, self.min_free_blocks) if proactive else 0
+        in_batch = {id(item.seq) for item in batch}
+
+        def need() -> int:
+            return sum(mem.blocks_to_run(item.seq, item.num_tokens) for item in batch)
+
+        # 1. offload idle device-resident jobs: lowest level first, back of the queue first
+        if reserve + need() > mem.free_device:
+            for level in reversed(self.levels):
+                for seq in reversed(level):
+                    if reserve + need() <= mem.free_device:
+                        break
+                    if id(seq) not in in_batch and mem.device_blocks_held(seq) > 0:
+                        self._evict(seq, out, mem)
+        # 2. still short of what the batch needs: jobs leave the batch from its end
+        while batch and need() > mem.free_device:
+            item = batch.pop()
+            in_batch.discard(id(item.seq))
+            if mem.device_blocks_held(item.seq) > 0 and need() > mem.free_device:
+                self._evict(item.seq, out, mem)
+        # 3. batch jobs on the host come back
+        for item in batch:
+            if item.seq.kv_location is KVLocation.HOST:
+                mem.free_host += mem.memory.num_blocks(item.seq.request_id)
+                out.swap_in.append(item.seq)
+        mem.free_device -= need()
+        # 4. prefetch: nothing offloaded this step, walk the top levels over at most max_num_seqs jobs
+        if proactive and not out.swap_out and not out.recompute:
+            for seq in self.queued()[:self.max_num_seqs]:
+                if seq.kv_location is not KVLocation.HOST or id(seq) in in_batch:
+                    continue
+                blocks = mem.memory.num_blocks(seq.request_id)
+                if mem.free_device >= reserve + blocks:
+                    mem.free_device -= blocks
+                    mem.free_host += blocks
+                    out.swap_in.append(seq)
+
+    def update(self, output: SchedulerOutput, now: float, elapsed: float) -> None:
+        ran = [item.seq for item in output.scheduled]
+        for seq in ran:
+            seq.service_time += elapsed
+            seq.last_scheduled_time = now
+            self.levels[seq.priority].remove(seq)
+            t = seq.policy_state.get("level_time", 0.0) + elapsed
+            if t > self.quantum(seq.priority):  # strictly exceeds: demote one level
+                seq.priority += 1
+                t = 0.0
+                self.num_demotions += 1
+            seq.policy_state["level_time"] = t
+        for seq in reversed(ran):  # back to the front, batch order kept
+            self._queue(seq.priority).appendleft(seq)
