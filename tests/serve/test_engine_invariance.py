@@ -104,3 +104,33 @@ def test_aborts_under_random_workload_keep_accounting_clean(tiny_ckpt):
                                     preemption_mode="swap", num_host_blocks=8, max_num_seqs=4))
     finished = run_workload(engine, requests, [i // 2 for i in range(8)], aborts={2, 5, 9})
     assert len(finished) == 8 - engine.stats().num_aborted
+
+
+@pytest.mark.parametrize("keep_kv", [True, False])
+def test_migrating_requests_between_engines_keeps_greedy_outputs(tiny_ckpt, keep_kv):
+    model, _, _ = load_model(tiny_ckpt)
+    requests = [([3 * i + 1] * (4 + 5 * i), 12) for i in range(4)]
+    a = LLMEngine(EngineConfig(model=tiny_ckpt, block_size=4, num_device_blocks=12, num_host_blocks=20,
+                               preemption_mode="swap", max_num_batched_tokens=8))
+    b = LLMEngine(EngineConfig(model=tiny_ckpt, block_size=4, num_device_blocks=40))
+    for i, (prompt, n) in enumerate(requests):
+        a.add_request(f"r{i}", prompt, SamplingParams(max_tokens=n, temperature=0.0, ignore_eos=True))
+    finished = {}
+    for _ in range(10):  # memory pressure: some decoding on device, some swapped out mid-prompt
+        for out in a.step():
+            finished[out.request_id] = out
+    where = {rid: a._requests[rid].seq.kv_location.value for rid in ("r1", "r2", "r3")}
+    assert where == {"r1": "device", "r2": "host", "r3": "host"} and a._requests["r3"].seq.is_prefilling
+    for rid in ("r1", "r2", "r3"):
+        b.migrate_in(a.migrate_out(rid, keep_kv=keep_kv))
+    a.block_manager.check_invariants()
+    b.block_manager.check_invariants()
+    for engine in (a, b):
+        while engine.has_unfinished_requests():
+            for out in engine.step():
+                finished[out.request_id] = out
+            engine.block_manager.check_invariants()
+    for i, (prompt, n) in enumerate(requests):
+        out = finished[f"r{i}"]
+        assert out.finished and out.output_token_ids == dense_greedy(model, prompt, n)
+        assert out.text == a.tokenizer.decode(out.output_token_ids)

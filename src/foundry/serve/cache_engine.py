@@ -60,9 +60,10 @@ class CacheEngine:
         self.swap_in(plan.swap_in)
         self.copy(plan.copy_on_write)
 
-    def read_blocks(self, blocks: list[int]) -> torch.Tensor:
-        """[num_layers, 2, Hkv, len(blocks), block_size, D] copy of device blocks."""
-        return self.device_cache[:, :, :, torch.tensor(blocks, device=self.device)].clone()
+    def read_blocks(self, blocks: list[int], pool: str = "device") -> torch.Tensor:
+        """[num_layers, 2, Hkv, len(blocks), block_size, D] copy of blocks of the device or host pool."""
+        cache = self.device_cache if pool == "device" else self.host_cache
+        return cache[:, :, :, torch.tensor(blocks, device=cache.device)].clone()
 
     def write_blocks(self, blocks: list[int], kv: torch.Tensor) -> None:
         self.device_cache[:, :, :, torch.tensor(blocks, device=self.device)] = kv.to(self.device)
