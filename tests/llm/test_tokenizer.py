@@ -28,3 +28,18 @@ def test_chat_template():
     assert text == "<|system|>be brief\n<|user|>hi\n<|assistant|>"
     with pytest.raises(ValueError, match="messages"):
         tok.apply_chat_template([{"content": "no role"}])
+
+
+def test_checkpoint_post_processor_adds_bos_once(tmp_path):
+    from tokenizers import processors
+
+    from foundry.llm.tokenizer import Tokenizer
+
+    tiny = build_tiny_tokenizer()
+    tiny._tok.post_processor = processors.TemplateProcessing(
+        single="<|bos|> $A", special_tokens=[("<|bos|>", tiny.bos_token_id)])  # as Llama's tokenizer.json
+    tiny._tok.save(str(tmp_path / "tokenizer.json"))
+    tok = Tokenizer.from_dir(tmp_path, eos_token_id=257, bos_token_id=256)
+    assert tok.encode("hi") == [256, 104, 105]
+    assert tok.encode("<|bos|>hi") == [256, 104, 105]  # a template that writes BOS itself
+    assert tok.encode("hi", add_special_tokens=False) == [104, 105]

@@ -32,10 +32,18 @@ class Tokenizer:
     def vocab_size(self) -> int:
         return self._tok.get_vocab_size(with_added_tokens=True)
 
-    def encode(self, text: str) -> list[int]:
-        ids = self._tok.encode(text, add_special_tokens=False).ids
-        if self.add_bos and self.bos_token_id is not None:
-            ids = [self.bos_token_id, *ids]
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids; special tokens (e.g. a Llama BOS) as the checkpoint's tokenizer adds them.
+
+        A BOS already written by a chat template is not doubled.
+        """
+        ids = self._tok.encode(text, add_special_tokens=add_special_tokens).ids
+        bos = self.bos_token_id
+        if bos is not None and add_special_tokens:
+            if self.add_bos and (not ids or ids[0] != bos):
+                ids = [bos, *ids]
+            if len(ids) >= 2 and ids[0] == ids[1] == bos:
+                ids = ids[1:]
         return ids
 
     def decode(self, ids: list[int]) -> str:
