@@ -27,7 +27,10 @@ Model = Annotated[
         "[bench over HTTP: the served model name; default: the server's]"
     ),
 ]
-Policy = Annotated[str | None, typer.Option(help="Scheduling policy: fcfs or vllm.")]
+Policy = Annotated[
+    str | None,
+    typer.Option(help="Policy: fcfs, vllm, mlfq, sj-mlfq, or srpt (oracle: max_tokens = output length)."),
+]
 PreemptionMode = Annotated[str | None, typer.Option(help="vllm policy: recompute or swap.")]
 BlockSize = Annotated[int | None, typer.Option(help="Tokens per KV block.")]
 NumDeviceBlocks = Annotated[int | None, typer.Option(help="Device KV blocks (default: from the KV budget).")]
@@ -39,6 +42,22 @@ MaxModelLen = Annotated[int | None, typer.Option(help="Context limit (default: t
 Seed = Annotated[int | None, typer.Option(help="Seed for foundry-tiny's weights and unseeded sampling.")]
 Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto.")]
 Dtype = Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")]
+# --- FastServe policies (mlfq, sj-mlfq, srpt); defaults are the paper's, see docs/fastserve.md -------
+ProfilePath = Annotated[
+    str | None,
+    typer.Option("--profile", help="Latency profile from `foundry serve profile` (default: measure one)."),
+]
+MlfqBaseQuantum = Annotated[
+    str | None,
+    typer.Option(help="MLFQ base quantum q0 in seconds, or 'auto': the paper's 10 ms scaled to the profile."),
+]
+MlfqMemoryMode = Annotated[str | None, typer.Option(help="proactive-swap, reactive-swap or recompute.")]
+MlfqStarvationInterval = Annotated[int | None, typer.Option(help="Steps between starvation checks.")]
+MlfqStarvationThreshold = Annotated[float | None, typer.Option(help="Idle seconds before promotion.")]
+MlfqDeferHostFreeRatio = Annotated[
+    float | None, typer.Option(help="Defer new prefills while the free host-block fraction is below this.")
+]
+MlfqMinFreeBlocks = Annotated[int | None, typer.Option(help="Proactive reserve: max(max-num-seqs, this)")]
 
 
 def _engine_config(**options: Any):
@@ -48,22 +67,53 @@ def _engine_config(**options: Any):
     from foundry.serve import EngineConfig
 
     given = {k: v for k, v in options.items() if v is not None}
+    quantum = given.get("mlfq_base_quantum_s")
+    if quantum == "auto":
+        given["mlfq_base_quantum_s"] = None
+    elif quantum is not None:
+        try:
+            given["mlfq_base_quantum_s"] = float(quantum)
+        except ValueError:
+            raise typer.BadParameter(f"expected seconds or 'auto', got {quantum!r}",
+                                     param_hint="--mlfq-base-quantum") from None
     try:
         return EngineConfig(**given)
     except ValidationError as e:
         err = e.errors()[0]
         field = str(err["loc"][0]) if err.get("loc") else "model"
         msg = str(err["msg"]).removeprefix("Value error, ")
-        raise typer.BadParameter(msg, param_hint=f"--{field.replace('_', '-')}") from None
+        hint = {"mlfq_base_quantum_s": "mlfq-base-quantum",
+                "mlfq_starvation_threshold_s": "mlfq-starvation-threshold"}
+        raise typer.BadParameter(msg, param_hint=f"--{hint.get(field, field.replace('_', '-'))}") from None
 
 
 def _build_engine(config: Any):
+    """The engine; a policy that needs a latency profile and got none measures this engine first."""
     from foundry.serve import LLMEngine
+    from foundry.serve.policies import build_policy, needs_profile
 
+    measure = needs_profile(config) and config.profile is None
     try:
-        return LLMEngine(config)
+        engine = LLMEngine(config.model_copy(update={"policy": "fcfs"}) if measure else config)
     except (ValueError, FileNotFoundError) as e:
-        raise typer.BadParameter(str(e), param_hint="--model") from None
+        hint = "--profile" if str(e).startswith("profile") else "--model"
+        raise typer.BadParameter(str(e), param_hint=hint) from None
+    if measure:
+        from foundry.serve.profile import measure_profile
+
+        typer.echo(f"policy {config.policy}: measuring a latency profile of this engine (pass --profile FILE "
+                   "to reuse one from `foundry serve profile`) ...", err=True)
+        engine.policy = build_policy(config, measure_profile(engine, repeats=2))
+        engine.config = config
+    return engine
+
+
+def _fastserve_options(profile, base_quantum, memory_mode, starvation_interval, starvation_threshold,
+                       defer_host_free_ratio, min_free_blocks) -> dict[str, Any]:
+    return {"profile": profile, "mlfq_base_quantum_s": base_quantum, "mlfq_memory_mode": memory_mode,
+            "mlfq_starvation_interval": starvation_interval,
+            "mlfq_starvation_threshold_s": starvation_threshold,
+            "mlfq_defer_host_free_ratio": defer_host_free_ratio, "mlfq_min_free_blocks": min_free_blocks}
 
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -89,6 +139,13 @@ def serve(
     seed: Seed = None,
     device: Device = None,
     dtype: Dtype = None,
+    profile: ProfilePath = None,
+    mlfq_base_quantum: MlfqBaseQuantum = None,
+    mlfq_memory_mode: MlfqMemoryMode = None,
+    mlfq_starvation_interval: MlfqStarvationInterval = None,
+    mlfq_starvation_threshold: MlfqStarvationThreshold = None,
+    mlfq_defer_host_free_ratio: MlfqDeferHostFreeRatio = None,
+    mlfq_min_free_blocks: MlfqMinFreeBlocks = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.", min=0, max=65535)] = 8000,
     max_waiting: Annotated[
@@ -117,6 +174,8 @@ def serve(
         seed=seed,
         device=device,
         dtype=dtype,
+        **_fastserve_options(profile, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_interval,
+                             mlfq_starvation_threshold, mlfq_defer_host_free_ratio, mlfq_min_free_blocks),
     )
     import uvicorn
 
@@ -180,6 +239,13 @@ def bench(
     seed: Seed = None,
     device: Device = None,
     dtype: Dtype = None,
+    profile: ProfilePath = None,
+    mlfq_base_quantum: MlfqBaseQuantum = None,
+    mlfq_memory_mode: MlfqMemoryMode = None,
+    mlfq_starvation_interval: MlfqStarvationInterval = None,
+    mlfq_starvation_threshold: MlfqStarvationThreshold = None,
+    mlfq_defer_host_free_ratio: MlfqDeferHostFreeRatio = None,
+    mlfq_min_free_blocks: MlfqMinFreeBlocks = None,
 ) -> None:
     """Open-loop load generator: TTFT, TPOT, E2E latency (JCT), s/token, throughput."""
     from foundry.serve.bench.report import render_table
@@ -227,6 +293,8 @@ def bench(
             seed=seed,
             device=device,
             dtype=dtype,
+            **_fastserve_options(profile, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_interval,
+                                 mlfq_starvation_threshold, mlfq_defer_host_free_ratio, mlfq_min_free_blocks),
         )
         target: Any = InProcessTarget(_build_engine(config))
     else:
@@ -255,3 +323,58 @@ def bench(
     Console().print(render_table(result))
     for err in result.errors:
         typer.echo(f"error: {err}", err=True)
+
+
+@app.command("profile")
+def profile_cmd(
+    output: Annotated[Path, typer.Option(help="Where to write the profile (JSON).")],
+    prefill_lens: Annotated[
+        str, typer.Option(help="Comma-separated prompt lengths to time (beyond the context: skipped).")
+    ] = "8,16,32,64,128,256,384,512,768,1024",
+    decode_batches: Annotated[str, typer.Option(help="Comma-separated decode batch sizes.")] = "1,2,4,8,16",
+    repeats: Annotated[int, typer.Option(help="Runs per point (the median is kept).", min=1)] = 3,
+    model: Model = None,
+    block_size: BlockSize = None,
+    max_num_seqs: MaxNumSeqs = None,
+    max_num_batched_tokens: MaxNumBatchedTokens = None,
+    max_model_len: MaxModelLen = None,
+    seed: Seed = None,
+    device: Device = None,
+    dtype: Dtype = None,
+) -> None:
+    """Measure this engine on this model (prefill time by length, decode step time) for the MLFQ policies."""
+    from foundry.serve.policies import skip_join_level
+    from foundry.serve.profile import PAPER_BASE_QUANTUM_S, measure_profile, scaled_base_quantum
+
+    def ints(text: str, hint: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(",") if v.strip())
+        except ValueError:
+            msg = f"expected comma-separated integers, got {text!r}"
+            raise typer.BadParameter(msg, param_hint=hint) from None
+        if not values or min(values) < 1:
+            raise typer.BadParameter(f"expected positive integers, got {text!r}", param_hint=hint)
+        return values
+
+    lens, batches = ints(prefill_lens, "--prefill-lens"), ints(decode_batches, "--decode-batches")
+    config = _engine_config(model=model, policy="fcfs", block_size=block_size, max_num_seqs=max_num_seqs,
+                            max_num_batched_tokens=max_num_batched_tokens, max_model_len=max_model_len,
+                            seed=seed, device=device, dtype=dtype)
+    engine = _build_engine(config)
+    try:
+        prof = measure_profile(engine, lens, batches, repeats=repeats)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--prefill-lens") from None
+    prof.save(output)
+    q_auto = scaled_base_quantum(prof)
+    typer.echo(f"wrote {output}: {engine.model_name} on {engine.device}")
+    auto_col = f"level q0={q_auto * 1e3:.2f}ms"
+    typer.echo(f"{'prompt':>7} {'prefill ms':>11} {'level q0=10ms':>14} {auto_col:>17}")
+    for n, t in zip(prof.prefill_lens, prof.prefill_times, strict=True):
+        typer.echo(f"{n:>7} {t * 1e3:>11.2f} {skip_join_level(t, PAPER_BASE_QUANTUM_S):>14} "
+                   f"{skip_join_level(t, q_auto):>17}")
+    pairs = zip(prof.decode_batches, prof.decode_times, strict=True)
+    steps = ", ".join(f"{b}: {t * 1e3:.2f}" for b, t in pairs)
+    typer.echo(f"decode step ms by batch size: {steps}")
+    typer.echo(f"--mlfq-base-quantum auto = {q_auto * 1e3:.3f} ms "
+               "(the paper's 10 ms x this batch-1 decode step / 19.93 ms)")

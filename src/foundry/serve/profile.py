@@ -94,7 +94,7 @@ def scaled_base_quantum(profile: Profile, paper_quantum_s: float = PAPER_BASE_QU
 
 def measure_profile(engine: Any, prefill_lens: tuple[int, ...] = DEFAULT_PREFILL_LENS,
                     decode_batches: tuple[int, ...] = DEFAULT_DECODE_BATCHES, repeats: int = 3,
-                    decode_context: int = 64, decode_steps: int = 8) -> Profile:
+                    decode_context: int = 64, decode_steps: int = 16) -> Profile:
     """Measure `engine` (an idle `LLMEngine`) with real requests; lengths beyond its limits are skipped."""
     from foundry.serve.sampling_params import SamplingParams
 
@@ -123,12 +123,15 @@ def measure_profile(engine: Any, prefill_lens: tuple[int, ...] = DEFAULT_PREFILL
         prefill_times.append(statistics.median(samples))
 
     batches = sorted({b for b in decode_batches if 1 <= b <= engine.config.max_num_seqs})
+    budget = engine.config.max_num_batched_tokens
     ctx = max(1, min(decode_context, limit - decode_steps))
     decode_times = []
     for b in batches:
         params = SamplingParams(max_tokens=decode_steps + 1, temperature=0.0, ignore_eos=True)
         start = len(engine.iteration_records)
-        engine.generate([prompt(ctx) for _ in range(b)], params)
+        n = max(1, min(ctx, budget // b))  # all b prompts prefill in one step, so they decode together
+        for _ in range(repeats):
+            engine.generate([prompt(n) for _ in range(b)], params)
         steps = [r.elapsed for r in engine.iteration_records[start:]
                  if r.num_prefill_tokens == 0 and r.num_seqs == b]
         if not steps:

@@ -229,8 +229,8 @@ class MLFQPolicy(Policy):
                     out.swap_in.append(seq)
 
     def update(self, output: SchedulerOutput, now: float, elapsed: float) -> None:
-        ran = [item.seq for item in output.scheduled]
-        for seq in ran:
+        ran = [item.seq for item in output.scheduled if item.seq in self._queue(item.seq.priority)]
+        for seq in ran:  # (a job removed already, e.g. finished or aborted, is not requeued)
             seq.service_time += elapsed
             seq.last_scheduled_time = now
             self.levels[seq.priority].remove(seq)
