@@ -19,4 +19,7 @@ foundry serve bench --url "http://127.0.0.1:$port" --wait 60 --num-requests 20 -
 kill "$serve_pid"; wait "$serve_pid"
 trap - EXIT
 
+echo "== engine vs transformers generate: offline throughput, 16 requests of mixed lengths =="
+python benchmarks/serve/throughput.py --num-requests 16 --hf-batch-sizes 16
+
 echo "demo outputs are in $out/"
