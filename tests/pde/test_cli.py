@@ -117,6 +117,33 @@ def test_generate_and_eval_commands(ckpt, tmp_path):
     res = runner.invoke(app, ["pde", "eval", "--data", str(data), "--checkpoint", str(ckpt)])
     assert res.exit_code == 0, res.output
     assert "3 samples: mean rel-L2" in res.output
+    robin = tmp_path / "r.h5"
+    res = runner.invoke(
+        app,
+        [
+            "pde",
+            "generate",
+            "--out",
+            str(robin),
+            "--num-samples",
+            "2",
+            "--num-x",
+            "32",
+            "--num-t",
+            "6",
+            "--dt",
+            "1e-3",
+            "--boundary",
+            "robin",
+            "--coef-range",
+            "1",
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    import h5py
+
+    with h5py.File(robin, "r") as f:
+        assert f.attrs["family"] == "sinus0-robin" and f.attrs["coef_range"] == 1.0
     res = runner.invoke(app, ["pde", "generate", "--out", str(data), "--num-x", "33"])
     assert res.exit_code == 2 and "num_x must be even" in res.output
     res = runner.invoke(app, ["pde", "train", "--train-data", str(data), "--model-size", "XXL"])

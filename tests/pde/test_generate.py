@@ -90,3 +90,12 @@ def test_robin_family_file(tmp_path):
     assert not PDEDataset(tmp_path / "r.h5").periodic
     with pytest.raises(ValueError, match="boundary must be"):
         GenerateConfig(boundary="dirichlet")
+
+
+def test_coef_range_bounds_the_coefficients(tmp_path):
+    generate(GenerateConfig(num_samples=8, coef_range=0.5, **CFG), tmp_path / "c.h5", progress=False)
+    d, attrs = read(tmp_path / "c.h5")
+    assert attrs["coef_range"] == 0.5
+    assert np.abs(np.concatenate([d["c0"], d["c1"]])).max() <= 0.5
+    scalar = d["source_kind"] == 1
+    assert np.abs(d["source"][scalar]).max(initial=0) <= 0.5

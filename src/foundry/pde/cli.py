@@ -22,6 +22,7 @@ def generate(
     dt: float = typer.Option(2e-4, help="Solver time step."),
     num_mod: int = typer.Option(3, help="Modulation nodes in stored graphs (= INR layers - 1)."),
     boundary: str = typer.Option("periodic", help="periodic, or robin (D/N/Robin drawn at each end)."),
+    coef_range: float = typer.Option(3.0, help="Coefficients drawn from U[-r, r] (3: reference cU3)."),
     workers: int = typer.Option(1, help="Worker processes."),
 ) -> None:
     """Generate the PDEformer-1 pretraining family (sinus0) into HDF5."""
@@ -30,7 +31,14 @@ def generate(
 
     try:
         cfg = GenerateConfig(
-            num_samples=num_samples, seed=seed, num_x=num_x, num_t=num_t, dt=dt, num_mod=num_mod
+            num_samples=num_samples,
+            seed=seed,
+            num_x=num_x,
+            num_t=num_t,
+            dt=dt,
+            num_mod=num_mod,
+            boundary=boundary,
+            coef_range=coef_range,
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e

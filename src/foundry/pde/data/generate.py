@@ -48,6 +48,7 @@ class GenerateConfig:
     num_mod : modulation nodes per unknown in the stored graphs (= INR hidden layers of the model)
     chunk_size : candidates solved together in one batch
     boundary : "periodic" (Fourier solver) or "robin" (D/N/Robin at each end, finite differences)
+    coef_range : coefficients, scalar sources and boundary values are drawn from U[-r, r]
     """
 
     num_samples: int = 1000
@@ -58,6 +59,7 @@ class GenerateConfig:
     num_mod: int = 3
     chunk_size: int = 64
     boundary: str = "periodic"
+    coef_range: float = 3.0
 
     def __post_init__(self) -> None:
         if self.boundary not in ("periodic", "robin"):
@@ -69,6 +71,8 @@ class GenerateConfig:
             raise ValueError(f"num_x must be even and >= 16, got {self.num_x}")
         if self.dt <= 0:
             raise ValueError(f"dt must be positive, got {self.dt}")
+        if self.coef_range <= 0:
+            raise ValueError(f"coef_range must be positive, got {self.coef_range}")
 
 
 def grid(cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -83,7 +87,7 @@ def solve_chunk(cfg: GenerateConfig, chunk: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([cfg.seed, chunk])
     _, x = grid(cfg)
     periodic = cfg.boundary == "periodic"
-    params = [sample_params(rng, x, periodic) for _ in range(cfg.chunk_size)]
+    params = [sample_params(rng, x, periodic, cfg.coef_range) for _ in range(cfg.chunk_size)]
 
     def stack(name: str) -> np.ndarray:
         return np.stack([np.asarray(getattr(p, name)) for p in params])
@@ -135,7 +139,7 @@ def _create(f, cfg: GenerateConfig, first: dict[str, np.ndarray]) -> None:
 
 def _check_same(f, cfg: GenerateConfig) -> None:
     for k, v in asdict(cfg).items():
-        if k != "num_samples" and f.attrs[k] != v:
+        if k != "num_samples" and f.attrs.get(k, v if k == "coef_range" and v == 3.0 else None) != v:
             raise ValueError(
                 f"{k}={v} differs from the existing file's {k}={f.attrs[k]}; "
                 "use a new output path or the same settings to resume"

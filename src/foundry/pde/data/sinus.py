@@ -61,7 +61,9 @@ def _unit_field(rng: np.random.Generator, x: np.ndarray, periodic: bool = True) 
 BC_KINDS = ("dirichlet", "neumann", "robin")
 
 
-def _sample_bc(rng: np.random.Generator, u0: np.ndarray, x: np.ndarray, end: int) -> tuple[str, np.ndarray]:
+def _sample_bc(
+    rng: np.random.Generator, u0: np.ndarray, x: np.ndarray, end: int, coef_range: float = COEF_RANGE
+) -> tuple[str, np.ndarray]:
     kind = BC_KINDS[int(rng.integers(0, 3))]
     if kind == "dirichlet":
         a, b = 1.0, 0.0
@@ -74,20 +76,26 @@ def _sample_bc(rng: np.random.Generator, u0: np.ndarray, x: np.ndarray, end: int
     if choice == 0:
         g = 0.0
     elif choice == 1:
-        g = rng.uniform(-COEF_RANGE, COEF_RANGE)
+        g = rng.uniform(-coef_range, coef_range)
     else:  # consistent with the initial condition
         g = a * u0[end] + b * np.gradient(u0, x, edge_order=2)[end]
     return kind, np.array([a, b, g])
 
 
-def sample_params(rng: np.random.Generator, x: np.ndarray, periodic: bool = True) -> SinusParams:
-    """Draw one PDE of the family (non-periodic: ``x`` includes both ends)."""
-    c = np.where(rng.random(6) < 0.5, 0.0, rng.uniform(-COEF_RANGE, COEF_RANGE, 6))
+def sample_params(
+    rng: np.random.Generator, x: np.ndarray, periodic: bool = True, coef_range: float = COEF_RANGE
+) -> SinusParams:
+    """Draw one PDE of the family (non-periodic: ``x`` includes both ends).
+
+    ``coef_range`` bounds the flux coefficients, a scalar source and boundary values: 3 is the
+    reference's "cU3"; PDEformer-2 uses 1 ("cU1").
+    """
+    c = np.where(rng.random(6) < 0.5, 0.0, rng.uniform(-coef_range, coef_range, 6))
     source_kind = int(rng.integers(0, 3))
     if source_kind == 0:
         source = np.zeros_like(x)
     elif source_kind == 1:
-        source = np.full_like(x, rng.uniform(-COEF_RANGE, COEF_RANGE))
+        source = np.full_like(x, rng.uniform(-coef_range, coef_range))
     else:
         source = random_field(rng, x, periodic)
     lo, hi = np.log(KAPPA_RANGE[0]), np.log(KAPPA_RANGE[1])
@@ -101,7 +109,10 @@ def sample_params(rng: np.random.Generator, x: np.ndarray, periodic: bool = True
     flux_form = bool(kappa_is_field or rng.random() < 0.5)
     p = SinusParams(c[:3], c[3:], source, source_kind, kappa, kappa_is_field, u0, flux_form)
     if not periodic:
-        (kl, p.bc_left), (kr, p.bc_right) = _sample_bc(rng, u0, x, 0), _sample_bc(rng, u0, x, -1)
+        (kl, p.bc_left), (kr, p.bc_right) = (
+            _sample_bc(rng, u0, x, 0, coef_range),
+            _sample_bc(rng, u0, x, -1, coef_range),
+        )
         p.bc_kinds = (kl, kr)
     return p
 

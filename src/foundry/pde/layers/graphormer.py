@@ -76,6 +76,18 @@ class GraphormerEncoder(nn.Module):
         self.spatial_rev = nn.Embedding(num_spatial, num_heads, padding_idx=0)
         self.layers = nn.ModuleList(GraphormerLayer(d_model, num_heads, ffn_dim) for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(d_model)
+        for emb in (
+            self.type_emb,
+            self.in_degree_emb,
+            self.out_degree_emb,
+            self.spatial_fwd,
+            self.spatial_rev,
+        ):
+            # Graphormer's init (N(0, 0.02)); with PyTorch's N(0, 1) the three structural embeddings,
+            # identical for all PDEs of one shape, drown the per-PDE scalar and function features
+            nn.init.normal_(emb.weight, std=0.02)
+            with torch.no_grad():
+                emb.weight[0].zero_()
 
     def attention_bias(self, spatial_pos: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         """spatial_pos [B, n, n] long, attn_mask [B, n, n] bool -> bias [B, H, n, n]."""
