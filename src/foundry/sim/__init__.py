@@ -1,0 +1,8 @@
+"""foundry.sim: the serving engine's policies and block manager on a virtual clock, with cost models."""
+
+from foundry.sim.deployment import Deployment, resolve_deployment
+from foundry.sim.run import make_policy, simulate, simulate_report
+from foundry.sim.simulator import SimResult, Simulator
+
+__all__ = ["Deployment", "SimResult", "Simulator", "make_policy", "resolve_deployment", "simulate",
+           "simulate_report"]

@@ -1,0 +1,69 @@
+"""Run a workload through the real engine, open loop on the wall clock, and keep what the simulator needs.
+
+The driver is the simulator's loop with real time: requests join when the wall clock passes their
+arrival, the engine steps while it has work, and it sleeps until the next arrival when idle. The
+engine's policy is wrapped in a `RecordingPolicy`, so each step yields (`BatchFeatures`, seconds):
+the calibration samples of the fitted cost model. The engine is passed in (no torch import here).
+Prompts are the real benchmark's (`foundry.serve.bench.runner.prompt_token_ids`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from foundry.serve.bench.report import RequestRecord
+from foundry.serve.bench.runner import prompt_token_ids
+from foundry.serve.bench.workloads import Workload
+from foundry.serve.sampling_params import SamplingParams
+from foundry.sim.batch import BatchFeatures
+from foundry.sim.recording import RecordingPolicy
+
+
+@dataclass
+class EngineRun:
+    records: list[RequestRecord]
+    recording: RecordingPolicy
+    step_times: list[float]  # each step's whole wall time (IterationRecord.elapsed)
+
+    @property
+    def samples(self) -> list[tuple[BatchFeatures, float]]:
+        return list(zip(self.recording.features, self.step_times, strict=True))
+
+
+def run_engine(engine: Any, workload: Workload, *, seed: int = 0) -> EngineRun:
+    """Drive an idle `LLMEngine` through `workload`; request ids are r0, r1, ... as in the simulator."""
+    if engine.has_unfinished_requests():
+        raise ValueError("engine: must be idle")
+    recording = RecordingPolicy(engine.policy)
+    engine.policy = recording
+    prompts = prompt_token_ids(workload, seed)
+    specs = sorted(enumerate(workload.requests), key=lambda x: x[1].arrival_time)
+    records = [RequestRecord(s.prompt_len, s.output_len, s.arrival_time) for s in workload.requests]
+    index = {f"r{i}": i for i in range(len(workload))}
+    first_step = len(engine.iteration_records)
+    try:
+        t0 = time.monotonic()
+        nxt, n = 0, len(specs)
+        while nxt < n or engine.has_unfinished_requests():
+            now = time.monotonic() - t0
+            while nxt < n and specs[nxt][1].arrival_time <= now:
+                i, spec = specs[nxt]
+                params = SamplingParams(max_tokens=spec.output_len, temperature=0.0, ignore_eos=True)
+                engine.add_request(f"r{i}", prompts[i], params, arrival_time=t0 + spec.arrival_time)
+                nxt += 1
+            if not engine.has_unfinished_requests():
+                time.sleep(max(0.0, specs[nxt][1].arrival_time - (time.monotonic() - t0)))
+                continue
+            for out in engine.step():
+                rec = records[index[out.request_id]]
+                if rec.first_token_time is None and out.first_token_time is not None:
+                    rec.first_token_time = out.first_token_time - t0
+                rec.num_output_tokens = len(out.output_token_ids)
+                if out.finished:
+                    rec.finish_time = out.finish_time - t0
+    finally:
+        engine.policy = recording.inner
+    steps = [r.elapsed for r in engine.iteration_records[first_step:]]
+    return EngineRun(records, recording, steps)
