@@ -10,6 +10,7 @@ from foundry import __version__
 from foundry.mimo.cli import app as mimo_app
 from foundry.pde.cli import app as pde_app
 from foundry.serve.cli import app as serve_app
+from foundry.sim.cli import app as sim_app
 
 app = typer.Typer(
     name="foundry",
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.add_typer(mimo_app, name="mimo")
 app.add_typer(pde_app, name="pde")
 app.add_typer(serve_app, name="serve")
+app.add_typer(sim_app, name="sim")
 
 
 @app.command()

@@ -1,0 +1,279 @@
+"""`foundry sim`: simulate serving runs, sweep policies × rates, fit a cost model."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+app = typer.Typer(help="Serving simulator: the engine's policies on a virtual clock with cost models.",
+                  no_args_is_help=True)
+
+Cost = Annotated[str, typer.Option(help="opt-13b-a100[-tp2|-tp4], opt-66b-a100-tp2|tp4, "
+                                        "roofline:GPU:MODEL[:tpN] (e.g. roofline:h100:llama-3-8b), "
+                                        "or fitted:FILE.")]
+Workload_ = Annotated[str, typer.Option("--workload",
+                                         help="fixed, lognormal, pareto, azure-conv, azure-code.")]
+TraceOpt = Annotated[Path | None, typer.Option(help="Trace CSV (Azure 2023 / Vidur); overrides --workload.")]
+TraceArrivals = Annotated[bool, typer.Option(help="Replay the trace's arrival times.")]
+TimeScale = Annotated[float, typer.Option(help="Trace replay speed-up (2 = twice as fast).")]
+Cv = Annotated[float, typer.Option(help="Coefficient of variation of Gamma gaps (1 = Poisson).")]
+NumRequests = Annotated[int, typer.Option(help="Requests to simulate.", min=1)]
+PromptLen = Annotated[int, typer.Option(help="Prompt length (fixed) or median.", min=1)]
+OutputLen = Annotated[int, typer.Option(help="Output length (fixed) or median.", min=1)]
+LengthScale = Annotated[float, typer.Option(help="Multiply all lengths by this.")]
+MaxPromptLen = Annotated[int | None, typer.Option(help="Clip prompt lengths.", min=1)]
+MaxOutputLen = Annotated[int | None, typer.Option(help="Clip output lengths.", min=1)]
+Seed = Annotated[int, typer.Option(help="Workload seed (arrivals and lengths).")]
+MaxNumSeqs = Annotated[int, typer.Option(help="Most requests in one batch.", min=1)]
+MaxTokens = Annotated[int, typer.Option(help="Most tokens computed in one step.", min=1)]
+BlockSize = Annotated[int, typer.Option(help="Tokens per KV block.", min=1)]
+DevBlocks = Annotated[int | None, typer.Option(help="Device KV blocks (default: from GPU memory).", min=1)]
+HostBlocks = Annotated[int | None, typer.Option(help="Host KV blocks (default: 56 GB of swap).", min=0)]
+Link = Annotated[float | None, typer.Option(help="Host link GB/s for swaps (default: the GPU's PCIe).")]
+MaxModelLen = Annotated[int | None, typer.Option(help="Context limit.", min=2)]
+Overlap = Annotated[bool, typer.Option(help="Hide swap time behind compute (pipelined swapping).")]
+Preemption = Annotated[str | None, typer.Option(help="vllm policy: recompute or swap.")]
+Quantum = Annotated[str | None, typer.Option(help="MLFQ base quantum (s), or 'auto'.")]
+MemoryMode = Annotated[str | None, typer.Option(help="mlfq, sj-mlfq, srpt: proactive-swap, reactive-swap, "
+                                                      "recompute.")]
+Starvation = Annotated[float | None, typer.Option(help="MLFQ: idle seconds before promotion to level 0.")]
+
+
+def _bad(e: Exception, hint: str) -> typer.BadParameter:
+    return typer.BadParameter(str(e), param_hint=hint)
+
+
+def _deployment(cost: str, block_size: int, num_device_blocks: int | None, num_host_blocks: int | None,
+                link_gbs: float | None):
+    from foundry.sim.deployment import resolve_deployment
+
+    if link_gbs is not None and not link_gbs > 0:
+        raise typer.BadParameter(f"must be > 0, got {link_gbs}", param_hint="--link-bandwidth-gbs")
+    try:
+        dep = resolve_deployment(cost, block_size=block_size, num_device_blocks=num_device_blocks,
+                                 num_host_blocks=num_host_blocks,
+                                 link_bandwidth=None if link_gbs is None else link_gbs * 1e9)
+    except ValueError as e:
+        field = str(e).split(":")[0]
+        hint = "--cost" if field in ("cost", "gpu", "model") else f"--{field.replace('_', '-')}"
+        raise _bad(e, hint) from None
+    if dep.fit_report is not None:
+        typer.echo(f"cost model {cost}: {dep.fit_report}", err=True)
+    return dep
+
+
+def _policy_options(preemption_mode, base_quantum, memory_mode, starvation) -> dict[str, Any]:
+    opts: dict[str, Any] = {}
+    if preemption_mode is not None:
+        opts["preemption_mode"] = preemption_mode
+    if base_quantum is not None:
+        if base_quantum == "auto":
+            opts["mlfq_base_quantum_s"] = None
+        else:
+            try:
+                opts["mlfq_base_quantum_s"] = float(base_quantum)
+            except ValueError:
+                raise typer.BadParameter(f"expected seconds or 'auto', got {base_quantum!r}",
+                                         param_hint="--mlfq-base-quantum") from None
+    if memory_mode is not None:
+        opts["mlfq_memory_mode"] = memory_mode
+    if starvation is not None:
+        opts["mlfq_starvation_threshold_s"] = starvation
+    return opts
+
+
+def _check_policies(names: list[str], deployment, opts: dict[str, Any], max_num_seqs: int,
+                    max_tokens: int) -> None:
+    from pydantic import ValidationError
+
+    from foundry.sim.run import make_policy
+
+    for name in names:
+        try:
+            make_policy(name, deployment, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_tokens,
+                        **opts)
+        except ValidationError as e:
+            err = e.errors()[0]
+            field = str(err["loc"][0]) if err.get("loc") else "policy"
+            hints = {"mlfq_base_quantum_s": "mlfq-base-quantum", "mlfq_memory_mode": "mlfq-memory-mode",
+                     "mlfq_starvation_threshold_s": "mlfq-starvation-threshold"}
+            hint = hints.get(field, field.replace("_", "-"))
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            raise typer.BadParameter(msg, param_hint=f"--{hint}") from None
+        except ValueError as e:
+            raise _bad(e, "--policy") from None
+
+
+def _workload_factory(workload: str, trace: Path | None, trace_arrivals: bool, time_scale: float,
+                      num_requests: int, prompt_len: int, output_len: int, length_scale: float,
+                      max_prompt_len: int | None, max_output_len: int | None, seed: int):
+    from foundry.serve.bench.trace import read_trace
+    from foundry.serve.bench.workloads import build_workload
+
+    tr = None
+    if trace is not None:
+        try:
+            tr = read_trace(trace)
+        except ValueError as e:
+            raise _bad(e, "--trace") from None
+
+    def make(rate: float, cv: float):
+        try:
+            return build_workload(num_requests=num_requests, rate=rate, cv=cv, generator=workload,
+                                  prompt_len=prompt_len, output_len=output_len, trace=tr,
+                                  trace_arrivals=trace_arrivals, time_scale=time_scale,
+                                  length_scale=length_scale, max_prompt_len=max_prompt_len,
+                                  max_output_len=max_output_len, seed=seed)
+        except ValueError as e:
+            field = str(e).split(":")[0].replace("_", "-")
+            raise _bad(e, f"--{field}") from None
+
+    return make
+
+
+@app.command("serve")
+def serve_cmd(
+    cost: Cost = "opt-13b-a100",
+    policy: Annotated[str, typer.Option(help="fcfs, vllm, mlfq, sj-mlfq, srpt (registered).")] = "vllm",
+    workload: Workload_ = "fixed",
+    trace: TraceOpt = None,
+    trace_arrivals: TraceArrivals = False,
+    time_scale: TimeScale = 1.0,
+    rate: Annotated[float, typer.Option(help="Arrival rate, requests/s ('inf': all at once).")] = 4.0,
+    cv: Cv = 1.0,
+    num_requests: NumRequests = 1000,
+    prompt_len: PromptLen = 128,
+    output_len: OutputLen = 64,
+    length_scale: LengthScale = 1.0,
+    max_prompt_len: MaxPromptLen = None,
+    max_output_len: MaxOutputLen = None,
+    seed: Seed = 0,
+    max_num_seqs: MaxNumSeqs = 16,
+    max_num_batched_tokens: MaxTokens = 2048,
+    block_size: BlockSize = 16,
+    num_device_blocks: DevBlocks = None,
+    num_host_blocks: HostBlocks = None,
+    link_bandwidth_gbs: Link = None,
+    max_model_len: MaxModelLen = None,
+    overlap_swap: Overlap = False,
+    preemption_mode: Preemption = None,
+    mlfq_base_quantum: Quantum = None,
+    mlfq_memory_mode: MemoryMode = None,
+    mlfq_starvation_threshold: Starvation = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON only.")] = False,
+) -> None:
+    """Simulate one benchmark run; prints the same report as `foundry serve bench`."""
+    from rich.console import Console
+
+    from foundry.serve.bench.report import render_table
+    from foundry.sim.run import simulate_report
+
+    dep = _deployment(cost, block_size, num_device_blocks, num_host_blocks, link_bandwidth_gbs)
+    opts = _policy_options(preemption_mode, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_threshold)
+    _check_policies([policy], dep, opts, max_num_seqs, max_num_batched_tokens)
+    w = _workload_factory(workload, trace, trace_arrivals, time_scale, num_requests, prompt_len, output_len,
+                          length_scale, max_prompt_len, max_output_len, seed)(rate, cv)
+    result = simulate_report(w, dep, policy, max_num_seqs=max_num_seqs,
+                             max_num_batched_tokens=max_num_batched_tokens, max_model_len=max_model_len,
+                             overlap_swap=overlap_swap, policy_options=opts)
+    result.info.update({"rate": rate, "cv": cv, "cost_model": dep.cost_model.describe()})
+    if json_out:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    Console().print(render_table(result))
+    sim = result.info["simulator"]
+    typer.echo(f"simulated {sim['num_steps']} steps ({sim['busy_time_s']:.1f} s busy) in "
+               f"{sim['wall_time_s']:.2f} s; {sim['num_preemptions']} preemptions, "
+               f"{sim['num_swapped_out']} swap-outs")
+
+
+@app.command("sweep")
+def sweep_cmd(
+    output_dir: Annotated[Path, typer.Option(help="Where to write sweep.csv and sweep.png.")],
+    cost: Cost = "opt-13b-a100",
+    policies: Annotated[str, typer.Option(help="Comma-separated policies.")] = "fcfs,vllm,mlfq,sj-mlfq,srpt",
+    rates: Annotated[str, typer.Option(help="Comma-separated arrival rates (req/s).")] = "1,2,4,6,8",
+    cvs: Annotated[str, typer.Option(help="Comma-separated arrival CVs (burstiness).")] = "1",
+    workload: Workload_ = "pareto",
+    trace: TraceOpt = None,
+    trace_arrivals: TraceArrivals = False,
+    time_scale: TimeScale = 1.0,
+    num_requests: NumRequests = 1000,
+    prompt_len: PromptLen = 128,
+    output_len: OutputLen = 64,
+    length_scale: LengthScale = 1.0,
+    max_prompt_len: MaxPromptLen = None,
+    max_output_len: MaxOutputLen = None,
+    seed: Seed = 0,
+    max_num_seqs: MaxNumSeqs = 16,
+    max_num_batched_tokens: MaxTokens = 2048,
+    block_size: BlockSize = 16,
+    num_device_blocks: DevBlocks = None,
+    num_host_blocks: HostBlocks = None,
+    link_bandwidth_gbs: Link = None,
+    max_model_len: MaxModelLen = None,
+    overlap_swap: Overlap = False,
+    preemption_mode: Preemption = None,
+    mlfq_base_quantum: Quantum = None,
+    mlfq_memory_mode: MemoryMode = None,
+    mlfq_starvation_threshold: Starvation = None,
+) -> None:
+    """Policies × rates × CVs through the simulator: writes sweep.csv and sweep.png."""
+    from foundry.sim.sweep import plot, run_sweep, write_csv
+
+    def floats(text: str, hint: str) -> list[float]:
+        try:
+            vals = [float(x) for x in text.split(",") if x.strip()]
+        except ValueError:
+            msg = f"expected comma-separated numbers, got {text!r}"
+            raise typer.BadParameter(msg, param_hint=hint) from None
+        if not vals or any(not v > 0 for v in vals):
+            raise typer.BadParameter(f"expected positive numbers, got {text!r}", param_hint=hint)
+        return vals
+
+    rate_list, cv_list = floats(rates, "--rates"), floats(cvs, "--cvs")
+    names = [p.strip() for p in policies.split(",") if p.strip()]
+    dep = _deployment(cost, block_size, num_device_blocks, num_host_blocks, link_bandwidth_gbs)
+    opts = _policy_options(preemption_mode, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_threshold)
+    _check_policies(names, dep, opts, max_num_seqs, max_num_batched_tokens)
+    make = _workload_factory(workload, trace, trace_arrivals, time_scale, num_requests, prompt_len,
+                             output_len, length_scale, max_prompt_len, max_output_len, seed)
+    rows = run_sweep(make, dep, names, rate_list, cv_list, max_num_seqs=max_num_seqs,
+                     max_num_batched_tokens=max_num_batched_tokens, max_model_len=max_model_len,
+                     overlap_swap=overlap_swap, policy_options=opts)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, output_dir / "sweep.csv")
+    plot(rows, output_dir / "sweep.png", f"{cost}, {workload}, {num_requests} requests, batch {max_num_seqs}")
+    for r in rows:
+        typer.echo(f"{r['policy']:>8} rate {r['rate']:g} cv {r['cv']:g}: mean JCT {r['jct_mean']:.3f} s, "
+                   f"P99 {r['jct_p99']:.3f} s, {r['s_per_token_mean']:.4f} s/token")
+    typer.echo(f"wrote {output_dir / 'sweep.csv'} and {output_dir / 'sweep.png'}")
+
+
+@app.command("fit")
+def fit_cmd(
+    source: Annotated[Path, typer.Argument(help="Step samples (fidelity.py) or a profile.")],
+    output: Annotated[Path, typer.Option(help="Where to write the fitted cost model (JSON).")],
+) -> None:
+    """Fit prefill A + B·Σl + C·Σl² and decode a + b·Σctx + c·batch; print the fit error."""
+    from foundry.sim.cost_models import load_fitted
+
+    try:
+        model, report = load_fitted(source)
+    except ValueError as e:
+        raise _bad(e, "SOURCE") from None
+    if report is None:
+        raise typer.BadParameter("already a fitted cost model, nothing to fit", param_hint="SOURCE")
+    model.save(output)
+    A, B, C = model.prefill
+    a, b, c = model.decode
+    typer.echo(f"prefill = {A * 1e3:.4g} ms + {B * 1e3:.4g} ms·Σl + {C * 1e3:.4g} ms·Σl²")
+    typer.echo(f"decode  = {a * 1e3:.4g} ms + {b * 1e3:.4g} ms·Σctx + {c * 1e3:.4g} ms·batch")
+    typer.echo(str(report))
+    typer.echo(f"wrote {output}")
+    if not math.isfinite(report.mean_rel_error):
+        raise typer.Exit(1)

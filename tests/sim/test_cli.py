@@ -1,0 +1,69 @@
+"""`foundry sim`: serve prints the benchmark report (JSON too), sweep writes CSV + PNG, fit prints its
+error, and bad options exit with a message naming the option."""
+
+import csv
+import json
+
+from typer.testing import CliRunner
+
+from foundry.cli import app
+from foundry.sim.cost_models import published_cost_model
+from foundry.sim.cost_models.fitted import samples_to_json
+
+runner = CliRunner()
+
+
+def test_serve_json_is_the_bench_report():
+    r = runner.invoke(app, ["sim", "serve", "--policy", "sj-mlfq", "--workload", "pareto", "--rate", "4",
+                            "--num-requests", "80", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["num_completed"] == 80 and d["e2e_s"]["mean"] > 0 and d["info"]["cost"] == "opt-13b-a100"
+    assert d["info"]["simulator"]["num_steps"] > 0
+
+
+def test_serve_roofline_table():
+    r = runner.invoke(app, ["sim", "serve", "--cost", "roofline:h100:llama-3-8b", "--num-requests", "30"])
+    assert r.exit_code == 0, r.output
+    assert "JCT" in r.output and "30/30 completed" in r.output
+
+
+def test_bad_options_name_the_option():
+    cases = ((["--cost", "tpu:x"], "--cost"), (["--cost", "roofline:h100:gpt-9"], "--cost"),
+             (["--policy", "lifo"], "--policy"), (["--mlfq-base-quantum", "soon"], "--mlfq-base-quantum"),
+             (["--policy", "mlfq", "--mlfq-memory-mode", "magic"], "--mlfq-memory-mode"),
+             (["--cost", "fitted:/nonexistent.json"], "--cost"), (["--workload", "zipf"], "--workload"))
+    for args, hint in cases:
+        r = runner.invoke(app, ["sim", "serve", "--num-requests", "5", *args])
+        assert r.exit_code != 0 and hint in r.output, (args, r.output)
+        assert "Traceback" not in r.output
+
+
+def test_sweep_writes_csv_and_png(tmp_path):
+    r = runner.invoke(app, ["sim", "sweep", "--output-dir", str(tmp_path), "--policies", "fcfs,sj-mlfq",
+                            "--rates", "2,4", "--num-requests", "60"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader((tmp_path / "sweep.csv").open()))
+    assert [(x["policy"], float(x["rate"])) for x in rows] == [("fcfs", 2), ("sj-mlfq", 2), ("fcfs", 4),
+                                                                 ("sj-mlfq", 4)]
+    assert (tmp_path / "sweep.png").stat().st_size > 10_000
+    r = runner.invoke(app, ["sim", "sweep", "--output-dir", str(tmp_path), "--rates", "1,x"])
+    assert r.exit_code != 0 and "--rates" in r.output
+
+
+def test_fit_prints_the_error_and_the_model_serves(tmp_path):
+    from foundry.sim.batch import decode_features, prefill_features
+
+    truth = published_cost_model("opt-13b-a100")
+    feats = [prefill_features(n) for n in (16, 64, 256, 1024, 2048)]
+    feats += [decode_features(b, 300) for b in (1, 4, 16)]
+    feats += [decode_features(b, 900) for b in (2, 8, 32)]
+    d = samples_to_json([(f, truth.predict(f)) for f in feats], {"num_device_blocks": 500, "block_size": 16})
+    (tmp_path / "s.json").write_text(json.dumps(d))
+    r = runner.invoke(app, ["sim", "fit", str(tmp_path / "s.json"), "--output", str(tmp_path / "m.json")])
+    assert r.exit_code == 0, r.output
+    assert "mean |rel. error|" in r.output and (tmp_path / "m.json").is_file()
+    r = runner.invoke(app, ["sim", "serve", "--cost", f"fitted:{tmp_path / 'm.json'}", "--num-requests", "20",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["info"]["num_device_blocks"] == 500
