@@ -1,0 +1,221 @@
+"""FastServe (skip-join MLFQ) against FCFS, vLLM-style, plain MLFQ and the SRPT oracle, on the real engine.
+
+One engine (foundry-tiny on this CPU) with a small batch cap and token budget so that requests queue,
+driven in-process and open-loop by `foundry.serve.bench` (Poisson arrivals, `ignore_eos`, target output
+lengths). The engine's latency profile is measured first; sj-mlfq places jobs with it, and every MLFQ
+policy uses the paper's 10 ms base quantum scaled to this engine's decode step (`--mlfq-base-quantum
+auto`). For each workload x arrival rate x policy: average and P99 JCT, mean and P95 seconds per output
+token, mean TTFT, throughput, preemptions and swaps. A second part compares proactive swap, reactive
+swap and recompute under a small device KV pool. SRPT is an **oracle**: it reads each request's true
+output length (max_tokens with ignore_eos), which no real server knows.
+
+Workloads: ``pareto`` (heavy-tailed synthetic: log-normal prompts around --prompt-len, Pareto(1.5)
+outputs around --output-len) and ``azure-conv`` (lengths of the first rows of the Azure LLM inference
+trace 2023, conversation service, CC-BY-4.0, read by path and scaled by --azure-length-scale).
+
+    python benchmarks/serve/fastserve.py                       # full run (~10 min on 2 cores)
+    python benchmarks/serve/fastserve.py --json > out.json     # results as JSON only
+    python benchmarks/serve/fastserve.py --quick               # a smoke run (~1 min)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from foundry.serve import EngineConfig, LLMEngine
+from foundry.serve.bench import InProcessTarget, build_workload, run_benchmark
+from foundry.serve.bench.trace import read_trace
+from foundry.serve.policies import build_policy
+from foundry.serve.profile import measure_profile, scaled_base_quantum
+
+POLICIES = ("fcfs", "vllm", "mlfq", "sj-mlfq", "srpt")
+LABELS = {"fcfs": "FCFS (Orca)", "vllm": "vLLM-style", "mlfq": "MLFQ", "sj-mlfq": "SJ-MLFQ",
+          "srpt": "SRPT (oracle)"}
+AZURE_CONV = "/work/shared/data/traces/azure_llm_2023_conv.csv"
+MEMORY_MODES = ("proactive-swap", "reactive-swap", "recompute")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def row(result, engine: LLMEngine, before) -> dict:
+    after = engine.stats()
+    ps = after.policy_stats
+    return {
+        "completed": result.num_completed, "failed": result.num_failed,
+        "avg_jct_s": result.e2e_s.mean, "p99_jct_s": result.e2e_s.p99,
+        "mean_s_per_token": result.s_per_output_token.mean, "p95_s_per_token": result.s_per_output_token.p95,
+        "mean_ttft_s": result.ttft_s.mean, "p99_ttft_s": result.ttft_s.p99,
+        "output_tok_per_s": result.output_throughput, "duration_s": result.duration_s,
+        "preemptions": after.num_preemptions - before.num_preemptions,
+        "swapped_out": after.num_swapped_out - before.num_swapped_out,
+        "swapped_in": after.num_swapped_in - before.num_swapped_in,
+        "demotions": ps.get("num_demotions"), "starvation_promotions": ps.get("num_promotions"),
+        "max_level": len(ps["queue_levels"]) - 1 if "queue_levels" in ps else None,
+    }
+
+
+def run_point(engine: LLMEngine, config: EngineConfig, profile, policy: str, workload, seed: int,
+              memory_mode: str = "proactive-swap") -> dict:
+    cfg = config.model_copy(update={"policy": policy, "mlfq_memory_mode": memory_mode,
+                                    "mlfq_base_quantum_s": None, "preemption_mode": "recompute"})
+    engine.policy = build_policy(cfg, profile)  # the engine is idle between runs
+    before = engine.stats()
+    result = run_benchmark(workload, InProcessTarget(engine), seed=seed)
+    if result.errors:
+        raise RuntimeError(f"{policy}: {result.errors[:3]}")
+    return row(result, engine, before)
+
+
+def workloads(args, rate: float, name: str):
+    if name == "pareto":
+        return build_workload(num_requests=args.num_requests, rate=rate, generator="pareto",
+                              prompt_len=args.prompt_len, output_len=args.output_len,
+                              max_prompt_len=args.max_prompt_len, max_output_len=args.max_output_len,
+                              seed=args.seed)
+    trace = read_trace(Path(args.azure_trace))
+    return build_workload(num_requests=args.num_requests, rate=rate, trace=trace,
+                          length_scale=args.azure_length_scale, max_prompt_len=args.max_prompt_len,
+                          max_output_len=args.max_output_len, seed=args.seed)
+
+
+def table(results: list[dict]) -> str:
+    head = ("| workload | rate (req/s) | policy | avg JCT (s) | P99 JCT (s) | mean s/tok | P95 s/tok | "
+            "mean TTFT (s) | tok/s | preempt | swaps out |")
+    lines = [head, "|" + "---|" * 11]
+    for r in results:
+        lines.append(f"| {r['workload']} | {r['rate']:g} | {LABELS.get(r['policy'], r['policy'])} | "
+                     f"{r['avg_jct_s']:.2f} | {r['p99_jct_s']:.2f} | {r['mean_s_per_token']:.4f} | "
+                     f"{r['p95_s_per_token']:.4f} | {r['mean_ttft_s']:.3f} | {r['output_tok_per_s']:.0f} | "
+                     f"{r['preemptions']} | {r['swapped_out']} |")
+    return "\n".join(lines)
+
+
+def plot(results: list[dict], out_dir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    for wl in sorted({r["workload"] for r in results if r["part"] == "sweep"}):
+        fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+        for pol in POLICIES:
+            pts = sorted((r["rate"], r) for r in results if r["workload"] == wl and r["policy"] == pol
+                         and r["part"] == "sweep")
+            if not pts:
+                continue
+            xs = [p[0] for p in pts]
+            style = "--" if pol == "srpt" else "-"
+            for ax, key in zip(axes, ("avg_jct_s", "p99_jct_s", "mean_s_per_token"), strict=True):
+                ax.plot(xs, [p[1][key] for p in pts], style, marker="o", label=LABELS[pol])
+        for ax, title in zip(axes, ("average JCT (s)", "P99 JCT (s)", "mean s / output token"), strict=True):
+            ax.set_xlabel("arrival rate (req/s)")
+            ax.set_title(title)
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3)
+        axes[0].legend()
+        fig.suptitle(f"{wl}: foundry-tiny on CPU, measured (SRPT is an oracle)")
+        fig.tight_layout()
+        path = out_dir / f"{wl}_sweep.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        files.append(str(path))
+    return files
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--policies", default=",".join(POLICIES))
+    ap.add_argument("--pareto-rates", default="4,8,12")
+    ap.add_argument("--azure-rates", default="4,8,12")
+    ap.add_argument("--num-requests", type=int, default=120)
+    ap.add_argument("--prompt-len", type=int, default=64, help="pareto: median prompt length")
+    ap.add_argument("--output-len", type=int, default=32, help="pareto: median output length")
+    ap.add_argument("--max-prompt-len", type=int, default=512)
+    ap.add_argument("--max-output-len", type=int, default=1536)
+    ap.add_argument("--azure-trace", default=AZURE_CONV)
+    ap.add_argument("--azure-length-scale", type=float, default=0.25)
+    ap.add_argument("--max-num-seqs", type=int, default=4)
+    ap.add_argument("--max-num-batched-tokens", type=int, default=512)
+    ap.add_argument("--ablation-device-blocks", type=int, default=160,
+                    help="device KV blocks (16 tokens) for the memory-mode comparison (0: skip it)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 30 requests, two rates")
+    ap.add_argument("--figures", default=None, help="directory for the plots (default: none)")
+    ap.add_argument("--json", action="store_true", help="print the results as JSON only")
+    args = ap.parse_args()
+    if args.quick:
+        args.num_requests, args.pareto_rates, args.azure_rates = 30, "4,12", "8"
+    policies = [p for p in args.policies.split(",") if p]
+    for p in policies:
+        if p not in POLICIES:
+            ap.error(f"--policies: unknown {p!r}; known: {', '.join(POLICIES)}")
+
+    t_start = time.perf_counter()
+    config = EngineConfig(policy="fcfs", max_num_seqs=args.max_num_seqs,
+                          max_num_batched_tokens=args.max_num_batched_tokens, num_host_blocks=2048)
+    engine = LLMEngine(config)
+    profile = measure_profile(engine, repeats=3)
+    q0 = scaled_base_quantum(profile)
+    log(f"profile: decode step {profile.decode_step_time(1) * 1e3:.2f} ms at batch 1 -> "
+        f"q0 = {q0 * 1e3:.3f} ms; "
+        f"prefill {profile.prefill_lens[0]}..{profile.prefill_lens[-1]} tokens: "
+        f"{profile.prefill_times[0] * 1e3:.1f}..{profile.prefill_times[-1] * 1e3:.1f} ms")
+    warm = build_workload(num_requests=8, rate=50, generator="pareto", seed=99)
+    run_point(engine, config, profile, "fcfs", warm, 99)
+
+    results = []
+    sweeps = [("pareto", [float(r) for r in args.pareto_rates.split(",") if r]),
+              ("azure-conv", [float(r) for r in args.azure_rates.split(",") if r])]
+    for wl_name, rates in sweeps:
+        for rate in rates:
+            wl = workloads(args, rate, wl_name)
+            for pol in policies:
+                r = run_point(engine, config, profile, pol, wl, args.seed)
+                results.append({"part": "sweep", "workload": wl_name, "rate": rate, "policy": pol, **r})
+                log(f"{wl_name} rate {rate:g} {pol:8s} avg JCT {r['avg_jct_s']:.2f} s  "
+                    f"P99 {r['p99_jct_s']:.2f} s  s/tok {r['mean_s_per_token']:.4f}  "
+                    f"swaps {r['swapped_out']}  preempt {r['preemptions']}  levels {r['max_level']}  "
+                    f"({time.perf_counter() - t_start:.0f} s)")
+
+    # memory modes under a small device pool, at the highest pareto rate
+    small = config.model_copy(update={"num_device_blocks": args.ablation_device_blocks})
+    engine_small = LLMEngine(small) if args.ablation_device_blocks else None
+    rate = max(sweeps[0][1], default=0.0)
+    wl = workloads(args, rate, "pareto") if engine_small and rate else None
+    ablation = [("sj-mlfq", m) for m in MEMORY_MODES] + [("fcfs", "-"), ("vllm", "recompute")]
+    for pol, mode in ablation if wl else []:
+        r = run_point(engine_small, small, profile, pol, wl, args.seed,
+                      memory_mode=mode if mode != "-" else "proactive-swap")
+        results.append({"part": "memory", "workload": "pareto", "rate": rate, "policy": pol,
+                        "memory_mode": mode, "device_blocks": args.ablation_device_blocks, **r})
+        log(f"memory {pol} {mode}: avg JCT {r['avg_jct_s']:.2f} s, swaps out {r['swapped_out']}, "
+            f"preemptions {r['preemptions']}")
+
+    meta = {"model": engine.model_name, "device": str(engine.device), "max_num_seqs": args.max_num_seqs,
+            "max_num_batched_tokens": args.max_num_batched_tokens, "num_requests": args.num_requests,
+            "base_quantum_s": q0, "profile": profile.to_dict(), "seed": args.seed,
+            "wall_s": time.perf_counter() - t_start, "srpt": "oracle: reads the true output length"}
+    figures = plot(results, Path(args.figures)) if args.figures else []
+    if args.json:
+        print(json.dumps({"meta": meta, "results": results, "figures": figures}, allow_nan=False))
+        return
+    print(table([r for r in results if r["part"] == "sweep"]))
+    print()
+    for r in results:
+        if r["part"] == "memory":
+            print(f"memory ({r['device_blocks']} device blocks) {r['policy']} {r['memory_mode']}: "
+                  f"avg JCT {r['avg_jct_s']:.2f} s, P99 {r['p99_jct_s']:.2f} s, "
+                  f"swaps out {r['swapped_out']}, preemptions {r['preemptions']}")
+    print(f"\nwall time {meta['wall_s']:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
