@@ -39,10 +39,14 @@ def test_fit_recovers_synthetic_coefficients():
     rng = np.random.default_rng(0)
     feats = _random_batches(rng, 400)
     samples = [(f, truth.predict(f) * (1 + 0.002 * rng.standard_normal())) for f in feats]
-    fit, report = LinearCostModel.fit(samples)
-    for got, want in zip(fit.prefill + fit.decode, truth.prefill + truth.decode, strict=True):
-        assert got == pytest.approx(want, rel=0.05)
-    assert report.mean_rel_error < 0.005 and report.num_samples == 400
+    for weighting in ("absolute", "relative"):
+        fit, report = LinearCostModel.fit(samples, weighting=weighting)
+        for got, want in zip(fit.prefill + fit.decode, truth.prefill + truth.decode, strict=True):
+            assert got == pytest.approx(want, rel=0.05)
+        assert report.mean_rel_error < 0.005 and report.num_samples == 400
+        assert report.total_ratio == pytest.approx(1.0, abs=0.005)
+    with pytest.raises(ValueError, match="weighting"):
+        LinearCostModel.fit(samples, weighting="median")
     assert "mean |rel. error|" in str(report)
 
 
@@ -68,7 +72,7 @@ def test_published_opt13b_matches_the_reference_prefill_table():
 def test_mixed_step_adds_decodes_to_the_prefill_formula():
     m = LinearCostModel((1.0, 0.1, 0.01), (2.0, 0.5, 0.25))
     f = BatchFeatures(1, 10, 100, 3, 30)
-    assert m.predict(f) == pytest.approx(1.0 + 0.1 * 13 + 0.01 * 100 + 0.5 * 30)
+    assert m.predict(f) == pytest.approx(1.0 + 0.1 * 10 + 0.01 * 100 + 0.5 * 30 + 0.25 * 3)
     assert m.predict(BatchFeatures()) == 0.0
 
 

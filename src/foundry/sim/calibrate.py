@@ -3,7 +3,9 @@
 The driver is the simulator's loop with real time: requests join when the wall clock passes their
 arrival, the engine steps while it has work, and it sleeps until the next arrival when idle. The
 engine's policy is wrapped in a `RecordingPolicy`, so each step yields (`BatchFeatures`, seconds):
-the calibration samples of the fitted cost model. The engine is passed in (no torch import here).
+the calibration samples of the fitted cost model. A step's seconds run from its start to the next
+step's start (admissions and output handling included: the simulator has no gaps between steps).
+The engine is passed in (no torch import here).
 Prompts are the real benchmark's (`foundry.serve.bench.runner.prompt_token_ids`).
 """
 
@@ -25,7 +27,7 @@ from foundry.sim.recording import RecordingPolicy
 class EngineRun:
     records: list[RequestRecord]
     recording: RecordingPolicy
-    step_times: list[float]  # each step's whole wall time (IterationRecord.elapsed)
+    step_times: list[float]  # each step's wall time, start to the next start when the engine stayed busy
 
     @property
     def samples(self) -> list[tuple[BatchFeatures, float]]:
@@ -46,8 +48,13 @@ def run_engine(engine: Any, workload: Workload, *, seed: int = 0) -> EngineRun:
     try:
         t0 = time.monotonic()
         nxt, n = 0, len(specs)
+        busy_since: float | None = None  # start of the previous step, unless the engine idled since
+        intervals: list[float] = []
         while nxt < n or engine.has_unfinished_requests():
             now = time.monotonic() - t0
+            if busy_since is not None:  # the previous step's cost incl. the loop around it
+                intervals.append(now + t0 - busy_since)
+                busy_since = None
             while nxt < n and specs[nxt][1].arrival_time <= now:
                 i, spec = specs[nxt]
                 params = SamplingParams(max_tokens=spec.output_len, temperature=0.0, ignore_eos=True)
@@ -56,6 +63,7 @@ def run_engine(engine: Any, workload: Workload, *, seed: int = 0) -> EngineRun:
             if not engine.has_unfinished_requests():
                 time.sleep(max(0.0, specs[nxt][1].arrival_time - (time.monotonic() - t0)))
                 continue
+            busy_since = time.monotonic()
             for out in engine.step():
                 rec = records[index[out.request_id]]
                 if rec.first_token_time is None and out.first_token_time is not None:
@@ -66,4 +74,6 @@ def run_engine(engine: Any, workload: Workload, *, seed: int = 0) -> EngineRun:
     finally:
         engine.policy = recording.inner
     steps = [r.elapsed for r in engine.iteration_records[first_step:]]
-    return EngineRun(records, recording, steps)
+    if busy_since is not None:  # the last step: nothing follows it
+        intervals.append(steps[-1])
+    return EngineRun(records, recording, intervals)

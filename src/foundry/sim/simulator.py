@@ -81,7 +81,7 @@ class Simulator:
         stats = SimStats()
         schedule: list[list[tuple[str, int]]] | None = [] if self.record_schedule else None
         live: dict[str, tuple[Sequence, RequestRecord]] = {}
-        policy, memory, executor = self.policy, self.block_manager, self.executor
+        policy, memory, executor, max_len = self.policy, self.block_manager, self.executor, self.max_model_len
         wall = time.perf_counter()
         now, nxt, n = 0.0, 0, len(specs)
         while nxt < n or live:
@@ -110,16 +110,24 @@ class Simulator:
             stats.in_system_area += len(live) * elapsed
             if schedule is not None:
                 schedule.append([(it.seq.request_id, it.num_tokens) for it in decision.scheduled])
-            for item in decision.scheduled:
+            for item in decision.scheduled:  # (inlined: this loop runs once per generated token)
                 seq = item.seq
-                if seq.num_computed_tokens == seq.num_tokens:  # caught up: the step's logits give a token
-                    self._emit(seq, end, live)
+                out = seq.output_token_ids
+                if seq.num_computed_tokens == len(seq.prompt_token_ids) + len(out):  # caught up: a token
+                    out.append(0)
+                    rec = live[seq.request_id][1]
+                    if rec.first_token_time is None:
+                        rec.first_token_time = seq.first_token_time = end
+                    if len(out) >= seq.params.max_tokens or (max_len is not None
+                                                             and seq.num_tokens >= max_len):
+                        self._finish(seq, rec, end, live)
             stats.num_steps += 1
             stats.busy_time += elapsed
-            stats.num_preemptions += plan.num_preempted
-            stats.num_swapped_out += plan.num_swapped_out
-            stats.num_swapped_in += plan.num_swapped_in
-            stats.num_swapped_blocks += len(plan.swap_out) + len(plan.swap_in)
+            if plan.num_preempted or plan.num_swapped_in:
+                stats.num_preemptions += plan.num_preempted
+                stats.num_swapped_out += plan.num_swapped_out
+                stats.num_swapped_in += plan.num_swapped_in
+                stats.num_swapped_blocks += len(plan.swap_out) + len(plan.swap_in)
             if self.check_invariants:
                 memory.check_invariants()
             now = end
@@ -149,20 +157,15 @@ class Simulator:
         live[rid] = (seq, rec)
         self.policy.add(seq, arrival)
 
-    def _emit(self, seq: Sequence, now: float, live: dict[str, tuple[Sequence, RequestRecord]]) -> None:
-        seq.output_token_ids.append(0)
-        rec = live[seq.request_id][1]
-        if seq.first_token_time is None:
-            seq.first_token_time = rec.first_token_time = now
-        rec.num_output_tokens = seq.num_output_tokens
-        rec.finish_time = now
-        if seq.num_output_tokens >= seq.params.max_tokens or (
-                self.max_model_len is not None and seq.num_tokens >= self.max_model_len):
-            seq.is_finished, seq.finish_reason, seq.finish_time = True, "length", now
-            self.policy.remove(seq)
-            self.block_manager.free(seq.request_id)
-            seq.kv_location = KVLocation.NONE
-            del live[seq.request_id]
+    def _finish(self, seq: Sequence, rec: RequestRecord, now: float,
+                live: dict[str, tuple[Sequence, RequestRecord]]) -> None:
+        """As `LLMEngine._finish`: the policy forgets it, its blocks are freed."""
+        seq.is_finished, seq.finish_reason, seq.finish_time = True, "length", now
+        rec.finish_time, rec.num_output_tokens = now, seq.num_output_tokens
+        self.policy.remove(seq)
+        self.block_manager.free(seq.request_id)
+        seq.kv_location = KVLocation.NONE
+        del live[seq.request_id]
 
     def _check(self, decision: Any, live: dict[str, tuple[Sequence, RequestRecord]]) -> None:
         """The engine's `_check_decision`: a policy bug fails loudly here as it would there."""
@@ -172,6 +175,8 @@ class Simulator:
         if decision.num_batched_tokens > self.policy.max_num_batched_tokens:
             raise RuntimeError(f"{name}: scheduled {decision.num_batched_tokens} tokens "
                                "> max_num_batched_tokens")
+        if not self.check_invariants:
+            return
         for item in decision.scheduled:
             if item.seq.request_id not in live:
                 raise RuntimeError(f"{name}: scheduled finished or unknown request {item.seq.request_id!r}")

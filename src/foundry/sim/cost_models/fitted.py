@@ -1,17 +1,21 @@
 """The linear step-time model and its fit: prefill A + B·Σl + C·Σl², decode a + b·Σctx + c·batch.
 
 This is the form of DistServe's simulator (and LoongServe's prefill model), extended to the mixed
-steps our policies run (decodes beside prefill chunks), as in the serving reference §4 prototype:
+steps our policies run (decodes beside prefill chunks): a mixed step pays the prefill formula plus
+each decode's own terms, without a second intercept:
 
-    prefill present:  t = A + B·(Σl + n_dec) + C·Σl² + b·Σctx_dec
+    prefill present:  t = A + B·Σl + C·Σl² + b·Σctx_dec + c·n_dec
     decode only:      t = a + b·Σctx + c·n_dec
 
 (Σl² is `BatchFeatures.sum_prefill_sq`, l² for a fresh prompt.) An optional second decode row applies
 at batch sizes >= `large_batch_threshold` (DistServe fits small and large batches apart).
 
-`fit` solves for (A, B, C, a, b, c) jointly by non-negative least squares on relative error (each row
-divided by its measured time, as LoongServe's fit weighs relative error), from `(BatchFeatures, seconds)`
+`fit` solves for (A, B, C, a, b, c) jointly by non-negative least squares from `(BatchFeatures, seconds)`
 samples: the engine's steps recorded by `RecordingPolicy`, or a `Profile` from `foundry serve profile`.
+Two weightings: ``absolute`` (plain least squares; keeps the total time right, which is what queueing
+depends on, when step times are noisy and right-skewed as on a shared CPU; the default for engine
+steps) and ``relative`` (each row divided by its time, as LoongServe's fit; for profiles whose points
+span orders of magnitude). The report gives the mean relative error and Σpredicted / Σmeasured.
 """
 
 from __future__ import annotations
@@ -37,10 +41,14 @@ class FitReport:
     mean_rel_error: float
     p90_rel_error: float
     max_rel_error: float
+    total_ratio: float  # Σ predicted / Σ measured
+    weighting: str
 
     def __str__(self) -> str:
-        return (f"fit over {self.num_samples} steps: mean |rel. error| {self.mean_rel_error:.1%}, "
-                f"p90 {self.p90_rel_error:.1%}, max {self.max_rel_error:.1%}")
+        return (f"{self.weighting} fit over {self.num_samples} steps: "
+                f"mean |rel. error| {self.mean_rel_error:.1%}, "
+                f"p90 {self.p90_rel_error:.1%}, max {self.max_rel_error:.1%}; "
+                f"total predicted/measured {self.total_ratio:.3f}")
 
 
 @dataclass
@@ -64,8 +72,9 @@ class LinearCostModel(CostModel):
     def predict(self, f: BatchFeatures) -> float:
         if f.num_prefill_seqs:
             A, B, C = self.prefill
-            return A + B * (f.sum_prefill_tokens + f.num_decode_seqs) + C * f.sum_prefill_sq \
-                + self.decode[1] * f.sum_decode_context
+            _, b, c = self.decode
+            return A + B * f.sum_prefill_tokens + C * f.sum_prefill_sq + b * f.sum_decode_context \
+                + c * f.num_decode_seqs
         if f.num_decode_seqs:
             a, b, c = self.decode
             if self.large_batch_threshold is not None and f.num_decode_seqs >= self.large_batch_threshold:
@@ -76,14 +85,17 @@ class LinearCostModel(CostModel):
     # ---- fitting -------------------------------------------------------------------------------
     @classmethod
     def fit(cls, samples: list[tuple[BatchFeatures, float]], name: str = "fitted",
-            meta: dict[str, Any] | None = None) -> tuple[LinearCostModel, FitReport]:
+            meta: dict[str, Any] | None = None,
+            weighting: str = "absolute") -> tuple[LinearCostModel, FitReport]:
+        if weighting not in ("absolute", "relative"):
+            raise ValueError(f"weighting: must be 'absolute' or 'relative', got {weighting!r}")
         rows, times = [], []
         for f, t in samples:
             if f.is_empty or not t > 0:
                 continue
             if f.num_prefill_seqs:
-                rows.append([1.0, f.sum_prefill_tokens + f.num_decode_seqs, f.sum_prefill_sq, 0.0,
-                             f.sum_decode_context, 0.0])
+                rows.append([1.0, f.sum_prefill_tokens, f.sum_prefill_sq, 0.0, f.sum_decode_context,
+                             f.num_decode_seqs])
             else:
                 rows.append([0.0, 0.0, 0.0, 1.0, f.sum_decode_context, f.num_decode_seqs])
             times.append(t)
@@ -91,14 +103,17 @@ class LinearCostModel(CostModel):
             raise ValueError(f"samples: need at least 6 non-empty steps to fit 6 coefficients, "
                              f"got {len(times)}")
         X, y = np.asarray(rows, dtype=float), np.asarray(times, dtype=float)
-        Xw = X / y[:, None]  # relative error: minimise Σ ((x·θ - t) / t)²
+        w = 1 / y if weighting == "relative" else np.ones_like(y)  # relative: Σ ((x·θ - t) / t)²
+        Xw = X * w[:, None]
         scale = np.maximum(np.abs(Xw).max(axis=0), 1e-300)  # column scaling for conditioning
-        theta, _ = nnls(Xw / scale, np.ones_like(y))
+        theta, _ = nnls(Xw / scale, y * w)
         theta = theta / scale
         A, B, C, a, b, c = (float(v) for v in theta)
         model = cls((A, B, C), (a, b, c), name=name, meta=dict(meta or {}))
-        rel = np.abs(X @ theta - y) / y
-        report = FitReport(len(y), float(rel.mean()), float(np.percentile(rel, 90)), float(rel.max()))
+        pred = X @ theta
+        rel = np.abs(pred - y) / y
+        report = FitReport(len(y), float(rel.mean()), float(np.percentile(rel, 90)), float(rel.max()),
+                           float(pred.sum() / y.sum()), weighting)
         model.meta["fit"] = report.__dict__
         return model, report
 
@@ -114,7 +129,8 @@ class LinearCostModel(CostModel):
                                                              strict=True)]
         samples += [(decode_features(b, ctx), t) for b, t in zip(profile.decode_batches, profile.decode_times,
                                                                  strict=True)]
-        return cls.fit(samples, name="fitted-profile", meta={"source": "profile", **profile.meta})
+        return cls.fit(samples, name="fitted-profile", meta={"source": "profile", **profile.meta},
+                       weighting="relative")
 
     # ---- files ---------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,134 @@
+"""Simulator fidelity: the same trace through the real engine and through the simulator.
+
+    python benchmarks/sim/fidelity.py [--policies vllm,fcfs,sj-mlfq] [--rate 30] [--json]
+
+For each policy: (1) calibrate: run a calibration workload (its own seed) through the real engine
+(foundry-tiny on this CPU, in-process, open loop on the wall clock) and fit the linear cost model to
+its steps (`LinearCostModel.fit`, fit error printed); (2) run the test workload (another seed) through
+a fresh engine; (3) simulate the test workload with the fitted model, the same policy, the same pools.
+Reported: error of mean / P90 JCT and mean TTFT (sim vs real, relative), and the mean over requests of
+each request's relative JCT error. Goal: mean error <= 15%. `--save-samples FILE` keeps the calibration
+steps for `foundry sim fit` / `--cost fitted:FILE`. Timing on a shared CPU is noisy: run it under a
+quiet machine, or at least `nice`, and read the spread across repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from foundry.serve import EngineConfig, LLMEngine  # noqa: E402
+from foundry.serve.bench.report import percentile  # noqa: E402
+from foundry.serve.bench.workloads import build_workload  # noqa: E402
+from foundry.serve.cache_engine import kv_bytes_per_token  # noqa: E402
+from foundry.serve.policies import build_policy  # noqa: E402
+from foundry.sim import simulate  # noqa: E402
+from foundry.sim.calibrate import run_engine  # noqa: E402
+from foundry.sim.cost_models import LinearCostModel  # noqa: E402
+from foundry.sim.cost_models.fitted import samples_to_json  # noqa: E402
+from foundry.sim.deployment import Deployment  # noqa: E402
+
+
+def rel(sim: float, real: float) -> float:
+    return (sim - real) / real
+
+
+def one_policy(policy: str, args: argparse.Namespace) -> dict:
+    base = {"policy": policy, "max_num_seqs": args.max_num_seqs, "max_num_batched_tokens": args.max_tokens,
+            "num_host_blocks": args.host_blocks, "mlfq_base_quantum_s": None if "mlfq" in policy else 0.01}
+    if args.device_blocks:
+        base["num_device_blocks"] = args.device_blocks
+    if policy == "vllm" and args.swap:
+        base["preemption_mode"] = "swap"
+    config = EngineConfig(**base)
+
+    def workload(seed: int):
+        return build_workload(num_requests=args.num_requests, rate=args.rate, cv=args.cv,
+                              generator=args.workload, prompt_len=args.prompt_len, output_len=args.output_len,
+                              max_prompt_len=400, max_output_len=200, seed=seed)
+
+    # 1. calibrate on the real engine, always under vllm (chunked, mixed steps): one model for all policies
+    cal_engine = LLMEngine(config.model_copy(update={"policy": "vllm", "mlfq_base_quantum_s": 0.01}))
+    run_engine(cal_engine, workload(args.seed + 1000))  # warm-up (allocator, first calls)
+    cal = run_engine(cal_engine, workload(args.seed + 1))
+    block_size = config.block_size
+    meta = {"engine": "foundry-tiny cpu float32", "block_size": block_size,
+            "num_device_blocks": cal_engine.block_manager.device.num_blocks,
+            "num_host_blocks": args.host_blocks,
+            "kv_bytes_per_token": kv_bytes_per_token(cal_engine.model.config, torch.float32)}
+    model, report = LinearCostModel.fit(cal.samples, name="fitted-foundry-tiny-cpu", meta=meta)
+    if args.save_samples:
+        with open(args.save_samples, "w") as f:
+            json.dump(samples_to_json(cal.samples, meta), f)
+    profile = model.to_profile(decode_context=64)
+
+    # 2. the test trace on a fresh engine with the policy under test
+    engine = LLMEngine(config)
+    engine.policy = build_policy(config, profile)  # (sj-)mlfq read the profile; the sim gets the same one
+    run_engine(engine, workload(args.seed + 1000))  # warm-up
+    engine.policy = build_policy(config, profile)
+    real = run_engine(engine, workload(args.seed))
+
+    # 3. the simulator, same policy, pools, trace
+    dep = Deployment(model, block_size, meta["num_device_blocks"], args.host_blocks, 0.0, float("inf"))
+    sim = simulate(workload(args.seed), dep, build_policy(config, profile), max_num_seqs=args.max_num_seqs,
+                   max_num_batched_tokens=args.max_tokens)
+    r_jct = [r.e2e for r in real.records]
+    s_jct = [r.e2e for r in sim.records]
+    r_ttft = [r.ttft for r in real.records]
+    s_ttft = [r.ttft for r in sim.records]
+    per_req = [abs(rel(s, r)) for s, r in zip(s_jct, r_jct, strict=True)]
+    return {
+        "policy": policy, "fit": report.__dict__, "coefficients": model.describe(),
+        "num_requests": len(r_jct), "real_steps": len(real.step_times), "sim_steps": sim.stats.num_steps,
+        "real_mean_jct_s": float(np.mean(r_jct)), "sim_mean_jct_s": float(np.mean(s_jct)),
+        "err_mean_jct": rel(float(np.mean(s_jct)), float(np.mean(r_jct))),
+        "err_p90_jct": rel(percentile(s_jct, 90), percentile(r_jct, 90)),
+        "real_mean_ttft_s": float(np.mean(r_ttft)), "sim_mean_ttft_s": float(np.mean(s_ttft)),
+        "err_mean_ttft": rel(float(np.mean(s_ttft)), float(np.mean(r_ttft))),
+        "mean_per_request_jct_err": float(np.mean(per_req)),
+        "real_preemptions": engine.stats().num_preemptions, "sim_preemptions": sim.stats.num_preemptions,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--policies", default="vllm,fcfs,sj-mlfq")
+    ap.add_argument("--workload", default="lognormal")
+    ap.add_argument("--prompt-len", type=int, default=64)
+    ap.add_argument("--output-len", type=int, default=32)
+    ap.add_argument("--num-requests", type=int, default=120)
+    ap.add_argument("--rate", type=float, default=30.0)
+    ap.add_argument("--cv", type=float, default=1.0)
+    ap.add_argument("--max-num-seqs", type=int, default=8)
+    ap.add_argument("--max-tokens", type=int, default=256)
+    ap.add_argument("--device-blocks", type=int, default=0, help="0: the engine's default pool")
+    ap.add_argument("--host-blocks", type=int, default=512)
+    ap.add_argument("--swap", action="store_true", help="vllm: preempt by swapping")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--save-samples", default=None)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    rows = [one_policy(p.strip(), args) for p in args.policies.split(",") if p.strip()]
+    if args.json:
+        print(json.dumps({"config": vars(args), "results": rows}))
+        return
+    for r in rows:
+        print(f"{r['policy']:>8}: {r['fit']['num_samples']} calibration steps, fit mean |err| "
+              f"{r['fit']['mean_rel_error']:.1%}; {r['num_requests']} requests, steps real {r['real_steps']} "
+              f"sim {r['sim_steps']}")
+        print(f"          mean JCT real {r['real_mean_jct_s']:.3f} s sim {r['sim_mean_jct_s']:.3f} s "
+              f"({r['err_mean_jct']:+.1%}); P90 JCT {r['err_p90_jct']:+.1%}; mean TTFT real "
+              f"{r['real_mean_ttft_s'] * 1e3:.1f} ms sim {r['sim_mean_ttft_s'] * 1e3:.1f} ms "
+              f"({r['err_mean_ttft']:+.1%}); per-request |JCT err| {r['mean_per_request_jct_err']:.1%}")
+
+
+if __name__ == "__main__":
+    main()
