@@ -69,8 +69,7 @@ def one_policy(policy: str, args: argparse.Namespace) -> dict:
     profile = model.to_profile(decode_context=64)
 
     # 2. the test trace on a fresh engine with the policy under test
-    engine = LLMEngine(config)
-    engine.policy = build_policy(config, profile)  # (sj-)mlfq read the profile; the sim gets the same one
+    engine = LLMEngine(config, build_policy(config, profile))  # (sj-)mlfq read the profile; the sim too
     run_engine(engine, workload(args.seed + 1000))  # warm-up
     engine.policy = build_policy(config, profile)
     real = run_engine(engine, workload(args.seed))
@@ -84,9 +83,13 @@ def one_policy(policy: str, args: argparse.Namespace) -> dict:
     r_ttft = [r.ttft for r in real.records]
     s_ttft = [r.ttft for r in sim.records]
     per_req = [abs(rel(s, r)) for s, r in zip(s_jct, r_jct, strict=True)]
+    # the cost model alone on the test trace's real steps (no scheduling feedback): Σ predicted / Σ measured
+    holdout = sum(model.predict(f) for f, _ in real.samples) / sum(real.step_times)
     return {
         "policy": policy, "fit": report.__dict__, "coefficients": model.describe(),
         "num_requests": len(r_jct), "real_steps": len(real.step_times), "sim_steps": sim.stats.num_steps,
+        "holdout_total_ratio": holdout, "real_busy_s": sum(real.step_times),
+        "sim_busy_s": sim.stats.busy_time, "load_average": os.getloadavg()[0],
         "real_mean_jct_s": float(np.mean(r_jct)), "sim_mean_jct_s": float(np.mean(s_jct)),
         "err_mean_jct": rel(float(np.mean(s_jct)), float(np.mean(r_jct))),
         "err_p90_jct": rel(percentile(s_jct, 90), percentile(r_jct, 90)),
@@ -112,18 +115,22 @@ def main() -> None:
     ap.add_argument("--host-blocks", type=int, default=512)
     ap.add_argument("--swap", action="store_true", help="vllm: preempt by swapping")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--repeats", type=int, default=1, help="run each policy this many times (timing spread)")
     ap.add_argument("--save-samples", default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    rows = [one_policy(p.strip(), args) for p in args.policies.split(",") if p.strip()]
+    rows = [one_policy(p.strip(), args) for _ in range(args.repeats)
+            for p in args.policies.split(",") if p.strip()]
     if args.json:
         print(json.dumps({"config": vars(args), "results": rows}))
         return
     for r in rows:
-        print(f"{r['policy']:>8}: {r['fit']['num_samples']} calibration steps, fit mean |err| "
+        print(f"{r['policy']:>8} (load average {r['load_average']:.1f}): {r['fit']['num_samples']} "
+              "calibration steps, fit mean |err| "
               f"{r['fit']['mean_rel_error']:.1%}; {r['num_requests']} requests, steps real {r['real_steps']} "
-              f"sim {r['sim_steps']}")
+              f"sim {r['sim_steps']}; busy real {r['real_busy_s']:.2f} s sim {r['sim_busy_s']:.2f} s; "
+              f"cost model on the real test steps: total {r['holdout_total_ratio']:.3f}x")
         print(f"          mean JCT real {r['real_mean_jct_s']:.3f} s sim {r['sim_mean_jct_s']:.3f} s "
               f"({r['err_mean_jct']:+.1%}); P90 JCT {r['err_p90_jct']:+.1%}; mean TTFT real "
               f"{r['real_mean_ttft_s'] * 1e3:.1f} ms sim {r['sim_mean_ttft_s'] * 1e3:.1f} ms "
