@@ -74,30 +74,35 @@ def one_policy(policy: str, args: argparse.Namespace) -> dict:
     engine.policy = build_policy(config, profile)
     real = run_engine(engine, workload(args.seed))
 
-    # 3. the simulator, same policy, pools, trace
-    dep = Deployment(model, block_size, meta["num_device_blocks"], args.host_blocks, 0.0, float("inf"))
-    sim = simulate(workload(args.seed), dep, build_policy(config, profile), max_num_seqs=args.max_num_seqs,
-                   max_num_batched_tokens=args.max_tokens)
+    # 3. the simulator, same policy, pools, trace: with the calibrated model, and (in-sample) with a model
+    #    fitted to the test run's own steps, which removes machine-speed drift between the two runs
+    in_model, in_report = LinearCostModel.fit(real.samples, name="fitted-in-sample", meta=meta)
     r_jct = [r.e2e for r in real.records]
-    s_jct = [r.e2e for r in sim.records]
     r_ttft = [r.ttft for r in real.records]
-    s_ttft = [r.ttft for r in sim.records]
-    per_req = [abs(rel(s, r)) for s, r in zip(s_jct, r_jct, strict=True)]
-    # the cost model alone on the test trace's real steps (no scheduling feedback): Σ predicted / Σ measured
-    holdout = sum(model.predict(f) for f, _ in real.samples) / sum(real.step_times)
-    return {
-        "policy": policy, "fit": report.__dict__, "coefficients": model.describe(),
-        "num_requests": len(r_jct), "real_steps": len(real.step_times), "sim_steps": sim.stats.num_steps,
-        "holdout_total_ratio": holdout, "real_busy_s": sum(real.step_times),
-        "sim_busy_s": sim.stats.busy_time, "load_average": os.getloadavg()[0],
-        "real_mean_jct_s": float(np.mean(r_jct)), "sim_mean_jct_s": float(np.mean(s_jct)),
-        "err_mean_jct": rel(float(np.mean(s_jct)), float(np.mean(r_jct))),
-        "err_p90_jct": rel(percentile(s_jct, 90), percentile(r_jct, 90)),
-        "real_mean_ttft_s": float(np.mean(r_ttft)), "sim_mean_ttft_s": float(np.mean(s_ttft)),
-        "err_mean_ttft": rel(float(np.mean(s_ttft)), float(np.mean(r_ttft))),
-        "mean_per_request_jct_err": float(np.mean(per_req)),
-        "real_preemptions": engine.stats().num_preemptions, "sim_preemptions": sim.stats.num_preemptions,
-    }
+    out = {"policy": policy, "fit": report.__dict__, "in_sample_fit": in_report.__dict__,
+           "coefficients": model.describe(), "num_requests": len(r_jct), "real_steps": len(real.step_times),
+           "real_busy_s": sum(real.step_times), "load_average": os.getloadavg()[0],
+           "real_mean_jct_s": float(np.mean(r_jct)), "real_mean_ttft_s": float(np.mean(r_ttft)),
+           "real_preemptions": engine.stats().num_preemptions,
+           # the calibrated model alone on the test run's real steps: Σ predicted / Σ measured
+           "holdout_total_ratio": sum(model.predict(f) for f, _ in real.samples) / sum(real.step_times)}
+    for key, m in (("calibrated", model), ("in_sample", in_model)):
+        dep = Deployment(m, block_size, meta["num_device_blocks"], args.host_blocks, 0.0, float("inf"))
+        sim = simulate(workload(args.seed), dep, build_policy(config, profile),
+                       max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_tokens)
+        s_jct = [r.e2e for r in sim.records]
+        s_ttft = [r.ttft for r in sim.records]
+        out[key] = {
+            "sim_steps": sim.stats.num_steps, "sim_busy_s": sim.stats.busy_time,
+            "sim_mean_jct_s": float(np.mean(s_jct)), "sim_mean_ttft_s": float(np.mean(s_ttft)),
+            "err_mean_jct": rel(float(np.mean(s_jct)), float(np.mean(r_jct))),
+            "err_p90_jct": rel(percentile(s_jct, 90), percentile(r_jct, 90)),
+            "err_mean_ttft": rel(float(np.mean(s_ttft)), float(np.mean(r_ttft))),
+            "mean_per_request_jct_err": float(np.mean([abs(rel(s, r))
+                                                       for s, r in zip(s_jct, r_jct, strict=True)])),
+            "sim_preemptions": sim.stats.num_preemptions,
+        }
+    return out
 
 
 def main() -> None:
@@ -127,15 +132,18 @@ def main() -> None:
         return
     for r in rows:
         print(f"{r['policy']:>8} (load average {r['load_average']:.1f}): {r['fit']['num_samples']} "
-              "calibration steps, fit mean |err| "
-              f"{r['fit']['mean_rel_error']:.1%}; {r['num_requests']} requests, steps real {r['real_steps']} "
-              f"sim {r['sim_steps']}; busy real {r['real_busy_s']:.2f} s sim {r['sim_busy_s']:.2f} s; "
-              f"cost model on the real test steps: total {r['holdout_total_ratio']:.3f}x")
-        print(f"          mean JCT real {r['real_mean_jct_s']:.3f} s sim {r['sim_mean_jct_s']:.3f} s "
-              f"({r['err_mean_jct']:+.1%}); P90 JCT {r['err_p90_jct']:+.1%}; mean TTFT real "
-              f"{r['real_mean_ttft_s'] * 1e3:.1f} ms sim {r['sim_mean_ttft_s'] * 1e3:.1f} ms "
-              f"({r['err_mean_ttft']:+.1%}); per-request |JCT err| {r['mean_per_request_jct_err']:.1%}")
-
+              f"calibration steps, fit mean |err| {r['fit']['mean_rel_error']:.1%}; "
+              f"{r['num_requests']} requests, {r['real_steps']} real steps, busy {r['real_busy_s']:.2f} s; "
+              "calibrated model on the real test "
+              f"steps: total {r['holdout_total_ratio']:.3f}x; real mean JCT {r['real_mean_jct_s']:.3f} s, "
+              f"mean TTFT {r['real_mean_ttft_s'] * 1e3:.1f} ms")
+        for key in ("calibrated", "in_sample"):
+            e = r[key]
+            print(f"          {key:>10}: sim mean JCT {e['sim_mean_jct_s']:.3f} s "
+                  f"({e['err_mean_jct']:+.1%}), "
+                  f"P90 JCT {e['err_p90_jct']:+.1%}, mean TTFT {e['sim_mean_ttft_s'] * 1e3:.1f} ms "
+                  f"({e['err_mean_ttft']:+.1%}); per-request |JCT err| {e['mean_per_request_jct_err']:.1%}; "
+                  f"steps {e['sim_steps']}")
 
 if __name__ == "__main__":
     main()
