@@ -4,6 +4,7 @@ error, and bad options exit with a message naming the option."""
 import csv
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from foundry.cli import app
@@ -67,3 +68,16 @@ def test_fit_prints_the_error_and_the_model_serves(tmp_path):
                             "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["info"]["num_device_blocks"] == 500
+
+
+def test_trace_replay_with_time_scaling(tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,100,10\n2.0,200,5\n4.0,50,8\n")
+    base = ["sim", "serve", "--trace", str(trace), "--trace-arrivals", "--num-requests", "3", "--json"]
+    slow = json.loads(runner.invoke(app, base).output)
+    fast = json.loads(runner.invoke(app, [*base, "--time-scale", "4"]).output)
+    assert slow["num_completed"] == fast["num_completed"] == 3
+    assert slow["total_output_tokens"] == 23 and slow["total_prompt_tokens"] == 350
+    # arrivals 2 s apart, each request served in well under 1 s: the makespan is the last arrival
+    # (4 s, or 1 s at 4x) plus that request's own JCT, the same in both runs
+    assert slow["duration_s"] - fast["duration_s"] == pytest.approx(3.0)
