@@ -75,12 +75,12 @@ def row(result, engine: LLMEngine, before) -> dict:
     }
 
 
-def mean_row(rounds: list[dict]) -> dict:
-    """Mean of each metric over the rounds (the same workload each round)."""
+def median_row(rounds: list[dict]) -> dict:
+    """Median of each metric over the rounds (the same workload each round; = mean for two rounds)."""
     out = {}
     for key, value in rounds[0].items():
         vals = [r[key] for r in rounds]
-        out[key] = sum(vals) / len(vals) if isinstance(value, int | float) and None not in vals else value
+        out[key] = statistics.median(vals) if isinstance(value, int | float) and None not in vals else value
     return out
 
 
@@ -113,15 +113,15 @@ def workloads(args, rate: float, name: str):
     if name == "pareto":
         return pareto_workload(n, rate, args)
     trace = read_trace(Path(args.azure_trace))
-    return build_workload(num_requests=n, rate=rate, trace=trace,
-                          length_scale=args.azure_length_scale, max_prompt_len=args.max_prompt_len,
-                          max_output_len=args.max_output_len, seed=args.seed)
+    wl = build_workload(num_requests=n, rate=rate, trace=trace, length_scale=args.azure_length_scale,
+                        max_prompt_len=args.max_prompt_len, max_output_len=args.max_output_len,
+                        seed=args.seed)
+    return Workload(name, wl.requests)
 
 
 def jct_steps(r: dict) -> float:
-    """Average JCT in decode steps, the mean over rounds of (avg JCT / that round's median decode step)."""
-    rounds = r.get("rounds") or [r]
-    return sum(x["avg_jct_s"] / (x["decode_step_ms"] / 1e3) for x in rounds) / len(rounds)
+    """Average JCT in decode steps: median over rounds of (avg JCT / that round's median decode step)."""
+    return statistics.median(x["avg_jct_s"] / (x["decode_step_ms"] / 1e3) for x in r.get("rounds") or [r])
 
 
 def table(results: list[dict]) -> str:
@@ -194,7 +194,7 @@ def main() -> None:
     ap.add_argument("--azure-rates", default="4,8,12")
     ap.add_argument("--num-requests", type=int, default=120, help="most requests per point")
     ap.add_argument("--window-s", type=float, default=7.0, help="requests per point = rate x this (bounded)")
-    ap.add_argument("--repeats", type=int, default=2, help="rounds per point (metrics are averaged)")
+    ap.add_argument("--repeats", type=int, default=2, help="rounds per point (reported: the median)")
     ap.add_argument("--prompt-len", type=int, default=64, help="pareto: median prompt length")
     ap.add_argument("--output-len", type=int, default=32, help="pareto: median output length")
     ap.add_argument("--pareto-alpha", type=float, default=1.5, help="pareto: tail index of the outputs")
@@ -204,8 +204,9 @@ def main() -> None:
     ap.add_argument("--azure-length-scale", type=float, default=0.25)
     ap.add_argument("--max-num-seqs", type=int, default=4)
     ap.add_argument("--max-num-batched-tokens", type=int, default=512)
-    ap.add_argument("--ablation-device-blocks", type=int, default=130,
-                    help="device KV blocks (16 tokens) for the memory-mode comparison (0: skip it)")
+    ap.add_argument("--ablation-device-blocks", type=int, default=48,
+                    help="device KV blocks (16 tokens) for the memory-mode comparison (0: skip it); its "
+                         "workload is clipped so each request fits: prompt <= 1/3, output <= 2/3 of the pool")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true", help="smoke run: 30 requests, two rates, one round")
     ap.add_argument("--figures", default=None, help="directory for the plots (default: none)")
@@ -256,13 +257,16 @@ def main() -> None:
                         f"preempt {r['preemptions']}  ({time.perf_counter() - t_start:.0f} s)")
             for pol in policies:
                 results.append({"part": "sweep", "workload": wl.name, "rate": rate, "policy": pol,
-                                "num_requests": len(wl), **mean_row(rounds[pol]), "rounds": rounds[pol]})
+                                "num_requests": len(wl), **median_row(rounds[pol]), "rounds": rounds[pol]})
 
     # memory modes under a small device pool, at the highest pareto rate
     small = config.model_copy(update={"num_device_blocks": args.ablation_device_blocks})
     engine_small = LLMEngine(small) if args.ablation_device_blocks else None
     rate = max(sweeps[0][1], default=0.0)
-    wl = workloads(args, rate, "pareto") if engine_small and rate else None
+    pool = args.ablation_device_blocks * config.block_size
+    clipped = argparse.Namespace(**{**vars(args), "max_prompt_len": min(args.max_prompt_len, pool // 3),
+                                    "max_output_len": min(args.max_output_len, pool - pool // 3)})
+    wl = workloads(clipped, rate, "pareto") if engine_small and rate else None
     ablation = [("sj-mlfq", m) for m in MEMORY_MODES] + [("fcfs", "-"), ("vllm", "recompute")]
     for pol, mode in ablation if wl else []:
         r = run_point(engine_small, small, profile, pol, wl, args.seed,

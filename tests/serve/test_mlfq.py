@@ -268,7 +268,7 @@ def test_a_swap_that_does_not_fit_the_host_falls_back_to_recompute():
 
 @pytest.mark.parametrize("mode", ["proactive-swap", "reactive-swap", "recompute"])
 @pytest.mark.parametrize("skip_join", [False, True])
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_random_workloads_finish_without_leaks_and_never_idle(mode, skip_join, data):
     draw = data.draw
