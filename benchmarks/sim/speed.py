@@ -2,8 +2,9 @@
 
     python benchmarks/sim/speed.py [--num-requests 100000] [--policy vllm] [--json]
 
-Workload: Azure-conv-shaped lengths clipped to prompt <= 1024 and output <= 512 (so requests fit
-OPT-13B's 2048 context), Poisson arrivals at `--rate`, OPT-13B/A100 (DistServe) cost model, batch 16 /
+Workload: Azure-conv-shaped lengths (or `--workload pareto`: prompt median 128, output median 64)
+clipped to prompt <= 1024 and output <= 512 (so requests fit OPT-13B's 2048 context), Poisson at
+`--rate`, OPT-13B/A100 (DistServe) cost model, batch 16 /
 2048 tokens. Reports wall time, simulated steps and steps per second; the goal is 100k requests < 60 s.
 """
 
@@ -26,11 +27,12 @@ def main() -> None:
     ap.add_argument("--policy", default="vllm")
     ap.add_argument("--rate", type=float, default=2.0)
     ap.add_argument("--cost", default="opt-13b-a100")
+    ap.add_argument("--workload", default="azure-conv", help="a bench generator (pareto: median 128 / 64)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     t = time.perf_counter()
-    w = build_workload(num_requests=args.num_requests, rate=args.rate, generator="azure-conv",
-                       max_prompt_len=1024, max_output_len=512, seed=0)
+    w = build_workload(num_requests=args.num_requests, rate=args.rate, generator=args.workload,
+                       prompt_len=128, output_len=64, max_prompt_len=1024, max_output_len=512, seed=0)
     build_s = time.perf_counter() - t
     dep = resolve_deployment(args.cost)
     t = time.perf_counter()
@@ -38,6 +40,7 @@ def main() -> None:
     wall = time.perf_counter() - t
     done = sum(r.ok for r in res.records)
     out = {"num_requests": len(w), "num_completed": done, "policy": args.policy, "rate": args.rate,
+           "workload": args.workload,
            "cost": args.cost, "num_steps": res.stats.num_steps, "virtual_time_s": res.stats.end_time,
            "wall_s": wall, "steps_per_s": res.stats.num_steps / wall, "workload_build_s": build_s,
            "tokens": sum(s.output_len for s in w.requests)}
