@@ -22,4 +22,8 @@ trap - EXIT
 echo "== engine vs transformers generate: offline throughput, 16 requests of mixed lengths =="
 python benchmarks/serve/throughput.py --num-requests 16 --hf-batch-sizes 16
 
+echo "== foundry sim: the engine's policies on a virtual clock, OPT-13B on an A100 (DistServe cost model) =="
+foundry sim serve --cost opt-13b-a100 --policy sj-mlfq --workload pareto --rate 7 --num-requests 1000
+foundry sim sweep --output-dir "$out/sim" --policies fcfs,sj-mlfq,srpt --rates 4,6,8 --num-requests 500
+
 echo "demo outputs are in $out/"
