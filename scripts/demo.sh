@@ -26,4 +26,8 @@ echo "== foundry sim: the engine's policies on a virtual clock, OPT-13B on an A1
 foundry sim serve --cost opt-13b-a100 --policy sj-mlfq --workload pareto --rate 7 --num-requests 1000
 foundry sim sweep --output-dir "$out/sim" --policies fcfs,sj-mlfq,srpt --rates 4,6,8 --num-requests 500
 
+echo "== foundry pde: PDEformer-XS prediction vs the numerical solver (viscous Burgers) =="
+echo "   (the shipped XS checkpoint is under-trained: held-out relative L2 0.84, see docs/pde.md)"
+foundry pde predict "u_t + (0.5*u^2)_x - 0.01*u_xx = 0" --ic "sin(pi*x)" --out "$out/pde/burgers.npz" --reference
+
 echo "demo outputs are in $out/"
