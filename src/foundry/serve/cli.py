@@ -108,12 +108,23 @@ def _build_engine(config: Any):
     return engine
 
 
-def _fastserve_options(profile, base_quantum, memory_mode, starvation_interval, starvation_threshold,
-                       defer_host_free_ratio, min_free_blocks) -> dict[str, Any]:
-    return {"profile": profile, "mlfq_base_quantum_s": base_quantum, "mlfq_memory_mode": memory_mode,
-            "mlfq_starvation_interval": starvation_interval,
-            "mlfq_starvation_threshold_s": starvation_threshold,
-            "mlfq_defer_host_free_ratio": defer_host_free_ratio, "mlfq_min_free_blocks": min_free_blocks}
+# The engine options `serve` and `bench --in-process` share: CLI parameter name -> EngineConfig field.
+ENGINE_OPTIONS = {
+    "model": "model", "policy": "policy", "preemption_mode": "preemption_mode", "block_size": "block_size",
+    "num_device_blocks": "num_device_blocks", "num_host_blocks": "num_host_blocks",
+    "kv_cache_memory_mb": "kv_cache_memory_mb", "max_num_seqs": "max_num_seqs",
+    "max_num_batched_tokens": "max_num_batched_tokens", "max_model_len": "max_model_len", "seed": "seed",
+    "device": "device", "dtype": "dtype", "profile": "profile", "mlfq_base_quantum": "mlfq_base_quantum_s",
+    "mlfq_memory_mode": "mlfq_memory_mode", "mlfq_starvation_interval": "mlfq_starvation_interval",
+    "mlfq_starvation_threshold": "mlfq_starvation_threshold_s",
+    "mlfq_defer_host_free_ratio": "mlfq_defer_host_free_ratio",
+    "mlfq_min_free_blocks": "mlfq_min_free_blocks",
+}
+
+
+def _engine_options(cli_values: dict[str, Any]) -> dict[str, Any]:
+    """The EngineConfig fields from a command's parameters (pass its ``locals()``)."""
+    return {field: cli_values[name] for name, field in ENGINE_OPTIONS.items()}
 
 
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
@@ -160,23 +171,7 @@ def serve(
         raise typer.BadParameter(
             f"expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}", param_hint="--log-level"
         )
-    config = _engine_config(
-        model=model,
-        policy=policy,
-        preemption_mode=preemption_mode,
-        block_size=block_size,
-        num_device_blocks=num_device_blocks,
-        num_host_blocks=num_host_blocks,
-        kv_cache_memory_mb=kv_cache_memory_mb,
-        max_num_seqs=max_num_seqs,
-        max_num_batched_tokens=max_num_batched_tokens,
-        max_model_len=max_model_len,
-        seed=seed,
-        device=device,
-        dtype=dtype,
-        **_fastserve_options(profile, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_interval,
-                             mlfq_starvation_threshold, mlfq_defer_host_free_ratio, mlfq_min_free_blocks),
-    )
+    config = _engine_config(**_engine_options(locals()))
     import uvicorn
 
     from foundry.serve.server import create_app
@@ -279,23 +274,7 @@ def bench(
     if len(wl) == 0:
         raise typer.BadParameter("no request arrives before --duration", param_hint="--duration")
     if in_process:
-        config = _engine_config(
-            model=model,
-            policy=policy,
-            preemption_mode=preemption_mode,
-            block_size=block_size,
-            num_device_blocks=num_device_blocks,
-            num_host_blocks=num_host_blocks,
-            kv_cache_memory_mb=kv_cache_memory_mb,
-            max_num_seqs=max_num_seqs,
-            max_num_batched_tokens=max_num_batched_tokens,
-            max_model_len=max_model_len,
-            seed=seed,
-            device=device,
-            dtype=dtype,
-            **_fastserve_options(profile, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_interval,
-                                 mlfq_starvation_threshold, mlfq_defer_host_free_ratio, mlfq_min_free_blocks),
-        )
+        config = _engine_config(**_engine_options(locals()))
         target: Any = InProcessTarget(_build_engine(config))
     else:
         target = HttpTarget(url.rstrip("/"), model=model, wait_s=wait)
