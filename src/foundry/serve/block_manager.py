@@ -108,13 +108,19 @@ class BlockManager:
 
     def num_new_blocks(self, request_id: str, num_tokens: int) -> int:
         """Device blocks needed so the request's device table holds `num_tokens` slots."""
+        # (hot path: called for every scheduled request several times per step, so `blocks_for` and
+        # `_shared_partial_tail` are inlined here; the result is the same)
         table = self.tables.get(request_id)
         if table is None:
-            return self.blocks_for(num_tokens)
+            return -(-num_tokens // self.block_size)
         if table.location is not KVLocation.DEVICE:
             raise ValueError(f"request {request_id!r}: KV is on the host; swap it in first")
-        extra = max(0, self.blocks_for(num_tokens) - len(table.blocks))
-        if num_tokens > table.num_tokens and self._shared_partial_tail(table):
+        blocks = table.blocks
+        extra = -(-num_tokens // self.block_size) - len(blocks)
+        if extra < 0:
+            extra = 0
+        if (num_tokens > table.num_tokens and blocks and table.num_tokens % self.block_size != 0
+                and self.device.refcount[blocks[-1]] > 1):
             extra += 1  # copy-on-write of the last block
         return extra
 
@@ -150,17 +156,19 @@ class BlockManager:
             raise ValueError(f"request {request_id!r}: KV is on the host; swap it in first")
         if num_tokens <= table.num_tokens:
             return []
-        need = self.num_new_blocks(request_id, num_tokens)
+        target = self.blocks_for(num_tokens)
+        cow = self._shared_partial_tail(table)
+        need = max(0, target - len(table.blocks)) + int(cow)
         if need > self.device.num_free:
             raise RuntimeError(f"request {request_id!r}: needs {need} blocks, {self.device.num_free} free")
         copies: CopyPlan = []
-        if self._shared_partial_tail(table):
+        if cow:
             old = table.blocks[-1]
             new = self.device.allocate()
             self.device.decref(old)
             table.blocks[-1] = new
             copies.append((old, new))
-        while len(table.blocks) < self.blocks_for(num_tokens):
+        for _ in range(target - len(table.blocks)):
             table.blocks.append(self.device.allocate())
         table.num_tokens = num_tokens
         return copies
