@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from itertools import chain, islice
 from typing import Literal
 
 from foundry.serve.block_manager import BlockManager
@@ -124,6 +125,10 @@ class MLFQPolicy(Policy):
         """All jobs in priority order (level 0 first, front first)."""
         return [s for q in self.levels for s in q]
 
+    def _scan(self) -> Iterator[Sequence]:
+        """`queued()` lazily: a scan that stops early does not build the whole list (queues unchanged)."""
+        return chain.from_iterable(self.levels)
+
     def stats(self) -> dict[str, object]:
         return {"queue_levels": [len(q) for q in self.levels], "num_demotions": self.num_demotions,
                 "num_promotions": self.num_promotions, "num_deferred_prefills": self.num_deferred}
@@ -159,7 +164,7 @@ class MLFQPolicy(Policy):
         budget = self.max_num_batched_tokens
         defer = self._host_under_pressure(memory)
         deferred: list[Sequence] = []
-        for seq in self.queued():
+        for seq in self._scan():
             if len(batch) >= self.max_num_seqs or budget == 0:
                 break
             if defer and seq.num_computed_tokens == 0 and seq.is_prefilling:
@@ -193,33 +198,35 @@ class MLFQPolicy(Policy):
         proactive = self.memory_mode == "proactive-swap"
         reserve = max(self.max_num_seqs, self.min_free_blocks) if proactive else 0
         in_batch = {id(item.seq) for item in batch}
-
-        def need() -> int:
-            return sum(mem.blocks_to_run(item.seq, item.num_tokens) for item in batch)
+        # What the batch needs: each job's blocks depend only on that job and the (unchanged) block
+        # manager, so the sum is computed once and reduced as jobs leave the batch.
+        needs = [mem.blocks_to_run(item.seq, item.num_tokens) for item in batch]
+        need = sum(needs)
 
         # 1. offload idle device-resident jobs: lowest level first, back of the queue first
-        if reserve + need() > mem.free_device:
+        if reserve + need > mem.free_device:
             for level in reversed(self.levels):
                 for seq in reversed(level):
-                    if reserve + need() <= mem.free_device:
+                    if reserve + need <= mem.free_device:
                         break
                     if id(seq) not in in_batch and mem.device_blocks_held(seq) > 0:
                         self._evict(seq, out, mem)
         # 2. still short of what the batch needs: jobs leave the batch from its end
-        while batch and need() > mem.free_device:
+        while batch and need > mem.free_device:
             item = batch.pop()
+            need -= needs.pop()
             in_batch.discard(id(item.seq))
-            if mem.device_blocks_held(item.seq) > 0 and need() > mem.free_device:
+            if mem.device_blocks_held(item.seq) > 0 and need > mem.free_device:
                 self._evict(item.seq, out, mem)
         # 3. batch jobs on the host come back
         for item in batch:
             if item.seq.kv_location is KVLocation.HOST:
                 mem.free_host += mem.memory.num_blocks(item.seq.request_id)
                 out.swap_in.append(item.seq)
-        mem.free_device -= need()
+        mem.free_device -= need
         # 4. prefetch: nothing offloaded this step, walk the top levels over at most max_num_seqs jobs
         if proactive and not out.swap_out and not out.recompute:
-            for seq in self.queued()[:self.max_num_seqs]:
+            for seq in islice(self._scan(), self.max_num_seqs):
                 if seq.kv_location is not KVLocation.HOST or id(seq) in in_batch:
                     continue
                 blocks = mem.memory.num_blocks(seq.request_id)

@@ -11,6 +11,8 @@ MLFQ policy's batch building and KV management (memory modes, reserve, eviction 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from foundry.serve.policies.base import SchedulerOutput
 from foundry.serve.policies.mlfq import MemoryMode, MLFQPolicy
 from foundry.serve.sequence import Sequence
@@ -34,6 +36,9 @@ class SRPTOraclePolicy(MLFQPolicy):
 
     def queued(self) -> list[Sequence]:
         return sorted(self.levels[0] if self.levels else (), key=remaining_work)
+
+    def _scan(self) -> Iterator[Sequence]:
+        return iter(self.queued())
 
     def _promote_starved(self, now: float) -> None:
         return  # a pure SRPT has no aging
