@@ -5,21 +5,11 @@ import pytest
 import torch
 
 from foundry.pde.data.dataset import graph_to_tensors
-from foundry.pde.graph.dag import build_graph
+from foundry.pde.graph.dag import GRAPH_KEYS, build_graph
 from foundry.pde.graph.parser import parse_pde
 from foundry.pde.layers.function_encoder import WeightedDeepSet
 from foundry.pde.layers.poly_inr import PolyINR
 from foundry.pde.models.pdeformer import PRESETS, PDEformer, PDEformerConfig, build_model, num_parameters
-
-GRAPH_KEYS = (
-    "node_type",
-    "node_scalar",
-    "function_values",
-    "in_degree",
-    "out_degree",
-    "spatial_pos",
-    "attn_mask",
-)
 
 
 @pytest.mark.parametrize(("size", "millions"), [("S", 3.60), ("M", 6.92), ("L", 22.40), ("XL", 58.24)])

@@ -20,18 +20,9 @@ import numpy as np
 from foundry.pde.data.fd_solver import nonperiodic_grid, solve_nonperiodic
 from foundry.pde.data.sinus import BC_KINDS, params_to_pde, sample_params
 from foundry.pde.data.spectral_solver import checkerboard, solve_periodic
-from foundry.pde.graph.dag import GraphSizes, build_graph
+from foundry.pde.graph.dag import GRAPH_KEYS, GraphSizes, build_graph
 
 FORMAT_VERSION = 1
-GRAPH_KEYS = (
-    "node_type",
-    "node_scalar",
-    "function_values",
-    "in_degree",
-    "out_degree",
-    "spatial_pos",
-    "attn_mask",
-)
 PARAM_KEYS = ("c0", "c1", "source", "source_kind", "kappa", "kappa_is_field", "flux_form")
 
 

@@ -10,7 +10,7 @@ padded to ``max_n_scalar_nodes``), then ``max_n_function_nodes * num_branches`` 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -64,6 +64,10 @@ class PDEGraph:
     out_degree: np.ndarray
     spatial_pos: np.ndarray
     attn_mask: np.ndarray
+
+
+# The array names of a `PDEGraph`, in field order: HDF5 datasets, batches and the model use these keys.
+GRAPH_KEYS: tuple[str, ...] = tuple(f.name for f in fields(PDEGraph))
 
 
 @dataclass
