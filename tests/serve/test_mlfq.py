@@ -16,6 +16,7 @@ from foundry.serve.policies import MLFQPolicy, SchedulerOutput, skip_join_level
 from foundry.serve.profile import Profile
 from foundry.serve.sampling_params import SamplingParams
 from foundry.serve.sequence import KVLocation, Sequence
+from tests.serve.policy_driver import emit_placeholder_tokens
 
 
 def seq(rid: str, prompt: int, max_tokens: int, t: float = 0.0) -> Sequence:
@@ -27,15 +28,7 @@ def step(policy, bm, now=0.0, elapsed=0.01):
     apply_decision(decision, bm)
     advance(decision)
     policy.update(decision, now + elapsed, elapsed)
-    for item in decision.scheduled:
-        s = item.seq
-        if s.num_computed_tokens == s.num_tokens:
-            s.output_token_ids.append(0)
-            if s.num_output_tokens >= s.params.max_tokens:
-                s.is_finished = True
-                policy.remove(s)
-                bm.free(s.request_id)
-                s.kv_location = KVLocation.NONE
+    emit_placeholder_tokens(decision, policy, bm, now + elapsed)
     bm.check_invariants()
     return decision
 
@@ -338,15 +331,7 @@ def average_jct(policy, specs) -> float:
         dt = virtual_cost([item.num_tokens for item in d.scheduled])
         now += dt
         policy.update(d, now, dt)
-        for item in d.scheduled:
-            s = item.seq
-            if s.num_computed_tokens == s.num_tokens:
-                s.output_token_ids.append(0)
-                if s.num_output_tokens >= s.params.max_tokens:
-                    s.is_finished, s.finish_time = True, now
-                    policy.remove(s)
-                    bm.free(s.request_id)
-                    s.kv_location = KVLocation.NONE
+        emit_placeholder_tokens(d, policy, bm, now)
     return sum(s.finish_time - s.arrival_time for s in seqs) / len(seqs)
 
 

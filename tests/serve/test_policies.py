@@ -14,6 +14,7 @@ from foundry.serve.memory_plan import advance, apply_decision
 from foundry.serve.policies import FCFSPolicy, VLLMPolicy
 from foundry.serve.sampling_params import SamplingParams
 from foundry.serve.sequence import KVLocation, Sequence
+from tests.serve.policy_driver import emit_placeholder_tokens
 
 
 def snapshot(bm):
@@ -31,15 +32,7 @@ def toy_step(policy, bm, now=0.0):
     assert snapshot(bm) == before, "schedule() must only read the block manager"
     apply_decision(decision, bm)
     advance(decision)
-    for item in decision.scheduled:
-        s = item.seq
-        if s.num_computed_tokens == s.num_tokens:
-            s.output_token_ids.append(0)
-            if s.num_output_tokens >= s.params.max_tokens:
-                s.is_finished = True
-                policy.remove(s)
-                bm.free(s.request_id)
-                s.kv_location = KVLocation.NONE
+    emit_placeholder_tokens(decision, policy, bm, now)
     policy.update(decision, now, 0.01)
     bm.check_invariants()
     return decision

@@ -4,6 +4,7 @@ from foundry.serve.block_manager import BlockManager
 from foundry.serve.policies import SRPTOraclePolicy
 from foundry.serve.sampling_params import SamplingParams
 from foundry.serve.sequence import KVLocation, Sequence
+from tests.serve.policy_driver import emit_placeholder_tokens
 
 
 def seq(rid: str, prompt: int, max_tokens: int, t: float = 0.0) -> Sequence:
@@ -17,15 +18,7 @@ def run(policy, bm, now):
     apply_decision(d, bm)
     advance(d)
     policy.update(d, now + 0.01, 0.01)
-    for item in d.scheduled:
-        s = item.seq
-        if s.num_computed_tokens == s.num_tokens:
-            s.output_token_ids.append(0)
-            if s.num_output_tokens >= s.params.max_tokens:
-                s.is_finished, s.finish_time = True, now
-                policy.remove(s)
-                bm.free(s.request_id)
-                s.kv_location = KVLocation.NONE
+    emit_placeholder_tokens(d, policy, bm, now)
     bm.check_invariants()
     return [item.seq.request_id for item in d.scheduled]
 
