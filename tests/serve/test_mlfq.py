@@ -130,7 +130,7 @@ def test_batch_order_is_kept_when_several_jobs_return_to_the_front():
     assert order(p) == [["a", "b", "c"]]
 
 
-def test_starvation_promotion_every_interval_to_the_front_of_level_zero():
+def test_starvation_promotion_every_interval_holds_the_job_ahead_of_level_zero():
     bm = BlockManager(4, 64)
     p = MLFQPolicy(max_num_seqs=1, max_num_batched_tokens=64, base_quantum=0.1,
                    starvation_interval=5, starvation_threshold_s=3.0)
@@ -150,7 +150,74 @@ def test_starvation_promotion_every_interval_to_the_front_of_level_zero():
     assert low.priority == 2 and p.num_promotions == 0
     # step 10 checks: low last ran at 0.6 (idle 3.1 s >= 3), the hogs at ~0.95 (idle < 3 s)
     d = step(p, bm, 3.7, 0.05)
-    assert p.num_promotions == 1 and ids(d) == ["low"] and order(p)[0][0] == "low"
+    assert p.num_promotions == 1 and ids(d) == ["low"]
+    assert [s.request_id for s in p.starved] == ["low"] and "low" not in sum(order(p), [])
+    num_demotions = p.num_demotions
+    for i in range(30):  # held: runs ahead of level 0 with no demotion (30 x 0.05 s >> q0) until done
+        assert ids(step(p, bm, 3.75 + 0.05 * i, 0.05)) == ["low"]
+    assert low.priority == 0 and p.queued()[0] is low and p.num_demotions == num_demotions
+
+
+def test_paper_rule_promotes_to_the_front_of_level_zero_and_demotes_again():
+    bm = BlockManager(4, 64)
+    p = MLFQPolicy(max_num_seqs=1, max_num_batched_tokens=64, base_quantum=0.1,
+                   starvation_interval=5, starvation_threshold_s=3.0, starvation_hold=False)
+    low = seq("low", 4, 100)
+    p.add(low, 0.0)
+    for i in range(3):
+        step(p, bm, float(i) * 0.2, 0.2)
+    for i in range(2):
+        p.add(seq(f"h{i}", 4, 1000), 0.6)
+    now = 0.6
+    while p.num_steps < 9:
+        step(p, bm, now, 0.05)
+        now += 0.05
+    d = step(p, bm, 3.7, 0.05)  # the same check as above, under the paper's rule
+    assert p.num_promotions == 1 and ids(d) == ["low"] and order(p)[0][0] == "low" and not p.starved
+    step(p, bm, 3.75, 0.1)  # 0.05 + 0.1 > q0 = 0.1: demoted again like any job
+    assert low.priority == 1
+
+
+def test_later_promotions_queue_behind_earlier_ones():
+    bm = BlockManager(4, 64)
+    p = MLFQPolicy(max_num_seqs=1, max_num_batched_tokens=64, base_quantum=10.0, starvation_interval=1,
+                   starvation_threshold_s=0.5)
+    for r in "abc":
+        p.add(seq(r, 4, 200), 0.0)
+    now = 0.0
+    while len(p.starved) < 2:  # a runs; b and c starve in the same check
+        step(p, bm, now, 0.1)
+        now += 0.1
+    assert [s.request_id for s in p.starved] == ["b", "c"]
+    for _ in range(10):  # a, now idle past the threshold, joins behind b and c; b runs throughout
+        assert ids(step(p, bm, now, 0.1)) == ["b"]
+        now += 0.1
+    assert [s.request_id for s in p.starved] == ["b", "c", "a"]
+
+
+@pytest.mark.parametrize("hold", [False, True])
+def test_short_starvation_threshold_livelocks_recompute_only_without_held_promotion(hold):
+    # found by the random-workload test: one job at a time, a pool that cannot hold the two long jobs
+    # together, no host pool, and a starvation threshold (0.05 s) far below a job's service time
+    # (~0.2 s): under the paper's rule promoted jobs keep evicting each other for recompute
+    bm = BlockManager(block_size=2, num_device_blocks=13, num_host_blocks=2)
+    p = MLFQPolicy(max_num_seqs=1, max_num_batched_tokens=5, base_quantum=0.01, starvation_interval=3,
+                   starvation_threshold_s=0.05, starvation_hold=hold, memory_mode="recompute",
+                   defer_host_free_ratio=0.5)
+    seqs = [seq("r0", 6, 2, 2.0), seq("r1", 11, 8, 2.0), seq("r2", 11, 9, 2.0), seq("r3", 1, 4, 1.0)]
+    pending = sorted(seqs, key=lambda s: s.arrival_time)
+    now, num_recomputes = 0.0, 0
+    for _ in range(3000):
+        while pending and pending[0].arrival_time <= now:
+            p.add(pending.pop(0), now)
+        live = any(s.arrival_time <= now and not s.is_finished for s in seqs)
+        num_recomputes += len(step(p, bm, now, 0.02).recompute)
+        now += 0.02 if live else 1.0
+        if not pending and all(s.is_finished for s in seqs):
+            break
+    assert all(s.is_finished for s in seqs) == hold
+    if hold:
+        assert num_recomputes <= 4
 
 
 # ---- work conservation, deferral, memory ----------------------------------------------------------
@@ -274,10 +341,11 @@ def test_random_workloads_finish_without_leaks_and_never_idle(mode, skip_join, d
     p = MLFQPolicy(max_num_seqs=draw(st.integers(1, 4)), max_num_batched_tokens=draw(st.integers(1, 16)),
                    base_quantum=0.01, skip_join=skip_join,
                    prefill_time=prof.prefill_time if skip_join else None,
-                   # starvation checks often, but (as in the paper: 3 s vs ms quanta) only for jobs idle far
-                   # longer than any job's whole service: a shorter threshold lets two jobs that do not fit
-                   # the pool together evict each other for recompute forever (found by this test)
-                   starvation_interval=7, starvation_threshold_s=1.0, memory_mode=mode,
+                   # a threshold far below a job's service time: under the paper's rule this livelocked
+                   # (jobs that do not fit the pool together promoted past each other and evicted each
+                   # other for recompute); held promotions finish
+                   starvation_interval=draw(st.sampled_from([1, 3, 7])),
+                   starvation_threshold_s=draw(st.sampled_from([0.0, 0.05, 1.0])), memory_mode=mode,
                    defer_host_free_ratio=0.5)
     seqs = [seq(f"r{i}", pl, mt, float(t)) for i, (pl, mt, t) in enumerate(specs)]
     pending = sorted(seqs, key=lambda s: s.arrival_time)
