@@ -76,3 +76,35 @@ def test_config_rejects_bad_values(tiny_data):
         TrainConfig(train_data=tiny_data / "train.h5", model_size="XXL")
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(train_data=tiny_data / "train.h5", batch_size=0)
+
+
+def test_init_from_starts_at_the_checkpoint(tiny_data, tmp_path):
+    """Finetuning: step 0 of a run with init_from uses the checkpoint's weights, not a fresh init."""
+    base = dict(train_data=tiny_data / "train.h5", batch_size=2, num_query_points=32, log_every=1)
+    train(TrainConfig(**base, out_dir=tmp_path / "a", max_steps=3, lr=1e-2, warmup_steps=0, seed=1))
+    src, _ = load_model(tmp_path / "a" / "last.pt")
+    # lr ~ 0 over one step: the finetuned weights must equal the source's to float precision
+    train(
+        TrainConfig(
+            **base,
+            out_dir=tmp_path / "b",
+            max_steps=1,
+            lr=1e-12,
+            warmup_steps=0,
+            init_from=tmp_path / "a" / "last.pt",
+            seed=2,
+        )
+    )
+    tuned, _ = load_model(tmp_path / "b" / "last.pt")
+    fresh = torch.nn.utils.parameters_to_vector
+    assert torch.allclose(fresh(tuned.parameters()), fresh(src.parameters()), atol=1e-6)
+    with pytest.raises(ValueError, match="different model size"):
+        train(
+            TrainConfig(
+                **base,
+                out_dir=tmp_path / "c",
+                max_steps=1,
+                model_size="S",
+                init_from=tmp_path / "a" / "last.pt",
+            )
+        )

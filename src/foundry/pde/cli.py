@@ -69,6 +69,7 @@ def train(
     seed: int | None = typer.Option(None, help="Seed [0]."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N or mps [auto]."),
     resume: bool = typer.Option(True, help="Continue from out_dir/last.pt if present."),
+    init_from: Path | None = typer.Option(None, help="Finetune: start from this checkpoint's weights."),
 ) -> None:
     """Train a PDEformer (single process, or DDP when launched with torchrun)."""
     from pydantic import ValidationError
@@ -86,7 +87,7 @@ def train(
     except ValidationError as e:
         err = e.errors()[0]
         raise typer.BadParameter(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from e
-    for name in ("train_data", "test_data"):
+    for name in ("train_data", "test_data", "init_from"):
         path = getattr(cfg, name)
         if path is not None and not path.exists():
             raise typer.BadParameter(f"--{name.replace('_', '-')}: {path} does not exist")

@@ -35,6 +35,9 @@ class TrainConfig(BaseModel):
     seed: int = Field(0, description="Seed of initialisation and batch sampling.")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps.")
     resume: bool = Field(True, description="Continue from out_dir/last.pt if it exists.")
+    init_from: Path | None = Field(
+        None, description="Start from this checkpoint's weights (finetuning); the optimizer starts fresh."
+    )
 
     @field_validator("model_size")
     @classmethod

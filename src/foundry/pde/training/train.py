@@ -58,6 +58,13 @@ def train(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     model_cfg = PRESETS[cfg.model_size]
     model = PDEformer(model_cfg).to(device)
+    if cfg.init_from is not None:  # finetuning: weights only; a resume below still takes precedence
+        init = torch.load(cfg.init_from, map_location=device, weights_only=False)
+        if init["model_config"] != model_cfg.to_dict():
+            raise ValueError(
+                f"init_from {cfg.init_from} holds a different model size than {cfg.model_size!r}"
+            )
+        model.load_state_dict(init["model"])
     data = PDEDataset(cfg.train_data, num_mod=model_cfg.num_mod, limit=cfg.train_limit)
     test = PDEDataset(cfg.test_data, num_mod=model_cfg.num_mod) if cfg.test_data else None
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
