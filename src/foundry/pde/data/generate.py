@@ -12,6 +12,7 @@ rebuilds them.
 from __future__ import annotations
 
 import multiprocessing as mp
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def solve_chunk(cfg: GenerateConfig, chunk: int) -> dict[str, np.ndarray]:
     return out
 
 
-def _create(f, cfg: GenerateConfig, first: dict[str, np.ndarray]) -> None:
+def _create(f, cfg: GenerateConfig, first: dict[str, np.ndarray], family: str = "sinus0") -> None:
     t, x = grid(cfg)
     f.create_dataset("t", data=t)
     f.create_dataset("x", data=x)
@@ -122,7 +123,7 @@ def _create(f, cfg: GenerateConfig, first: dict[str, np.ndarray]) -> None:
     for k, v in asdict(cfg).items():
         f.attrs[k] = v
     f.attrs["format_version"] = FORMAT_VERSION
-    f.attrs["family"] = f"sinus0-{cfg.boundary}"
+    f.attrs["family"] = f"{family}-{cfg.boundary}"
     f.attrs["next_chunk"] = 0
     f.attrs["num_candidates"] = 0
     f.attrs["graph_sizes"] = str(asdict(GraphSizes()))
@@ -137,10 +138,19 @@ def _check_same(f, cfg: GenerateConfig) -> None:
             )
 
 
-def generate(cfg: GenerateConfig, path: str | Path, num_workers: int = 1, progress: bool = True) -> int:
+def generate(
+    cfg: GenerateConfig,
+    path: str | Path,
+    num_workers: int = 1,
+    progress: bool = True,
+    family: str = "sinus0",
+    solve: Callable[[GenerateConfig, int], dict[str, np.ndarray]] = solve_chunk,
+) -> int:
     """Generate (or continue generating) `cfg.num_samples` samples into `path`.
 
-    Returns the number of samples in the file.
+    ``solve(cfg, chunk)`` draws and solves one chunk of another family (a picklable module-level
+    function returning `solve_chunk`'s keys plus that family's parameters), stored under the
+    attribute ``family`` = ``f"{family}-{cfg.boundary}"``. Returns the number of samples in the file.
     """
     import h5py
     from rich.progress import Progress
@@ -150,6 +160,8 @@ def generate(cfg: GenerateConfig, path: str | Path, num_workers: int = 1, progre
     with h5py.File(path, "a") as f:
         if "u" in f:
             _check_same(f, cfg)
+            if f.attrs["family"] != f"{family}-{cfg.boundary}":
+                raise ValueError(f"family {family!r} differs from the existing file's {f.attrs['family']!r}")
         have = f["u"].shape[0] if "u" in f else 0
         chunk = int(f.attrs.get("next_chunk", 0))
         if have >= cfg.num_samples:
@@ -164,12 +176,12 @@ def generate(cfg: GenerateConfig, path: str | Path, num_workers: int = 1, progre
                     need = max(1, int(np.ceil((cfg.num_samples - have) / (0.55 * cfg.chunk_size))))
                     ids = list(range(chunk, chunk + min(need, 4 * num_workers)))
                     args = [(cfg, i) for i in ids]
-                    results = pool.starmap(solve_chunk, args) if pool else [solve_chunk(*a) for a in args]
+                    results = pool.starmap(solve, args) if pool else [solve(*a) for a in args]
                     for res in results:
                         if have >= cfg.num_samples:
                             break
                         if "u" not in f:
-                            _create(f, cfg, res)
+                            _create(f, cfg, res, family)
                         skip = int(f.attrs.get("chunk_taken", 0))  # part of this chunk stored last time
                         take = min(len(res["u"]) - skip, cfg.num_samples - have)
                         for key, arr in res.items():

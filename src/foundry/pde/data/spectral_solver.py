@@ -11,6 +11,8 @@ solved together, one FFT per array per step; samples that blow up are frozen and
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 U_MAX = 10.0  # rejection threshold of the reference recipe
@@ -42,6 +44,7 @@ def solve_periodic(
     num_t: int = 101,
     dt: float = 4e-4,
     t_end: float = 1.0,
+    extra: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Solve a batch of family members on the uniform periodic grid x_j = -1 + 2j/n.
 
@@ -55,6 +58,10 @@ def solve_periodic(
         Number of saved frames, uniform on [0, t_end] (first is u0).
     dt : float
         Time step; ``t_end / (num_t - 1)`` must be a multiple of it.
+    extra : callable, optional
+        Further explicit terms: maps u on the 2n-point padded grid, (B, 2n), to ``(r, g)`` on that
+        grid, added to f0 and f1 (e.g. the sin/cos terms of `foundry.pde.data.sinus_trig`). Not
+        polynomial, so the 2x padding no longer removes all aliasing.
 
     Returns
     -------
@@ -81,6 +88,9 @@ def solve_periodic(
         u2 = u * u
         react = c0[:, 1:2] * u2 + c0[:, 2:3] * u2 * u
         flux = c1[:, 1:2] * u2 + c1[:, 2:3] * u2 * u - dkappa_fine * ux
+        if extra is not None:
+            more_react, more_flux = extra(u)
+            react, flux = react + more_react, flux + more_flux
         return -_from_fine(react, n) - source_h - 1j * k * _from_fine(flux, n)
 
     out = np.empty((bsz, num_t, n))
