@@ -202,3 +202,61 @@ def predict(
 
         plot_prediction(arrays, equation, out.with_suffix(".png"))
     typer.echo(f"{msg}; saved {out}" + (f" and {out.with_suffix('.png')}" if plot else ""))
+
+
+@app.command()
+def invert(
+    equation: str | None = typer.Argument(
+        None, help='PDE text with unknown coefficients named, e.g. "u_t + a*u_x - b*u_xx = 0".'
+    ),
+    unknowns: str | None = typer.Option(None, help="Comma-separated names of the unknowns, e.g. a,b."),
+    obs: Path | None = typer.Option(None, help="Observations .npz: t, x, u_obs, ic per IC (+ truth)."),
+    demo: bool = typer.Option(False, help="Generate a sinus0 problem with the solver and invert it."),
+    noise: float = typer.Option(0.01, help="--demo: uniform noise level relative to each solution's max."),
+    num_ics: int = typer.Option(40, help="--demo: initial conditions observed."),
+    method: str = typer.Option("both", help="pso, gradient or both."),
+    lower: float = typer.Option(-3.0, help="Lower bound of every unknown."),
+    upper: float = typer.Option(3.0, help="Upper bound of every unknown."),
+    pso_particles: int = typer.Option(64, help="PSO swarm size."),
+    pso_generations: int = typer.Option(50, help="PSO generations."),
+    gd_starts: int = typer.Option(4, help="Gradient descent: random starts (one batch)."),
+    gd_steps: int = typer.Option(150, help="Gradient descent: Adam steps."),
+    lr: float = typer.Option(0.05, help="Gradient descent: Adam learning rate."),
+    seed: int = typer.Option(0, help="Seed of the demo problem and the optimisers."),
+    checkpoint: Path | None = typer.Option(None, help="Checkpoint; default: the shipped XS model."),
+) -> None:
+    """Recover scalar PDE coefficients from scattered observations through the model (PSO / gradient)."""
+    import numpy as np
+
+    from foundry.pde.graph.parser import PDEParseError
+    from foundry.pde.inference import load_model
+    from foundry.pde.inverse.invert import InvertSettings, invert_demo, invert_file
+
+    if demo == (obs is not None):
+        raise typer.BadParameter("give either --obs (with EQUATION and --unknowns) or --demo")
+    if demo and (noise < 0 or num_ics < 1):
+        raise typer.BadParameter("--noise must be >= 0 and --num-ics >= 1")
+    try:
+        settings = InvertSettings(
+            method, lower, upper, pso_particles, pso_generations, gd_starts, gd_steps, lr, seed
+        )
+        model, _ = load_model(checkpoint)
+        if demo:
+            equation, names, results, truth, setup = invert_demo(model, settings, noise, num_ics, seed)
+        else:
+            if equation is None or not unknowns:
+                raise ValueError("--obs needs the EQUATION argument and --unknowns")
+            names = [n.strip() for n in unknowns.split(",") if n.strip()]
+            results, truth, setup = invert_file(model, equation, names, obs, settings)
+    except FileNotFoundError as e:
+        raise typer.BadParameter(f"--checkpoint: {e}") from e
+    except (ValueError, PDEParseError) as e:
+        raise typer.BadParameter(str(e)) from e
+    typer.echo(f"equation: {equation}\nunknowns: {', '.join(names)}; setup {setup:.1f} s")
+    if truth is not None:
+        typer.echo(f"{'true':>10}: " + " ".join(f"{v:9.4f}" for v in truth))
+    for r in results:
+        line = f"{r.method:>10}: " + " ".join(f"{v:9.4f}" for v in r.values)
+        if truth is not None:
+            line += f"  max abs error {np.abs(r.values - truth).max():.4f}"
+        typer.echo(f"{line}  misfit {r.misfit:.4f}  {r.seconds:.1f} s  ({r.num_model_passes} model passes)")
