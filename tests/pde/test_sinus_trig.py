@@ -148,3 +148,33 @@ def test_generated_file_reads_back_and_is_deterministic(tmp_path):
         generate_trig(GenerateConfig(boundary="robin", **SMALL), tmp_path / "c.h5", progress=False)
     _, x = grid(cfg)
     np.testing.assert_array_equal(a["x"], x)
+
+
+def test_few_shot_benchmark_quick(tmp_path, monkeypatch):
+    """benchmarks/pde/few_shot.py --quick: tiny data, a few steps, every artefact written."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "pde" / "few_shot.py"
+    spec = importlib.util.spec_from_file_location("few_shot", path)
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "few_shot", bench)  # dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    out = tmp_path / "out"
+    res = bench.main(["--quick", "--out-dir", str(out), "--fig-dir", str(tmp_path / "fig")])
+    saved = json.loads((tmp_path / "fig" / "few_shot.json").read_text())
+    assert saved["runs"].keys() == {"4", "8"} and saved["num_test"] == 4 and saved["quick"]
+    for runs in saved["runs"].values():
+        for name in ("finetune", "scratch"):
+            steps = [s for s, _ in runs[name]["curve"]]
+            assert steps == [0, 3, 6] and 0 <= runs[name]["final"] <= 5
+        assert runs["finetune"]["curve"][0][1] == saved["zero_shot"]
+        assert runs["scratch"]["curve"][0][1] == saved["untrained"]
+        assert runs["finetune"]["final"] != saved["zero_shot"]  # the weights did move
+    assert (tmp_path / "fig" / "few_shot.png").stat().st_size > 10_000
+    assert "| 8 |" in (tmp_path / "fig" / "few_shot.md").read_text()
+    assert res["zero_shot"] == saved["zero_shot"]
+    with h5py.File(out / "quick" / f"{FAMILY}_test_s101.h5", "r") as f:
+        assert f.attrs["family"] == f"{FAMILY}-periodic" and f["u"].shape[0] == 4
