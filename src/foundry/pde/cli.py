@@ -260,3 +260,24 @@ def invert(
         if truth is not None:
             line += f"  max abs error {np.abs(r.values - truth).max():.4f}"
         typer.echo(f"{line}  misfit {r.misfit:.4f}  {r.seconds:.1f} s  ({r.num_model_passes} model passes)")
+
+
+@app.command("benchmark-data")
+def benchmark_data(
+    equation: str = typer.Option(..., help="burgers, advection or reaction_diffusion."),
+    out: Path = typer.Option(..., help="HDF5 file to write (must not exist)."),
+    num_samples: int = typer.Option(1000, help="Samples wanted."),
+    nu: float | None = typer.Option(None, help="PDEBench viscosity/diffusivity [burgers 0.01, reaction 1]."),
+    beta: float | None = typer.Option(None, help="PDEBench advection speed [0.1]."),
+    rho: float | None = typer.Option(None, help="PDEBench reaction rate [1]."),
+    seed: int = typer.Option(0, help="Seed of the initial conditions (use another for a test set)."),
+) -> None:
+    """Regenerate a PDEBench-like set (Burgers, Advection, Reaction-diffusion) in PDEformer's domain."""
+    from foundry.pde.data.pdebench import generate_benchmark, spec_from_options
+
+    try:
+        spec = spec_from_options(equation.replace("-", "_"), nu, beta, rho)
+        n = generate_benchmark(spec, out, num_samples=num_samples, seed=seed)
+    except (ValueError, FileExistsError) as e:
+        raise typer.BadParameter(str(e)) from e
+    typer.echo(f"{out}: {n} samples of {spec.text()} ({spec.solver_description()})")
