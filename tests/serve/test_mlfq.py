@@ -153,15 +153,19 @@ def test_starvation_promotion_every_interval_holds_the_job_ahead_of_level_zero()
     assert p.num_promotions == 1 and ids(d) == ["low"]
     assert [s.request_id for s in p.starved] == ["low"] and "low" not in sum(order(p), [])
     num_demotions = p.num_demotions
-    for i in range(30):  # held: runs ahead of level 0 with no demotion (30 x 0.05 s >> q0) until done
-        assert ids(step(p, bm, 3.75 + 0.05 * i, 0.05)) == ["low"]
+    # held for the quantum of the level it came from (q2 = 0.4 s), ahead of level 0, no demotion
+    for i in range(3):  # 0.05 + 3 x 0.1 = 0.35 s used
+        assert ids(step(p, bm, 3.75 + 0.1 * i, 0.1)) == ["low"]
     assert low.priority == 0 and p.queued()[0] is low and p.num_demotions == num_demotions
+    assert ids(step(p, bm, 4.05, 0.1)) == ["low"]  # 0.45 s > 0.4 s: back to the front of level 2
+    assert not p.starved and low.priority == 2 and order(p)[2][0] == "low"
+    assert ids(step(p, bm, 4.15, 0.05)) != ["low"] and p.num_demotions == num_demotions
 
 
 def test_paper_rule_promotes_to_the_front_of_level_zero_and_demotes_again():
     bm = BlockManager(4, 64)
     p = MLFQPolicy(max_num_seqs=1, max_num_batched_tokens=64, base_quantum=0.1,
-                   starvation_interval=5, starvation_threshold_s=3.0, starvation_hold=False)
+                   starvation_interval=5, starvation_threshold_s=3.0, starvation_hold="off")
     low = seq("low", 4, 100)
     p.add(low, 0.0)
     for i in range(3):
@@ -195,11 +199,11 @@ def test_later_promotions_queue_behind_earlier_ones():
     assert [s.request_id for s in p.starved] == ["b", "c", "a"]
 
 
-@pytest.mark.parametrize("hold", [False, True])
+@pytest.mark.parametrize("hold", ["off", "quantum", "finish"])
 def test_short_starvation_threshold_livelocks_recompute_only_without_held_promotion(hold):
     # found by the random-workload test: one job at a time, a pool that cannot hold the two long jobs
-    # together, no host pool, and a starvation threshold (0.05 s) far below a job's service time
-    # (~0.2 s): under the paper's rule promoted jobs keep evicting each other for recompute
+    # together, little host pool, and a starvation threshold (0.05 s) far below a job's service time
+    # (~0.2 s): under the paper's rule ("off") promoted jobs keep evicting each other for recompute
     bm = BlockManager(block_size=2, num_device_blocks=13, num_host_blocks=2)
     p = MLFQPolicy(max_num_seqs=1, max_num_batched_tokens=5, base_quantum=0.01, starvation_interval=3,
                    starvation_threshold_s=0.05, starvation_hold=hold, memory_mode="recompute",
@@ -215,9 +219,35 @@ def test_short_starvation_threshold_livelocks_recompute_only_without_held_promot
         now += 0.02 if live else 1.0
         if not pending and all(s.is_finished for s in seqs):
             break
-    assert all(s.is_finished for s in seqs) == hold
-    if hold:
-        assert num_recomputes <= 4
+    assert all(s.is_finished for s in seqs) == (hold != "off")
+    if hold != "off":
+        assert num_recomputes <= 6
+
+
+def test_hold_doubles_only_when_a_job_is_promoted_without_progress():
+    p = MLFQPolicy(max_num_seqs=1, max_num_batched_tokens=64, base_quantum=0.1, starvation_interval=1,
+                   starvation_threshold_s=1.0)
+    a = seq("a", 4, 100)
+    p.add(a, 0.0)
+    p.levels[0].remove(a)
+    a.priority = 2
+    p._queue(2).append(a)
+
+    def promote(now, computed):
+        a.num_computed_tokens = computed
+        p._promote_starved(now)
+        assert p.starved[0] is a
+        hold = a.policy_state["hold_left"]
+        p.starved.remove(a)  # back to its level, as after a used hold
+        a.policy_state["held"], a.priority = False, 2
+        p._queue(2).append(a)
+        return hold
+
+    assert promote(10.0, 4) == pytest.approx(0.4)  # q2
+    assert promote(20.0, 9) == pytest.approx(0.4)  # got further: same hold
+    assert promote(30.0, 5) == pytest.approx(0.8)  # KV dropped, behind its best: doubled
+    assert promote(40.0, 9) == pytest.approx(1.6)  # not beyond its best (9) either
+    assert promote(50.0, 12) == pytest.approx(1.6)  # progress: no further doubling
 
 
 # ---- work conservation, deferral, memory ----------------------------------------------------------
@@ -374,6 +404,8 @@ def test_config_values_are_validated():
         MLFQPolicy(4, 64, starvation_interval=0)
     with pytest.raises(ValueError, match="defer_host_free_ratio"):
         MLFQPolicy(4, 64, defer_host_free_ratio=2.0)
+    with pytest.raises(ValueError, match="starvation_hold"):
+        MLFQPolicy(4, 64, starvation_hold=True)
 
 
 # ---- ordering on a heavy-tailed, loaded workload (virtual clock: deterministic) -------------------

@@ -126,16 +126,16 @@ def test_mlfq_stays_within_2x_fcfs_when_overloaded_on_conversation_lengths():
     prefill_time = dep.cost_model.to_profile().prefill_time
     runs = {hold: simulate(w, dep, MLFQPolicy(16, 2048, base_quantum=0.010, skip_join=True,
                                               prefill_time=prefill_time, starvation_hold=hold))
-            for hold in (False, True)}
+            for hold in ("off", "quantum")}
 
     def mean_jct(res):
         return sum(r.e2e for r in res.records) / len(res.records)
 
-    held, paper = runs[True], runs[False]
+    held, paper = runs["quantum"], runs["off"]
     assert all(r.ok for r in held.records)
-    assert held.stats.num_preemptions < 0.5 * len(w)  # measured 131
-    assert mean_jct(held) < 2 * mean_jct(fcfs)  # measured 1.22x
-    assert held.stats.busy_time < 1.1 * fcfs.stats.busy_time  # no work thrown away and redone
+    assert held.stats.num_preemptions < len(w)  # measured 452
+    assert mean_jct(held) < 2 * mean_jct(fcfs)  # measured 1.72x
+    assert held.stats.busy_time < 1.15 * fcfs.stats.busy_time  # little work thrown away and redone (1.08x)
     assert paper.stats.num_preemptions > 5 * held.stats.num_preemptions  # the defect (measured 4,998)
     assert mean_jct(paper) > 2 * mean_jct(held)
-    assert make_policy("sj-mlfq", dep).starvation_hold  # the default the engine and `sim serve` get
+    assert make_policy("sj-mlfq", dep).starvation_hold == "quantum"  # the engine's and `sim serve`'s default

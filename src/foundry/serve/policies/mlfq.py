@@ -16,10 +16,11 @@ Rules (serving reference §2.2-2.3; re-implemented from the described behaviour,
   back to the *front* of its level, so started jobs stay ahead of newer arrivals at that level.
 - Starvation: every `starvation_interval` steps, jobs idle for >= `starvation_threshold_s` are
   promoted. The paper moves them to the front of level 0, where they are demoted again like any job
-  (`starvation_hold=False`). By default (`starvation_hold=True`) a promoted job instead joins the back
-  of a FIFO *starved* queue that is served before level 0 and keeps its place there, with no
-  demotion, until it finishes: an earlier promotion is never overtaken by a later one and a promoted
-  job is evicted last (see "Deviations").
+  (`starvation_hold="off"`). Otherwise a promoted job joins the back of a FIFO *starved* queue, served
+  before level 0, and keeps its place there with no demotion: until it finishes (``"finish"``), or, by
+  default (``"quantum"``), until it has run the quantum of the level it was promoted from, after which
+  it returns to the front of that level. That hold doubles each time the job is promoted without having
+  got further than at its earlier promotions (its KV was dropped for recompute meanwhile).
 - Token-level preemption: a job left out of the batch stops at that iteration and keeps its KV on the
   device unless memory is needed; then the memory mode decides (`MemoryMode`):
   ``proactive-swap`` keeps a reserve R = max(max_num_seqs, `min_free_blocks`) of free device blocks,
@@ -31,14 +32,16 @@ Rules (serving reference §2.2-2.3; re-implemented from the described behaviour,
 
 Deviations, each for a reason: the reserve is met only by offloading *idle* jobs (a batch is never
 shrunk just to keep spare blocks, which would idle a small pool); deferral yields to work conservation.
-Promotion holds (`starvation_hold`): the paper's rule (§2.2 step 5 of the serving reference) says only
-where a starved job goes, not what protects it afterwards, and under overload it oscillates: every
-check lifts hundreds of idle jobs to level 0, each runs about one step (q0 = 10 ms is shorter than a
-step), is demoted, and the next wave's KV must be swapped in or recomputed, evicting the last wave's
-(measured on Azure-conv lengths at 3 req/s: 21k preemptions, busy time 4x FCFS's, mean JCT 14x). With a
-threshold shorter than a job's service time it can livelock: two jobs that do not fit the pool together
-keep promoting past each other and evicting each other for recompute. A held promotion cannot
-oscillate: the starved queue's head always runs (it is the last job dropped from a batch) until done.
+Promotions hold (`starvation_hold`): the paper's rule (serving reference §2.2, step 5) says only where a
+starved job goes, not what protects it afterwards, and it oscillates under overload: each check lifts
+hundreds of idle jobs to level 0, each runs about one step (q0 = 10 ms is shorter than a step) and is
+demoted, and the next wave's KV must be swapped in or recomputed, evicting the last wave's (Azure-conv
+lengths at 3 req/s on OPT-13B/A100: 21k preemptions, mean JCT 14x FCFS's). With a threshold shorter
+than a job's service time it can livelock: jobs that do not fit the pool together keep promoting past
+each other and evicting each other for recompute. A held promotion cannot oscillate (the starved
+queue's head is the last job dropped from a batch, and runs for its whole hold), and the doubling
+bounds how often a job can be promoted without progress, so every job finishes. ``"finish"`` is the
+most robust under overload and gives up most of MLFQ's gain near saturation (docs/sim.md).
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ from foundry.serve.sequence import KVLocation, Sequence
 
 MemoryMode = Literal["proactive-swap", "reactive-swap", "recompute"]
 MEMORY_MODES = ("proactive-swap", "reactive-swap", "recompute")
+StarvationHold = Literal["quantum", "finish", "off"]
+STARVATION_HOLDS = ("quantum", "finish", "off")
 
 
 def skip_join_level(prefill_time: float, base_quantum: float) -> int:
@@ -77,7 +82,7 @@ class MLFQPolicy(Policy):
     def __init__(self, max_num_seqs: int, max_num_batched_tokens: int, *, base_quantum: float = 0.010,
                  skip_join: bool = False, prefill_time: Callable[[int], float] | None = None,
                  starvation_interval: int = 1000, starvation_threshold_s: float = 3.0,
-                 starvation_hold: bool = True, defer_host_free_ratio: float = 0.1,
+                 starvation_hold: StarvationHold = "quantum", defer_host_free_ratio: float = 0.1,
                  memory_mode: MemoryMode = "proactive-swap", min_free_blocks: int = 0) -> None:
         super().__init__(max_num_seqs, max_num_batched_tokens)
         if not base_quantum > 0:
@@ -88,6 +93,8 @@ class MLFQPolicy(Policy):
             raise ValueError(f"starvation_interval: must be >= 1 step, got {starvation_interval}")
         if not starvation_threshold_s >= 0:
             raise ValueError(f"starvation_threshold_s: must be >= 0, got {starvation_threshold_s}")
+        if starvation_hold not in STARVATION_HOLDS:
+            raise ValueError(f"starvation_hold: must be one of {STARVATION_HOLDS}, got {starvation_hold!r}")
         if not 0 <= defer_host_free_ratio <= 1:
             raise ValueError(f"defer_host_free_ratio: must be in [0, 1], got {defer_host_free_ratio}")
         if memory_mode not in MEMORY_MODES:
@@ -167,10 +174,18 @@ class MLFQPolicy(Policy):
         threshold = self.starvation_threshold_s
         starved = [s for q in self.levels for s in q
                    if now - (s.last_scheduled_time or s.arrival_time) >= threshold]
-        if self.starvation_hold:  # behind earlier promotions, held until done
+        if self.starvation_hold != "off":  # behind earlier promotions, held (see the module doc)
             for seq in starved:
                 self.levels[seq.priority].remove(seq)
-                seq.priority, seq.policy_state["level_time"], seq.policy_state["held"] = 0, 0.0, True
+                state = seq.policy_state
+                # the hold doubles each time the job is promoted without having got further than at any
+                # earlier promotion (its KV was dropped and recomputed): so it cannot livelock
+                mark = state.get("promoted_at_tokens", -1)
+                k = state.get("hold_doublings", 0) + (seq.num_computed_tokens <= mark)
+                state["hold_doublings"], state["promoted_at_tokens"] = k, max(mark, seq.num_computed_tokens)
+                state["hold_left"] = self.quantum(seq.priority) * 2 ** k
+                state["home_level"], state["held"] = seq.priority, True
+                seq.priority, state["level_time"] = 0, 0.0
                 self.starved.append(seq)
             self.num_promotions += len(starved)
             return
@@ -262,14 +277,23 @@ class MLFQPolicy(Policy):
                     out.swap_in.append(seq)
 
     def update(self, output: SchedulerOutput, now: float, elapsed: float) -> None:
-        ran = []
+        ran, released = [], []
         for item in output.scheduled:
             seq = item.seq
-            if seq.policy_state.get("held"):  # a held promotion keeps its place, no demotion
+            state = seq.policy_state
+            if state.get("held"):  # a held promotion keeps its place, no demotion, until its hold is used
                 seq.service_time += elapsed
                 seq.last_scheduled_time = now
+                state["hold_left"] -= elapsed
+                if self.starvation_hold == "quantum" and state["hold_left"] < 0 and seq in self.starved:
+                    released.append(seq)
             elif seq in self._queue(seq.priority):  # (a job removed already, e.g. finished, is not requeued)
                 ran.append(seq)
+        for seq in reversed(released):  # back to the front of the level it was promoted from
+            self.starved.remove(seq)
+            seq.policy_state["held"] = False
+            seq.priority, seq.policy_state["level_time"] = seq.policy_state["home_level"], 0.0
+            self._queue(seq.priority).appendleft(seq)
         for seq in ran:
             seq.service_time += elapsed
             seq.last_scheduled_time = now
