@@ -1,0 +1,165 @@
+"""Per-sample cost of PDEformer inference on the full grid vs the numerical solver, same CPU.
+
+Model: B random sinus0 PDEs (graphs prebuilt; graph building timed separately), encode + INR
+decode on the full 101 x 128 (t, x) grid, for B in --batch-sizes. Solver: the batched Fourier
+IMEX-SBDF2 solver (`solve_periodic`, dt 2e-4 as in data generation, 101 x 128 output) at its
+natural batch (the generator's chunk of 64) and at batch 1. Reports samples/s and the ratio
+solver-time / model-time per sample against the >= 100x goal of issue #7.
+
+    OMP_NUM_THREADS=1 python benchmarks/pde/speed.py [--checkpoint CKPT] [--quick]
+
+Writes speed{_quick}.json, .md and .png into --out-dir (default docs/figures/pde).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from foundry.pde.data.dataset import graph_to_tensors
+from foundry.pde.data.sinus import params_to_pde, sample_params
+from foundry.pde.data.spectral_solver import solve_periodic
+from foundry.pde.graph.dag import GRAPH_KEYS, build_graph
+from foundry.pde.inference import default_checkpoint, load_model
+
+NUM_T, NUM_X, DT = 101, 128, 2e-4
+POINT_CHUNK = 4096  # INR query points per sample per decode call (bounds memory at large batches)
+
+
+def draw(n: int, seed: int) -> list:
+    rng = np.random.default_rng(seed)
+    x = np.linspace(-1.0, 1.0, NUM_X, endpoint=False)
+    return [sample_params(rng, x) for _ in range(n)], x
+
+
+@torch.no_grad()
+def model_seconds(model, graphs: dict, coords: torch.Tensor, repeats: int) -> float:
+    """Best-of-``repeats`` wall time of encode + decode on the full grid for one batch."""
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        mods = model.encode(graphs)
+        b = mods.shape[0]
+        for i in range(0, coords.shape[0], POINT_CHUNK):
+            model.decode(mods, coords[i : i + POINT_CHUNK][None].expand(b, -1, -1))
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def solver_seconds(params: list, repeats: int) -> tuple[float, float]:
+    """Best-of-``repeats`` wall time of one batched solve, and the fraction of samples accepted."""
+
+    def stack(name):
+        return np.stack([np.asarray(getattr(p, name)) for p in params])
+
+    best, ok = np.inf, None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        _, ok = solve_periodic(stack("u0"), stack("c0"), stack("c1"), stack("source"), stack("kappa"),
+                               num_t=NUM_T, dt=DT)  # fmt: skip
+        best = min(best, time.perf_counter() - start)
+    return best, float(ok.mean())
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped XS checkpoint")
+    ap.add_argument("--quick", action="store_true", help="tiny settings (< 60 s), for CI")
+    ap.add_argument("--batch-sizes", default="1,16,64,256", help="model batch sizes")
+    ap.add_argument("--solver-batch", type=int, default=64, help="the solver's batch (generator chunk)")
+    ap.add_argument("--repeats", type=int, default=2, help="timed repeats after one warm-up (best kept)")
+    ap.add_argument("--out-dir", type=Path, default=Path("docs/figures/pde"))
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    batches = [1, 4] if args.quick else [int(b) for b in args.batch_sizes.split(",")]
+    solver_batches = [1, 4] if args.quick else [1, args.solver_batch]
+    repeats = 1 if args.quick else args.repeats
+    load_start = [round(v, 2) for v in os.getloadavg()]
+    print(f"load average {load_start}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}", flush=True)
+
+    model, _ = load_model(args.checkpoint)
+    params, x = draw(max(batches + solver_batches), seed=0)
+    start = time.perf_counter()
+    graph_list = [build_graph(params_to_pde(p, x), model.config.num_mod) for p in params]
+    graph_ms = 1e3 * (time.perf_counter() - start) / len(params)
+    t = np.linspace(0.0, 1.0, NUM_T)
+    tt, xx = np.meshgrid(t, x, indexing="ij")
+    coords = torch.as_tensor(np.stack([tt, xx], -1).reshape(-1, 2), dtype=torch.float32)
+
+    rows = []
+    for b in batches:
+        graphs = graph_to_tensors({k: np.stack([getattr(g, k) for g in graph_list[:b]]) for k in GRAPH_KEYS})
+        model_seconds(model, graphs, coords, 1)  # warm-up
+        sec = model_seconds(model, graphs, coords, repeats)
+        rows.append(
+            dict(what="model", batch=b, seconds=sec, ms_per_sample=1e3 * sec / b, samples_per_s=b / sec)
+        )
+        print(f"model  B={b:4d}: {1e3 * sec / b:8.2f} ms/sample, {b / sec:8.1f} samples/s", flush=True)
+    for b in solver_batches:
+        sec, accepted = solver_seconds(params[:b], repeats)
+        rows.append(dict(what="solver", batch=b, seconds=sec, ms_per_sample=1e3 * sec / b,
+                         samples_per_s=b / sec, accepted=accepted))  # fmt: skip
+        print(f"solver B={b:4d}: {1e3 * sec / b:8.2f} ms/sample, {b / sec:8.1f} samples/s", flush=True)
+
+    best_solver = min(r["ms_per_sample"] for r in rows if r["what"] == "solver")
+    for r in rows:
+        if r["what"] == "model":
+            r["speedup_vs_best_solver"] = best_solver / r["ms_per_sample"]
+    meta = dict(
+        checkpoint=str(args.checkpoint or default_checkpoint().name), grid=[NUM_T, NUM_X], solver_dt=DT,
+        graph_build_ms_per_sample=graph_ms, loadavg_start=load_start,
+        loadavg_end=[round(v, 2) for v in os.getloadavg()], cpu=platform.processor() or platform.machine(),
+        torch_threads=torch.get_num_threads(), device="cpu", quick=args.quick,
+    )  # fmt: skip
+    best_model = max((r for r in rows if r["what"] == "model"), key=lambda r: r["speedup_vs_best_solver"])
+    lines = [
+        f"CPU, one thread; load average {meta['loadavg_start']} at start, {meta['loadavg_end']} at end; "
+        f"checkpoint `{meta['checkpoint']}`; full grid {NUM_T} x {NUM_X}.",
+        "",
+        "| what | batch | ms / sample | samples / s | model speed-up vs best solver |",
+        "|---|---|---|---|---|",
+    ]
+    for r in rows:
+        sp = f"{r['speedup_vs_best_solver']:.2f}x" if r["what"] == "model" else "-"
+        lines.append(
+            f"| {r['what']} | {r['batch']} | {r['ms_per_sample']:.2f} | {r['samples_per_s']:.1f} | {sp} |"
+        )
+    lines += [
+        "",
+        f"Graph building (symbolic PDE -> arrays, not in the model rows): {graph_ms:.2f} ms/sample. "
+        f"Best model speed-up {best_model['speedup_vs_best_solver']:.2f}x at batch {best_model['batch']}; "
+        f"goal >= 100x: {'met' if best_model['speedup_vs_best_solver'] >= 100 else 'NOT met'}.",
+    ]
+    md = "\n".join(lines) + "\n"
+    stem = "speed_quick" if args.quick else "speed"
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    (args.out_dir / f"{stem}.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
+    (args.out_dir / f"{stem}.md").write_text(md)
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for what, marker in (("model", "o-"), ("solver", "s--")):
+        pts = [(r["batch"], r["ms_per_sample"]) for r in rows if r["what"] == what]
+        ax.plot([b for b, _ in pts], [m for _, m in pts], marker, label=what)
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="ms per sample (101 x 128 grid)",
+           title="PDEformer XS vs solver, one CPU thread")  # fmt: skip
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out_dir / f"{stem}.png", dpi=110)
+    plt.close(fig)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
