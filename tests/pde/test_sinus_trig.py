@@ -178,3 +178,36 @@ def test_few_shot_benchmark_quick(tmp_path, monkeypatch):
     assert res["zero_shot"] == saved["zero_shot"]
     with h5py.File(out / "quick" / f"{FAMILY}_test_s101.h5", "r") as f:
         assert f.attrs["family"] == f"{FAMILY}-periodic" and f["u"].shape[0] == 4
+
+
+def test_cli_generates_the_family(tmp_path):
+    from typer.testing import CliRunner
+
+    from foundry.cli import app
+
+    small = ["--num-t", "11", "--dt", "1e-3", "--seed", "3"]
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        [
+            "pde",
+            "generate",
+            "--family",
+            "sinus-trig",
+            "--out",
+            str(tmp_path / "t.h5"),
+            "--num-samples",
+            "3",
+            *small,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    with h5py.File(tmp_path / "t.h5", "r") as f:
+        assert f.attrs["family"] == f"{FAMILY}-periodic" and f["trig_coef"].shape == (3, 2, 3)
+    res = runner.invoke(app, ["pde", "generate", "--family", "sinus9", "--out", str(tmp_path / "x.h5")])
+    assert res.exit_code != 0 and "--family" in res.output
+    res = runner.invoke(
+        app,
+        ["pde", "generate", "--family", "sinus-trig", "--boundary", "robin", "--out", str(tmp_path / "r.h5")],
+    )
+    assert res.exit_code != 0 and "periodic only" in res.output

@@ -24,8 +24,9 @@ def generate(
     boundary: str = typer.Option("periodic", help="periodic, or robin (D/N/Robin drawn at each end)."),
     coef_range: float = typer.Option(3.0, help="Coefficients drawn from U[-r, r] (3: reference cU3)."),
     workers: int = typer.Option(1, help="Worker processes."),
+    family: str = typer.Option("sinus0", help="sinus0, or sinus-trig (+ two sin/cos terms; periodic)."),
 ) -> None:
-    """Generate the PDEformer-1 pretraining family (sinus0) into HDF5."""
+    """Generate the PDEformer-1 pretraining family (sinus0), or sinus-trig, into HDF5."""
     from foundry.pde.data.generate import GenerateConfig
     from foundry.pde.data.generate import generate as run
 
@@ -44,8 +45,15 @@ def generate(
         raise typer.BadParameter(str(e)) from e
     if workers < 1:
         raise typer.BadParameter("--workers must be >= 1")
+    if family not in ("sinus0", "sinus-trig"):
+        raise typer.BadParameter(f"--family must be sinus0 or sinus-trig, got {family!r}")
     try:
-        n = run(cfg, out, num_workers=workers)
+        if family == "sinus-trig":
+            from foundry.pde.data.sinus_trig import generate_trig
+
+            n = generate_trig(cfg, out, num_workers=workers)
+        else:
+            n = run(cfg, out, num_workers=workers)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     typer.echo(f"{out}: {n} samples")
