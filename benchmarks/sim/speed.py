@@ -5,7 +5,9 @@
 Workload: Azure-conv-shaped lengths (or `--workload pareto`: prompt median 128, output median 64)
 clipped to prompt <= 1024 and output <= 512 (so requests fit OPT-13B's 2048 context), Poisson at
 `--rate`, OPT-13B/A100 (DistServe) cost model, batch 16 /
-2048 tokens. Reports wall time, simulated steps and steps per second; the goal is 100k requests < 60 s.
+2048 tokens. Reports wall and process CPU time (on a shared machine the CPU time is the steadier of
+the two), the load average before and after, simulated steps and steps per second; the goal is 100k
+requests < 60 s on one core.
 """
 
 from __future__ import annotations
@@ -35,20 +37,23 @@ def main() -> None:
                        prompt_len=128, output_len=64, max_prompt_len=1024, max_output_len=512, seed=0)
     build_s = time.perf_counter() - t
     dep = resolve_deployment(args.cost)
-    t = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    t, cpu = time.perf_counter(), time.process_time()
     res = simulate(w, dep, args.policy, max_num_seqs=16, max_num_batched_tokens=2048)
-    wall = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     done = sum(r.ok for r in res.records)
     out = {"num_requests": len(w), "num_completed": done, "policy": args.policy, "rate": args.rate,
            "workload": args.workload,
            "cost": args.cost, "num_steps": res.stats.num_steps, "virtual_time_s": res.stats.end_time,
-           "wall_s": wall, "steps_per_s": res.stats.num_steps / wall, "workload_build_s": build_s,
+           "wall_s": wall, "cpu_s": cpu, "load_average": [load_before, os.getloadavg()[0]],
+           "steps_per_s": res.stats.num_steps / wall, "workload_build_s": build_s,
            "tokens": sum(s.output_len for s in w.requests)}
     if args.json:
         print(json.dumps(out))
         return
     print(f"{done}/{len(w)} requests ({args.policy}, {args.rate} req/s): {res.stats.num_steps} steps, "
-          f"{res.stats.end_time:.0f} s simulated in {wall:.1f} s wall ({out['steps_per_s']:.0f} steps/s); "
+          f"{res.stats.end_time:.0f} s simulated in {wall:.1f} s wall, {cpu:.1f} s CPU "
+          f"({out['steps_per_s']:.0f} steps/s; load average {load_before:.1f} -> {os.getloadavg()[0]:.1f}); "
           f"workload built in {build_s:.1f} s")
 
 

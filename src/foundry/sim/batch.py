@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from foundry.serve.policies.base import SchedulerOutput
 
 
-@dataclass(slots=True, frozen=True)
-class BatchFeatures:
+@dataclass(slots=True)
+class BatchFeatures:  # (not frozen: one is built per simulated step, and a frozen __init__ costs ~3x)
     num_prefill_seqs: int = 0
     sum_prefill_tokens: int = 0  # Σ n over prefills
     sum_prefill_sq: int = 0  # Σ (n² + 2·n·c) over prefills

@@ -205,13 +205,15 @@ class MLFQPolicy(Policy):
         budget = self.max_num_batched_tokens
         defer = self._host_under_pressure(memory)
         deferred: list[Sequence] = []
+        max_num_seqs = self.max_num_seqs
         for seq in self._scan():
-            if len(batch) >= self.max_num_seqs or budget == 0:
+            if len(batch) >= max_num_seqs or budget == 0:
                 break
             if defer and seq.num_computed_tokens == 0 and seq.is_prefilling:
                 deferred.append(seq)
                 continue
-            n = seq.num_uncomputed_tokens
+            # (hot path: `seq.num_uncomputed_tokens`, inlined)
+            n = len(seq.prompt_token_ids) + len(seq.output_token_ids) - seq.num_computed_tokens
             if n > budget:
                 if batch:
                     break  # the first misfit ends the scan
@@ -240,8 +242,16 @@ class MLFQPolicy(Policy):
         reserve = max(self.max_num_seqs, self.min_free_blocks) if proactive else 0
         in_batch = {id(item.seq) for item in batch}
         # What the batch needs: each job's blocks depend only on that job and the (unchanged) block
-        # manager, so the sum is computed once and reduced as jobs leave the batch.
-        needs = [mem.blocks_to_run(item.seq, item.num_tokens) for item in batch]
+        # manager, so the sum is computed once and reduced as jobs leave the batch. (Hot path: for a
+        # device-resident job `blocks_to_run` is inlined, the same number.)
+        needs = []
+        num_new_blocks = mem.memory.num_new_blocks
+        for item in batch:
+            seq = item.seq
+            if seq.kv_location is KVLocation.DEVICE:
+                needs.append(num_new_blocks(seq.request_id, seq.num_computed_tokens + item.num_tokens))
+            else:
+                needs.append(mem.blocks_to_run(seq, item.num_tokens))
         need = sum(needs)
 
         # 1. offload idle device-resident jobs: lowest level first, back of the queue first
@@ -281,22 +291,52 @@ class MLFQPolicy(Policy):
         for item in output.scheduled:
             seq = item.seq
             state = seq.policy_state
+            seq.service_time += elapsed
+            seq.last_scheduled_time = now
             if state.get("held"):  # a held promotion keeps its place, no demotion, until its hold is used
-                seq.service_time += elapsed
-                seq.last_scheduled_time = now
                 state["hold_left"] -= elapsed
                 if self.starvation_hold == "quantum" and state["hold_left"] < 0 and seq in self.starved:
                     released.append(seq)
-            elif seq in self._queue(seq.priority):  # (a job removed already, e.g. finished, is not requeued)
+            else:
                 ran.append(seq)
         for seq in reversed(released):  # back to the front of the level it was promoted from
             self.starved.remove(seq)
             seq.policy_state["held"] = False
             seq.priority, seq.policy_state["level_time"] = seq.policy_state["home_level"], 0.0
             self._queue(seq.priority).appendleft(seq)
+        if ran:
+            self._requeue(ran, elapsed)
+
+    def _requeue(self, ran: list[Sequence], elapsed: float) -> None:
+        """Account `elapsed` at each job's level, demote, and put every job that ran back at the front of
+        its level in batch order (a job removed already, e.g. finished or aborted, is not requeued)."""
+        levels, base = self.levels, self.base_quantum
+        # Fast path, the same result: when each level's jobs in the batch are exactly its first jobs in
+        # batch order (the scan takes levels front first), only demoted jobs move.
+        heads: dict[int, int] = {}
         for seq in ran:
-            seq.service_time += elapsed
-            seq.last_scheduled_time = now
+            p = seq.priority
+            i = heads.get(p, 0)
+            if p >= len(levels) or i >= len(levels[p]) or levels[p][i] is not seq:
+                break
+            heads[p] = i + 1
+        else:
+            demoted = []
+            for seq in ran:
+                state = seq.policy_state
+                t = state.get("level_time", 0.0) + elapsed
+                if t > base * 2 ** seq.priority:  # strictly exceeds the quantum: demote one level
+                    levels[seq.priority].remove(seq)
+                    seq.priority += 1
+                    t = 0.0
+                    self.num_demotions += 1
+                    demoted.append(seq)
+                state["level_time"] = t
+            for seq in reversed(demoted):  # ahead of the next level's jobs that ran (batch order)
+                self._queue(seq.priority).appendleft(seq)
+            return
+        ran = [seq for seq in ran if seq in self._queue(seq.priority)]
+        for seq in ran:
             self.levels[seq.priority].remove(seq)
             t = seq.policy_state.get("level_time", 0.0) + elapsed
             if t > self.quantum(seq.priority):  # strictly exceeds: demote one level

@@ -15,7 +15,7 @@ from typing import Literal
 
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.policies.base import MemoryBudget, Policy, ScheduledRequest, SchedulerOutput
-from foundry.serve.sequence import Sequence
+from foundry.serve.sequence import KVLocation, Sequence
 
 
 class VLLMPolicy(Policy):
@@ -47,11 +47,19 @@ class VLLMPolicy(Policy):
         preempted = False
 
         # 1. running requests, oldest first; preempt from the newest end when blocks run short
+        # (hot path, once per running request per step: `num_uncomputed_tokens` and, for the usual
+        # device-resident request, `MemoryBudget.blocks_to_run` are inlined; the results are the same)
+        running, num_new_blocks = self.running, memory.num_new_blocks
         i = 0
-        while i < len(self.running) and budget > 0:
-            seq = self.running[i]
-            n = min(seq.num_uncomputed_tokens, budget)
-            need = mem.blocks_to_run(seq, n)
+        while i < len(running) and budget > 0:
+            seq = running[i]
+            n = len(seq.prompt_token_ids) + len(seq.output_token_ids) - seq.num_computed_tokens
+            if n > budget:
+                n = budget
+            if seq.kv_location is KVLocation.DEVICE:
+                need = num_new_blocks(seq.request_id, seq.num_computed_tokens + n)
+            else:
+                need = mem.blocks_to_run(seq, n)
             while need > mem.free_device and self.running[-1] is not seq:
                 self._preempt(self.running.pop(), out, mem)
                 preempted = True
