@@ -1,15 +1,25 @@
-"""Simulator fidelity: the same trace through the real engine and through the simulator.
+"""Simulator fidelity: the same trace through the real engine and through the simulator, out of sample.
 
-    python benchmarks/sim/fidelity.py [--policies vllm,fcfs,sj-mlfq] [--rate 30] [--json]
+    python benchmarks/sim/fidelity.py [--policies vllm,fcfs,sj-mlfq] [--rate 10] [--trials 3]
+                                      [--calibration-runs 3] [--json]
 
-For each policy: (1) calibrate: run a calibration workload (its own seed) through the real engine
-(foundry-tiny on this CPU, in-process, open loop on the wall clock) and fit the linear cost model to
-its steps (`LinearCostModel.fit`, fit error printed); (2) run the test workload (another seed) through
-a fresh engine; (3) simulate the test workload with the fitted model, the same policy, the same pools.
-Reported: error of mean / P90 JCT and mean TTFT (sim vs real, relative), and the mean over requests of
-each request's relative JCT error. Goal: mean error <= 15%. `--save-samples FILE` keeps the calibration
-steps for `foundry sim fit` / `--cost fitted:FILE`. Timing on a shared CPU is noisy: run it under a
-quiet machine, or at least `nice`, and read the spread across repeats.
+Each trial, for each policy: (1) calibration runs of a short workload (their own seeds) through the
+real engine under `vllm` (chunked, mixed steps; foundry-tiny on this CPU, in-process, open loop on the
+wall clock), taken *around* the test run (half before, half after), never on the test trace; (2) the
+test trace (its own seed per trial) through an engine with the policy under test; (3) the simulator on
+the test trace, same policy, same pools, with three cost models:
+
+- ``robust``: `LinearCostModel.fit_runs` over all calibration runs (pooled shape, median run's level);
+- ``single``: the absolute fit to the one calibration run just before the test (one calibration run
+  predicting another);
+- ``in_sample``: fitted to the test run's own steps (no prediction: isolates the simulator's dynamics
+  from machine-speed drift between runs).
+
+Reported per trial: relative error (sim - real) / real of mean and P90 JCT and mean TTFT, and the
+calibrated model's Σpredicted / Σmeasured over the test run's real steps; then, per model, the mean
+|error| of mean JCT over all trials and policies with its min and max. Goal: mean error <= 15%. Timing
+on a shared CPU is noisy: the load average is recorded with every run. `--save-samples FILE` keeps the
+first calibration run's steps for `foundry sim fit` / `--cost fitted:FILE`.
 """
 
 from __future__ import annotations
@@ -34,75 +44,116 @@ from foundry.sim.cost_models import LinearCostModel  # noqa: E402
 from foundry.sim.cost_models.fitted import samples_to_json  # noqa: E402
 from foundry.sim.deployment import Deployment  # noqa: E402
 
+MODELS = ("robust", "single", "in_sample")
+
 
 def rel(sim: float, real: float) -> float:
     return (sim - real) / real
 
 
-def one_policy(policy: str, args: argparse.Namespace) -> dict:
+def engine_config(policy: str, args: argparse.Namespace) -> EngineConfig:
     base = {"policy": policy, "max_num_seqs": args.max_num_seqs, "max_num_batched_tokens": args.max_tokens,
             "num_host_blocks": args.host_blocks, "mlfq_base_quantum_s": None if "mlfq" in policy else 0.01}
     if args.device_blocks:
         base["num_device_blocks"] = args.device_blocks
     if policy == "vllm" and args.swap:
         base["preemption_mode"] = "swap"
-    config = EngineConfig(**base)
+    return EngineConfig(**base)
 
-    def workload(seed: int):
-        return build_workload(num_requests=args.num_requests, rate=args.rate, cv=args.cv,
-                              generator=args.workload, prompt_len=args.prompt_len, output_len=args.output_len,
-                              max_prompt_len=400, max_output_len=200, seed=seed)
 
-    # 1. calibrate on the real engine, always under vllm (chunked, mixed steps): one model for all policies
-    cal_engine = LLMEngine(config.model_copy(update={"policy": "vllm", "mlfq_base_quantum_s": 0.01}))
-    run_engine(cal_engine, workload(args.seed + 1000))  # warm-up (allocator, first calls)
-    cal = run_engine(cal_engine, workload(args.seed + 1))
-    block_size = config.block_size
-    meta = {"engine": "foundry-tiny cpu float32", "block_size": block_size,
+def workload(args: argparse.Namespace, seed: int, num_requests: int):
+    return build_workload(num_requests=num_requests, rate=args.rate, cv=args.cv, generator=args.workload,
+                          prompt_len=args.prompt_len, output_len=args.output_len, max_prompt_len=400,
+                          max_output_len=200, seed=seed)
+
+
+def one_trial(policy: str, index: int, trial: int, cal_engine: LLMEngine, args: argparse.Namespace) -> dict:
+    config = engine_config(policy, args)
+    meta = {"engine": "foundry-tiny cpu float32", "block_size": config.block_size,
             "num_device_blocks": cal_engine.block_manager.device.num_blocks,
             "num_host_blocks": args.host_blocks,
             "kv_bytes_per_token": kv_bytes_per_token(cal_engine.model.config, torch.float32)}
-    model, report = LinearCostModel.fit(cal.samples, name="fitted-foundry-tiny-cpu", meta=meta)
-    if args.save_samples:
+    cal_seeds = [1000 + 100 * trial + 10 * index + j for j in range(args.calibration_runs)]
+    n_before = (args.calibration_runs + 1) // 2
+    loads = [os.getloadavg()[0]]
+
+    def calibrate(seed: int) -> list:
+        return run_engine(cal_engine, workload(args, seed, args.calibration_requests)).samples
+
+    # 1. calibration runs before the test ...
+    runs = [calibrate(s) for s in cal_seeds[:n_before]]
+    single, single_report = LinearCostModel.fit(runs[-1], name="fitted-single", meta=meta)
+    if args.save_samples and trial == 0:
         with open(args.save_samples, "w") as f:
-            json.dump(samples_to_json(cal.samples, meta), f)
-    profile = model.to_profile(decode_context=64)
+            json.dump(samples_to_json(runs[0], meta), f)
+    # the policy's latency profile (skip-join levels, scaled q0) comes from the run before the test, so the
+    # engine and the simulator run the very same policy configuration
+    profile = single.to_profile(decode_context=64)
 
-    # 2. the test trace on a fresh engine with the policy under test
-    engine = LLMEngine(config, build_policy(config, profile))  # (sj-)mlfq read the profile; the sim too
-    run_engine(engine, workload(args.seed + 1000))  # warm-up
+    # 2. the test trace on an engine with the policy under test (warmed up on another seed)
+    engine = LLMEngine(config, build_policy(config, profile))
+    run_engine(engine, workload(args, 2000 + trial, args.warmup_requests))
     engine.policy = build_policy(config, profile)
-    real = run_engine(engine, workload(args.seed))
+    test = workload(args, args.seed + trial, args.num_requests)
+    loads.append(os.getloadavg()[0])
+    preemptions_before = engine.stats().num_preemptions
+    real = run_engine(engine, test)
 
-    # 3. the simulator, same policy, pools, trace: with the calibrated model, and (in-sample) with a model
-    #    fitted to the test run's own steps, which removes machine-speed drift between the two runs
-    in_model, in_report = LinearCostModel.fit(real.samples, name="fitted-in-sample", meta=meta)
+    # ... and after it
+    runs += [calibrate(s) for s in cal_seeds[n_before:]]
+    loads.append(os.getloadavg()[0])
+    robust, robust_report, ratios = LinearCostModel.fit_runs(runs, name="fitted-robust", meta=meta)
+    in_sample, in_report = LinearCostModel.fit(real.samples, name="fitted-in-sample", meta=meta)
+
     r_jct = [r.e2e for r in real.records]
     r_ttft = [r.ttft for r in real.records]
-    out = {"policy": policy, "fit": report.__dict__, "in_sample_fit": in_report.__dict__,
-           "coefficients": model.describe(), "num_requests": len(r_jct), "real_steps": len(real.step_times),
-           "real_busy_s": sum(real.step_times), "load_average": os.getloadavg()[0],
+    real_total = sum(real.step_times)
+    out = {"policy": policy, "trial": trial, "load_average": loads, "num_requests": len(r_jct),
+           "real_steps": len(real.step_times), "real_busy_s": real_total,
            "real_mean_jct_s": float(np.mean(r_jct)), "real_mean_ttft_s": float(np.mean(r_ttft)),
-           "real_preemptions": engine.stats().num_preemptions,
-           # the calibrated model alone on the test run's real steps: Σ predicted / Σ measured
-           "holdout_total_ratio": sum(model.predict(f) for f, _ in real.samples) / sum(real.step_times)}
-    for key, m in (("calibrated", model), ("in_sample", in_model)):
-        dep = Deployment(m, block_size, meta["num_device_blocks"], args.host_blocks, 0.0, float("inf"))
-        sim = simulate(workload(args.seed), dep, build_policy(config, profile),
-                       max_num_seqs=args.max_num_seqs, max_num_batched_tokens=args.max_tokens)
+           "real_preemptions": engine.stats().num_preemptions - preemptions_before,
+           "calibration_run_ratios": ratios,
+           "fit": {"robust": robust_report.__dict__, "single": single_report.__dict__,
+                   "in_sample": in_report.__dict__}}
+    for key, m in (("robust", robust), ("single", single), ("in_sample", in_sample)):
+        dep = Deployment(m, config.block_size, meta["num_device_blocks"], args.host_blocks, 0.0, float("inf"))
+        sim = simulate(test, dep, build_policy(config, profile), max_num_seqs=args.max_num_seqs,
+                       max_num_batched_tokens=args.max_tokens)
         s_jct = [r.e2e for r in sim.records]
         s_ttft = [r.ttft for r in sim.records]
         out[key] = {
+            "total_ratio_on_real_steps": sum(m.predict(f) for f, _ in real.samples) / real_total,
             "sim_steps": sim.stats.num_steps, "sim_busy_s": sim.stats.busy_time,
             "sim_mean_jct_s": float(np.mean(s_jct)), "sim_mean_ttft_s": float(np.mean(s_ttft)),
             "err_mean_jct": rel(float(np.mean(s_jct)), float(np.mean(r_jct))),
             "err_p90_jct": rel(percentile(s_jct, 90), percentile(r_jct, 90)),
             "err_mean_ttft": rel(float(np.mean(s_ttft)), float(np.mean(r_ttft))),
-            "mean_per_request_jct_err": float(np.mean([abs(rel(s, r))
-                                                       for s, r in zip(s_jct, r_jct, strict=True)])),
             "sim_preemptions": sim.stats.num_preemptions,
         }
     return out
+
+
+def summarize(rows: list[dict]) -> dict:
+    out = {}
+    for key in MODELS:
+        errs = [abs(r[key]["err_mean_jct"]) for r in rows]
+        out[key] = {"mean_abs_err_mean_jct": float(np.mean(errs)), "median": float(np.median(errs)),
+                    "min": float(np.min(errs)), "max": float(np.max(errs)),
+                    "num_within_15pct": int(sum(e <= 0.15 for e in errs)), "num_runs": len(errs)}
+    return out
+
+
+def print_row(r: dict) -> None:
+    loads = ", ".join(f"{x:.1f}" for x in r["load_average"])
+    speeds = ", ".join(f"{x:.2f}" for x in r["calibration_run_ratios"])
+    print(f"trial {r['trial']} {r['policy']:>8} (load {loads}): real mean JCT {r['real_mean_jct_s']:.3f} s, "
+          f"TTFT {r['real_mean_ttft_s'] * 1e3:.1f} ms, busy {r['real_busy_s']:.2f} s; "
+          f"calibration runs' speed {speeds}", flush=True)
+    for key in MODELS:
+        e = r[key]
+        print(f"    {key:>9}: total on real steps {e['total_ratio_on_real_steps']:.2f}x, "
+              f"mean JCT {e['err_mean_jct']:+.1%}, P90 JCT {e['err_p90_jct']:+.1%}, "
+              f"mean TTFT {e['err_mean_ttft']:+.1%}", flush=True)
 
 
 def main() -> None:
@@ -111,8 +162,12 @@ def main() -> None:
     ap.add_argument("--workload", default="lognormal")
     ap.add_argument("--prompt-len", type=int, default=64)
     ap.add_argument("--output-len", type=int, default=32)
-    ap.add_argument("--num-requests", type=int, default=120)
-    ap.add_argument("--rate", type=float, default=30.0)
+    ap.add_argument("--num-requests", type=int, default=120, help="test trace")
+    ap.add_argument("--calibration-requests", type=int, default=60, help="each calibration run")
+    ap.add_argument("--calibration-runs", type=int, default=3, help="per trial, around the test run")
+    ap.add_argument("--warmup-requests", type=int, default=30)
+    ap.add_argument("--trials", type=int, default=3, help="independent test runs per policy")
+    ap.add_argument("--rate", type=float, default=10.0)
     ap.add_argument("--cv", type=float, default=1.0)
     ap.add_argument("--max-num-seqs", type=int, default=8)
     ap.add_argument("--max-tokens", type=int, default=256)
@@ -120,30 +175,28 @@ def main() -> None:
     ap.add_argument("--host-blocks", type=int, default=512)
     ap.add_argument("--swap", action="store_true", help="vllm: preempt by swapping")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--repeats", type=int, default=1, help="run each policy this many times (timing spread)")
     ap.add_argument("--save-samples", default=None)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.calibration_runs < 1 or args.trials < 1:
+        ap.error("--calibration-runs and --trials must be >= 1")
     torch.set_num_threads(1)
-    rows = [one_policy(p.strip(), args) for _ in range(args.repeats)
-            for p in args.policies.split(",") if p.strip()]
+    cal_engine = LLMEngine(engine_config("vllm", args))
+    run_engine(cal_engine, workload(args, 999, args.warmup_requests))  # warm-up (allocator, first calls)
+    rows = []
+    for trial in range(args.trials):
+        for index, p in enumerate(args.policies.split(",")):
+            rows.append(one_trial(p.strip(), index, trial, cal_engine, args))
+            if not args.json:
+                print_row(rows[-1])
+    summary = summarize(rows)
     if args.json:
-        print(json.dumps({"config": vars(args), "results": rows}))
+        print(json.dumps({"config": vars(args), "results": rows, "summary": summary}))
         return
-    for r in rows:
-        print(f"{r['policy']:>8} (load average {r['load_average']:.1f}): {r['fit']['num_samples']} "
-              f"calibration steps, fit mean |err| {r['fit']['mean_rel_error']:.1%}; "
-              f"{r['num_requests']} requests, {r['real_steps']} real steps, busy {r['real_busy_s']:.2f} s; "
-              "calibrated model on the real test "
-              f"steps: total {r['holdout_total_ratio']:.3f}x; real mean JCT {r['real_mean_jct_s']:.3f} s, "
-              f"mean TTFT {r['real_mean_ttft_s'] * 1e3:.1f} ms")
-        for key in ("calibrated", "in_sample"):
-            e = r[key]
-            print(f"          {key:>10}: sim mean JCT {e['sim_mean_jct_s']:.3f} s "
-                  f"({e['err_mean_jct']:+.1%}), "
-                  f"P90 JCT {e['err_p90_jct']:+.1%}, mean TTFT {e['sim_mean_ttft_s'] * 1e3:.1f} ms "
-                  f"({e['err_mean_ttft']:+.1%}); per-request |JCT err| {e['mean_per_request_jct_err']:.1%}; "
-                  f"steps {e['sim_steps']}")
+    for key, s in summary.items():
+        print(f"{key:>9}: mean |err| of mean JCT {s['mean_abs_err_mean_jct']:.1%} (median {s['median']:.1%}, "
+              f"range {s['min']:.1%}-{s['max']:.1%}), within 15% in {s['num_within_15pct']}/{s['num_runs']}")
+
 
 if __name__ == "__main__":
     main()

@@ -50,6 +50,27 @@ def test_fit_recovers_synthetic_coefficients():
     assert "mean |rel. error|" in str(report)
 
 
+def test_fit_runs_takes_the_median_runs_level_so_one_slow_run_does_not_move_it():
+    truth = LinearCostModel((0.012, 8e-5, 4e-9), (0.015, 3e-6, 2e-4))
+    rng = np.random.default_rng(1)
+    speeds = [1.0, 1.04, 0.97, 1.6]  # three runs near the true speed, one while the machine was 1.6x slower
+    runs = [[(f, s * truth.predict(f) * (1 + 0.01 * rng.standard_normal()))
+             for f in _random_batches(rng, 150)] for s in speeds]
+    test = _random_batches(rng, 300)
+    true_total = sum(truth.predict(f) for f in test)
+    robust, report, ratios = LinearCostModel.fit_runs(runs)
+    pooled, _ = LinearCostModel.fit([x for run in runs for x in run])
+    assert sum(robust.predict(f) for f in test) / true_total == pytest.approx(1.02, abs=0.03)
+    assert sum(pooled.predict(f) for f in test) / true_total > 1.1  # the slow run pulls a pooled fit
+    assert ratios[3] > 1.2 > ratios[0] and report.num_samples == 600
+    one = LinearCostModel.fit_runs(runs[:1])[0]  # one run: its own fit, unscaled
+    assert one.prefill == pytest.approx(LinearCostModel.fit(runs[0])[0].prefill)
+    with pytest.raises(ValueError, match="runs"):
+        LinearCostModel.fit_runs([])
+    with pytest.raises(ValueError, match="factor"):
+        truth.scaled(0.0)
+
+
 def test_fit_refuses_too_few_samples():
     with pytest.raises(ValueError, match="samples"):
         LinearCostModel.fit([(prefill_features(10), 0.01)] * 3)

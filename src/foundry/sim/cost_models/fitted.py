@@ -118,6 +118,37 @@ class LinearCostModel(CostModel):
         return model, report
 
     @classmethod
+    def fit_runs(cls, runs: list[list[tuple[BatchFeatures, float]]], name: str = "fitted",
+                 meta: dict[str, Any] | None = None) -> tuple[LinearCostModel, FitReport, list[float]]:
+        """One model from several calibration runs, robust to a run taken while the machine ran slower.
+
+        The shape (the six coefficients' proportions) is the absolute fit to all runs' steps pooled;
+        its level is then set so that the *median* run's total time is right. On a shared CPU a whole
+        run can be 1.5x slower than the next; such a run pulls a pooled fit by its share of the steps
+        but moves the median little. Returns the model, the pooled fit's report and each run's
+        Σmeasured / Σpredicted under the pooled fit (the median of these is the applied factor).
+        """
+        if not runs:
+            raise ValueError("runs: need at least one calibration run")
+        pooled, report = cls.fit([s for run in runs for s in run], name=name, meta=meta)
+        ratios = [sum(t for _, t in run) / max(sum(pooled.predict(f) for f, _ in run), 1e-300)
+                  for run in runs]
+        model = pooled.scaled(float(np.median(ratios)))
+        model.meta["run_ratios"] = ratios
+        return model, report, ratios
+
+    def scaled(self, factor: float) -> LinearCostModel:
+        """Every step `factor` times as long (all coefficients scaled)."""
+        if not factor > 0:
+            raise ValueError(f"factor: must be > 0, got {factor}")
+
+        def times(c: Coefs | None) -> Coefs | None:
+            return None if c is None else (c[0] * factor, c[1] * factor, c[2] * factor)
+
+        return LinearCostModel(times(self.prefill), times(self.decode), times(self.decode_large),
+                               self.large_batch_threshold, self.name, dict(self.meta))
+
+    @classmethod
     def fit_profile(cls, profile: Profile) -> tuple[LinearCostModel, FitReport]:
         """Fit to a `foundry serve profile` file: batch-1 prefills, and decodes at one context length.
 
