@@ -99,3 +99,13 @@ def test_coef_range_bounds_the_coefficients(tmp_path):
     assert np.abs(np.concatenate([d["c0"], d["c1"]])).max() <= 0.5
     scalar = d["source_kind"] == 1
     assert np.abs(d["source"][scalar]).max(initial=0) <= 0.5
+
+
+def test_resume_a_file_written_before_boundary_and_coef_range_existed(tmp_path):
+    path = tmp_path / "old.h5"
+    generate(GenerateConfig(num_samples=4, **CFG), path, progress=False)
+    with h5py.File(path, "a") as f:  # what files of format 1 written before these settings look like
+        del f.attrs["boundary"], f.attrs["coef_range"]
+    assert generate(GenerateConfig(num_samples=8, **CFG), path, progress=False) == 8
+    with pytest.raises(ValueError, match="boundary=robin differs from the existing file's boundary=periodic"):
+        generate(GenerateConfig(num_samples=9, boundary="robin", **CFG), path, progress=False)

@@ -129,11 +129,16 @@ def _create(f, cfg: GenerateConfig, first: dict[str, np.ndarray], family: str = 
     f.attrs["graph_sizes"] = str(asdict(GraphSizes()))
 
 
+# settings that files written before they existed were generated with
+LEGACY_DEFAULTS = {"coef_range": 3.0, "boundary": "periodic"}
+
+
 def _check_same(f, cfg: GenerateConfig) -> None:
     for k, v in asdict(cfg).items():
-        if k != "num_samples" and f.attrs.get(k, v if k == "coef_range" and v == 3.0 else None) != v:
+        have = f.attrs.get(k, LEGACY_DEFAULTS.get(k))
+        if k != "num_samples" and have != v:
             raise ValueError(
-                f"{k}={v} differs from the existing file's {k}={f.attrs[k]}; "
+                f"{k}={v} differs from the existing file's {k}={have}; "
                 "use a new output path or the same settings to resume"
             )
 
