@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.memory_plan import advance, apply_decision
-from foundry.serve.policies import MLFQPolicy, SchedulerOutput, skip_join_level
+from foundry.serve.policies import MLFQPolicy, ScheduledRequest, SchedulerOutput, skip_join_level
 from foundry.serve.profile import Profile
 from foundry.serve.sampling_params import SamplingParams
 from foundry.serve.sequence import KVLocation, Sequence
@@ -119,6 +119,45 @@ def test_started_jobs_go_back_to_the_front_ahead_of_newer_arrivals():
     assert order(p) == [["b", "c"], ["a", "old1"]]
     assert ids(step(p, bm, 4.0, 1.0)) == ["b"]  # token-level preemption: a waits behind level 0
     assert a.kv_location is KVLocation.DEVICE  # ... and keeps its KV where it is
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_requeue_matches_the_rule_every_job_that_ran_goes_back_to_the_front(data):
+    # oracle: the rule as written (take every job that ran out, demote, put each back at the front of
+    # its level in batch order); the policy moves only demoted jobs when the batch is each level's head
+    draw = data.draw
+    p = MLFQPolicy(16, 4096, base_quantum=0.01)
+    sizes = draw(st.lists(st.integers(0, 5), min_size=1, max_size=4))
+    for level, size in enumerate(sizes):
+        for k in range(size):
+            s = seq(f"l{level}-{k}", 4, 10)
+            s.priority, s.policy_state["level_time"] = level, draw(st.sampled_from([0.0, 0.005, 0.5]))
+            p._queue(level).append(s)
+    queued = p.queued()
+    if draw(st.booleans()):  # a batch of level heads, in scan order (the usual case)
+        ran = [s for q in p.levels for s in list(q)[:draw(st.integers(0, len(q)))]]
+    else:  # any subset in scan order (e.g. deferred jobs skipped)
+        ran = [s for s in queued if draw(st.booleans())]
+    elapsed = draw(st.sampled_from([0.001, 0.006, 0.02]))
+    want: list[list[str]] = [list(q) for q in p.levels]
+    levels_of = {id(s): s.priority for s in queued}
+    times = {id(s): s.policy_state["level_time"] for s in queued}
+    for s in ran:
+        want[levels_of[id(s)]].remove(s)
+        t = times[id(s)] + elapsed
+        if t > 0.01 * 2 ** levels_of[id(s)]:
+            levels_of[id(s)] += 1
+            t = 0.0
+        times[id(s)] = t
+    for s in reversed(ran):
+        while len(want) <= levels_of[id(s)]:
+            want.append([])
+        want[levels_of[id(s)]].insert(0, s)
+    p.update(SchedulerOutput([ScheduledRequest(s, 1) for s in ran]), 1.0, elapsed)
+    assert [[s.request_id for s in q] for q in p.levels] == [[s.request_id for s in q] for q in want]
+    for s in queued:
+        assert s.priority == levels_of[id(s)] and s.policy_state["level_time"] == times[id(s)]
 
 
 def test_batch_order_is_kept_when_several_jobs_return_to_the_front():
