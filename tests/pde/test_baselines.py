@@ -119,3 +119,31 @@ def test_train_baseline_rejects_bad_arguments(tiny_files):
         train_baseline("fno", train, test, num_train=4, epochs=0)
     with pytest.raises(FileNotFoundError):
         train_baseline("fno", train.with_name("missing.h5"), test, num_train=4)
+
+
+@pytest.mark.slow
+def test_zero_shot_benchmark_quick(tmp_path):
+    """benchmarks/pde/zero_shot.py --quick runs end to end on tiny data and writes its outputs."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "pde" / "zero_shot.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(script), "--quick", "--out-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads((tmp_path / "zero_shot.json").read_text())
+    for kind in ("zero_shot", "finetune", "fno", "deeponet", "unet"):
+        assert set(out["results"][kind]) == {"burgers_nu0.1", "advection_beta0.1"}
+    assert all(0 < v <= 5 for v in out["results"]["fno"]["burgers_nu0.1"].values())
+    assert (tmp_path / "zero_shot.png").stat().st_size > 0
+    assert "paper value" in (tmp_path / "zero_shot.md").read_text()

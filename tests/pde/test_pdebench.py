@@ -154,6 +154,7 @@ def test_generate_benchmark_writes_the_project_format(tmp_path):
     assert ds.u.shape == (5, 101, 128) and ds.periodic
     with h5py.File(path) as f:
         assert f.attrs["pde_text"] == spec.text() and f.attrs["num_candidates"] == 8
+        assert f.attrs["num_rejected"] == 0
         np.testing.assert_allclose(f["function_values"][:, 0, :, 1], f["u"][:, 0], atol=1e-6)
         u0 = f["u0"][:]
     # deterministic by seed

@@ -310,7 +310,7 @@ def generate_benchmark(
         num_mod=num_mod,
         chunk_size=chunk_size,
     )
-    have, candidates, chunk = 0, 0, 0
+    have, candidates, rejected, chunk = 0, 0, 0, 0
     tmp = path.with_suffix(".partial")
     with h5py.File(tmp, "w") as f:
         while have < num_samples:
@@ -319,6 +319,7 @@ def generate_benchmark(
             u, ok = spec.solve(ics)
             keep = np.flatnonzero(ok)[: num_samples - have]
             candidates += chunk_size
+            rejected += int((~ok).sum())
             chunk += 1
             if len(keep) == 0:
                 continue
@@ -331,7 +332,8 @@ def generate_benchmark(
                 f[key][have:] = arr
             have += len(keep)
         f.attrs["num_samples"] = have
-        f.attrs["num_candidates"] = candidates
+        f.attrs["num_candidates"] = candidates  # initial conditions drawn (whole chunks)
+        f.attrs["num_rejected"] = rejected  # of those, rejected by the solver
         f.attrs["next_chunk"] = chunk
         f.attrs["family"] = f"pdebench-{spec.equation}-periodic"
         f.attrs["equation"] = spec.equation
