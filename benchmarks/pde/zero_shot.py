@@ -160,12 +160,15 @@ def run(args, setting: Setting, save) -> dict:
                 results[kind].setdefault(name, {})[str(n)] = err
                 print(f"{name}: {kind} N={n}: {err:.4f}", flush=True)
         seconds[name] = round(time.time() - start, 1)
-    return {
-        "results": results,
-        "seconds_per_equation": seconds,
-        "checkpoint": str(checkpoint),
-        "model_size": size,
-    }
+        out = {
+            "results": results,
+            "seconds_per_equation": seconds,
+            "checkpoint": str(checkpoint),
+            "model_size": size,
+            "equations_done": list(seconds),
+        }
+        save(out)  # after every set, so an interrupted run keeps what it measured
+    return out
 
 
 def table(out: dict, setting: Setting, models: list[str]) -> str:
