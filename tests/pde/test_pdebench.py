@@ -163,3 +163,32 @@ def test_generate_benchmark_writes_the_project_format(tmp_path):
         np.testing.assert_array_equal(f["u0"][:], u0)
     with pytest.raises(FileExistsError):
         generate_benchmark(spec, path, num_samples=5)
+
+
+def test_cli_benchmark_data(tmp_path):
+    from typer.testing import CliRunner
+
+    from foundry.pde.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "adv.h5"
+    ok = runner.invoke(
+        app,
+        [
+            "benchmark-data",
+            "--equation",
+            "advection",
+            "--beta",
+            "1.0",
+            "--num-samples",
+            "3",
+            "--out",
+            str(out),
+        ],
+    )
+    assert ok.exit_code == 0, ok.output
+    assert "u_t + (4.0*u)_x = 0" in ok.output and PDEDataset(out).u.shape == (3, 101, 128)
+    bad = runner.invoke(app, ["benchmark-data", "--equation", "kdv", "--out", str(tmp_path / "k.h5")])
+    assert bad.exit_code == 2 and "equation must be one of" in bad.output
+    again = runner.invoke(app, ["benchmark-data", "--equation", "advection", "--out", str(out)])
+    assert again.exit_code == 2 and "exists" in again.output
