@@ -107,3 +107,19 @@ def test_cli_bench_runs_sj_mlfq_measuring_a_profile_when_none_is_given(tiny_ckpt
     assert bad.exit_code != 0 and "--mlfq-memory-mode" in bad.output
     bad = CliRunner().invoke(app, env={"COLUMNS": "200"}, args=[*args[:7], "--profile", "/nonexistent.json"])
     assert bad.exit_code != 0 and "--profile" in bad.output
+
+
+def test_starvation_hold_is_an_engine_option(tiny_ckpt):
+    """The hold rule reaches the policy from EngineConfig and the CLI; a bad value names its option."""
+    from foundry.serve.cli import app
+    from foundry.serve.policies import build_policy
+
+    for hold in ("quantum", "finish", "off"):
+        policy = build_policy(EngineConfig(model=str(tiny_ckpt), policy="mlfq", mlfq_starvation_hold=hold))
+        assert isinstance(policy, MLFQPolicy) and policy.starvation_hold == hold
+    with pytest.raises(ValueError, match="mlfq_starvation_hold"):
+        EngineConfig(model=str(tiny_ckpt), policy="mlfq", mlfq_starvation_hold="forever")
+    result = CliRunner().invoke(
+        app, ["bench", "--in-process", "--model", str(tiny_ckpt), "--mlfq-starvation-hold", "forever"]
+    )
+    assert result.exit_code != 0 and "mlfq-starvation-hold" in result.output

@@ -57,6 +57,9 @@ MlfqStarvationThreshold = Annotated[float | None, typer.Option(help="Idle second
 MlfqDeferHostFreeRatio = Annotated[
     float | None, typer.Option(help="Defer new prefills while the free host-block fraction is below this.")
 ]
+MlfqStarvationHold = Annotated[
+    str | None, typer.Option(help="Promoted jobs held from demotion: quantum, finish or off (paper).")
+]
 MlfqMinFreeBlocks = Annotated[int | None, typer.Option(help="Proactive reserve: max(max-num-seqs, this)")]
 
 
@@ -117,6 +120,7 @@ ENGINE_OPTIONS = {
     "device": "device", "dtype": "dtype", "profile": "profile", "mlfq_base_quantum": "mlfq_base_quantum_s",
     "mlfq_memory_mode": "mlfq_memory_mode", "mlfq_starvation_interval": "mlfq_starvation_interval",
     "mlfq_starvation_threshold": "mlfq_starvation_threshold_s",
+    "mlfq_starvation_hold": "mlfq_starvation_hold",
     "mlfq_defer_host_free_ratio": "mlfq_defer_host_free_ratio",
     "mlfq_min_free_blocks": "mlfq_min_free_blocks",
 }
@@ -155,6 +159,7 @@ def serve(
     mlfq_memory_mode: MlfqMemoryMode = None,
     mlfq_starvation_interval: MlfqStarvationInterval = None,
     mlfq_starvation_threshold: MlfqStarvationThreshold = None,
+    mlfq_starvation_hold: MlfqStarvationHold = None,
     mlfq_defer_host_free_ratio: MlfqDeferHostFreeRatio = None,
     mlfq_min_free_blocks: MlfqMinFreeBlocks = None,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
@@ -239,6 +244,7 @@ def bench(
     mlfq_memory_mode: MlfqMemoryMode = None,
     mlfq_starvation_interval: MlfqStarvationInterval = None,
     mlfq_starvation_threshold: MlfqStarvationThreshold = None,
+    mlfq_starvation_hold: MlfqStarvationHold = None,
     mlfq_defer_host_free_ratio: MlfqDeferHostFreeRatio = None,
     mlfq_min_free_blocks: MlfqMinFreeBlocks = None,
 ) -> None:

@@ -32,6 +32,9 @@ class EngineConfig(BaseModel):
     mlfq_starvation_threshold_s: float = Field(
         3.0, ge=0, description="idle time (s) after which a job is promoted to level 0"
     )
+    mlfq_starvation_hold: Literal["quantum", "finish", "off"] = Field(
+        "quantum", description="how long a promoted starved job is kept from demotion ('off': paper)"
+    )
     mlfq_defer_host_free_ratio: float = Field(
         0.1, ge=0, le=1, description="defer new prefills while free/total host blocks is below this"
     )

@@ -52,7 +52,8 @@ def build_policy(config: EngineConfig, profile: Profile | None = None) -> Policy
         config.max_num_seqs, config.max_num_batched_tokens, base_quantum=quantum, skip_join=skip_join,
         prefill_time=profile.prefill_time if skip_join else None,
         starvation_interval=config.mlfq_starvation_interval,
-        starvation_threshold_s=config.mlfq_starvation_threshold_s, **memory,
+        starvation_threshold_s=config.mlfq_starvation_threshold_s,
+        starvation_hold=config.mlfq_starvation_hold, **memory,
     )
 
 
