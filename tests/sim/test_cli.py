@@ -33,11 +33,23 @@ def test_bad_options_name_the_option():
     cases = ((["--cost", "tpu:x"], "--cost"), (["--cost", "roofline:h100:gpt-9"], "--cost"),
              (["--policy", "lifo"], "--policy"), (["--mlfq-base-quantum", "soon"], "--mlfq-base-quantum"),
              (["--policy", "mlfq", "--mlfq-memory-mode", "magic"], "--mlfq-memory-mode"),
+             (["--policy", "mlfq", "--mlfq-starvation-hold", "forever"], "--mlfq-starvation-hold"),
              (["--cost", "fitted:/nonexistent.json"], "--cost"), (["--workload", "zipf"], "--workload"))
     for args, hint in cases:
         r = runner.invoke(app, ["sim", "serve", "--num-requests", "5", *args])
         assert r.exit_code != 0 and hint in r.output, (args, r.output)
         assert "Traceback" not in r.output
+
+
+def test_starvation_hold_option_reaches_the_policy():
+    runs = {}
+    for hold in ("off", "finish"):
+        r = runner.invoke(app, ["sim", "serve", "--policy", "mlfq", "--workload", "pareto", "--rate", "6",
+                                "--num-requests", "200", "--mlfq-starvation-threshold", "0.5",
+                                "--mlfq-starvation-hold", hold, "--json"])
+        assert r.exit_code == 0, r.output
+        runs[hold] = r.output
+    assert runs["off"] != runs["finish"]  # the rule changes the schedule under starvation
 
 
 def test_sweep_writes_csv_and_png(tmp_path):

@@ -41,6 +41,7 @@ Quantum = Annotated[str | None, typer.Option(help="MLFQ base quantum (s), or 'au
 MemoryMode = Annotated[str | None, typer.Option(help="mlfq, sj-mlfq, srpt: proactive-swap, reactive-swap, "
                                                       "recompute.")]
 Starvation = Annotated[float | None, typer.Option(help="MLFQ: idle seconds before promotion to level 0.")]
+Hold = Annotated[str | None, typer.Option(help="MLFQ: promoted jobs held: quantum, finish or off (paper).")]
 
 
 def _bad(e: Exception, hint: str) -> typer.BadParameter:
@@ -66,7 +67,7 @@ def _deployment(cost: str, block_size: int, num_device_blocks: int | None, num_h
     return dep
 
 
-def _policy_options(preemption_mode, base_quantum, memory_mode, starvation) -> dict[str, Any]:
+def _policy_options(preemption_mode, base_quantum, memory_mode, starvation, hold=None) -> dict[str, Any]:
     opts: dict[str, Any] = {}
     if preemption_mode is not None:
         opts["preemption_mode"] = preemption_mode
@@ -83,6 +84,8 @@ def _policy_options(preemption_mode, base_quantum, memory_mode, starvation) -> d
         opts["mlfq_memory_mode"] = memory_mode
     if starvation is not None:
         opts["mlfq_starvation_threshold_s"] = starvation
+    if hold is not None:
+        opts["mlfq_starvation_hold"] = hold
     return opts
 
 
@@ -164,6 +167,7 @@ def serve_cmd(
     mlfq_base_quantum: Quantum = None,
     mlfq_memory_mode: MemoryMode = None,
     mlfq_starvation_threshold: Starvation = None,
+    mlfq_starvation_hold: Hold = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON only.")] = False,
 ) -> None:
     """Simulate one benchmark run; prints the same report as `foundry serve bench`."""
@@ -173,7 +177,8 @@ def serve_cmd(
     from foundry.sim.run import simulate_report
 
     dep = _deployment(cost, block_size, num_device_blocks, num_host_blocks, link_bandwidth_gbs)
-    opts = _policy_options(preemption_mode, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_threshold)
+    opts = _policy_options(preemption_mode, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_threshold,
+                           mlfq_starvation_hold)
     _check_policies([policy], dep, opts, max_num_seqs, max_num_batched_tokens)
     w = _workload_factory(workload, trace, trace_arrivals, time_scale, num_requests, prompt_len, output_len,
                           length_scale, max_prompt_len, max_output_len, seed)(rate, cv)
@@ -221,6 +226,7 @@ def sweep_cmd(
     mlfq_base_quantum: Quantum = None,
     mlfq_memory_mode: MemoryMode = None,
     mlfq_starvation_threshold: Starvation = None,
+    mlfq_starvation_hold: Hold = None,
 ) -> None:
     """Policies × rates × CVs through the simulator: writes sweep.csv and sweep.png."""
     from foundry.sim.sweep import plot, run_sweep, write_csv
@@ -238,7 +244,8 @@ def sweep_cmd(
     rate_list, cv_list = floats(rates, "--rates"), floats(cvs, "--cvs")
     names = [p.strip() for p in policies.split(",") if p.strip()]
     dep = _deployment(cost, block_size, num_device_blocks, num_host_blocks, link_bandwidth_gbs)
-    opts = _policy_options(preemption_mode, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_threshold)
+    opts = _policy_options(preemption_mode, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_threshold,
+                           mlfq_starvation_hold)
     _check_policies(names, dep, opts, max_num_seqs, max_num_batched_tokens)
     make = _workload_factory(workload, trace, trace_arrivals, time_scale, num_requests, prompt_len,
                              output_len, length_scale, max_prompt_len, max_output_len, seed)
