@@ -11,11 +11,12 @@ the initial condition, equal odds). Recipe from the official ``data_generation/c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from foundry.pde.graph.symbolic import PDE
+from foundry.pde.graph.symbolic import PDE, Expr
 
 KAPPA_RANGE = (1e-3, 1.0)
 COEF_RANGE = 3.0
@@ -117,24 +118,30 @@ def sample_params(
     return p
 
 
-def params_to_pde(p: SinusParams, x: np.ndarray) -> PDE:
+def params_to_pde(
+    p: SinusParams, x: np.ndarray, extra: Callable[[PDE, Expr], list[tuple[bool, Expr]]] | None = None
+) -> PDE:
     """The symbolic PDE of one family member, as a user would write it.
 
     Constant diffusion is written either in flux form ``dx(f1 - kappa*dx(u))`` or expanded
     ``dx(f1) - kappa*dx(dx(u))`` (chosen when sampling), so both ways users write it are in the
-    training distribution.
+    training distribution. ``extra(pde, u)`` adds further terms of another family as
+    ``(in_flux, term)`` pairs, each after the polynomial terms of its f0 or f1.
     """
     pde = PDE(x=x)
     u = pde.unknown("u")
     pde.ic(u, p.u0)
     powers = (u, u**2, u**3)
+    more = extra(pde, u) if extra is not None else []
     terms = [pde.dt(u)]
     terms += [c * v for c, v in zip(p.c0, powers, strict=True) if c != 0.0]
+    terms += [t for in_flux, t in more if not in_flux]
     if p.source_kind == 1:
         terms.append(pde.coef(float(p.source[0])))
     elif p.source_kind == 2:
         terms.append(pde.field(p.source))
     flux = [c * v for c, v in zip(p.c1, powers, strict=True) if c != 0.0]
+    flux += [t for in_flux, t in more if in_flux]
     kappa = pde.field(p.kappa) if p.kappa_is_field else pde.coef(float(p.kappa[0]))
     diffusion = -(kappa * pde.dx(u))
     if p.flux_form:

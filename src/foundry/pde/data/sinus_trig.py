@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from foundry.pde.data.generate import PARAM_KEYS, GenerateConfig, generate, grid
-from foundry.pde.data.sinus import COEF_RANGE, SinusParams, sample_params
+from foundry.pde.data.sinus import COEF_RANGE, SinusParams, params_to_pde, sample_params
 from foundry.pde.data.spectral_solver import checkerboard, solve_periodic
 from foundry.pde.graph.dag import GRAPH_KEYS, build_graph
 from foundry.pde.graph.symbolic import PDE, Expr
@@ -98,34 +98,14 @@ def _trig_term(pde: PDE, u: Expr, c: np.ndarray, is_sin: bool) -> Expr:
 def trig_params_to_pde(p: TrigParams, x: np.ndarray) -> PDE:
     """The symbolic PDE of one member, written as `sinus.params_to_pde` writes sinus0 (trig terms
     after the polynomial ones of the same f_i)."""
-    b = p.base
-    pde = PDE(x=x)
-    u = pde.unknown("u")
-    pde.ic(u, b.u0)
-    powers = (u, u**2, u**3)
-    trig = [
-        (bool(f), _trig_term(pde, u, c, bool(s)))
-        for c, s, f in zip(p.trig_coef, p.trig_is_sin, p.trig_in_flux, strict=True)
-    ]
-    terms = [pde.dt(u)]
-    terms += [c * v for c, v in zip(b.c0, powers, strict=True) if c != 0.0]
-    terms += [t for f, t in trig if not f]
-    if b.source_kind == 1:
-        terms.append(pde.coef(float(b.source[0])))
-    elif b.source_kind == 2:
-        terms.append(pde.field(b.source))
-    flux = [c * v for c, v in zip(b.c1, powers, strict=True) if c != 0.0]
-    flux += [t for f, t in trig if f]
-    kappa = pde.field(b.kappa) if b.kappa_is_field else pde.coef(float(b.kappa[0]))
-    diffusion = -(kappa * pde.dx(u))
-    if b.flux_form:
-        terms.append(pde.dx(sum(flux[1:], flux[0]) + diffusion if flux else diffusion))
-    else:
-        if flux:
-            terms.append(pde.dx(sum(flux[1:], flux[0])))
-        terms.append(-float(b.kappa[0]) * pde.dx(pde.dx(u)))
-    pde.eq(sum(terms[1:], terms[0]))
-    return pde
+
+    def trig(pde: PDE, u: Expr) -> list[tuple[bool, Expr]]:
+        return [
+            (bool(f), _trig_term(pde, u, c, bool(s)))
+            for c, s, f in zip(p.trig_coef, p.trig_is_sin, p.trig_in_flux, strict=True)
+        ]
+
+    return params_to_pde(p.base, x, extra=trig)
 
 
 def under_resolved(u: np.ndarray, top: float = 0.125, tol: float = 1e-4) -> np.ndarray:
