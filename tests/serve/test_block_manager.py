@@ -132,3 +132,23 @@ def test_random_operations_keep_invariants(seed):
     for rid in list(tokens):
         bm.free(rid)
     assert bm.num_free_device_blocks == 12 and bm.num_free_host_blocks == 6
+
+
+def test_apply_decision_rejects_more_tokens_than_are_left_to_compute():
+    from foundry.serve.memory_plan import advance, apply_decision
+    from foundry.serve.policies.base import ScheduledRequest, SchedulerOutput
+    from foundry.serve.sampling_params import SamplingParams
+    from foundry.serve.sequence import Sequence
+
+    bm = BlockManager(block_size=4, num_device_blocks=8)
+    seq = Sequence("a", [1] * 6, SamplingParams(max_tokens=4), arrival_time=0.0)
+    step = SchedulerOutput(scheduled=[ScheduledRequest(seq, 6)])
+    apply_decision(step, bm)
+    advance(step)
+    assert bm.num_blocks("a") == 2
+    for bad in (0, 1):  # nothing left to compute until a token is emitted; 0 tokens is never valid
+        with pytest.raises(RuntimeError, match="left to compute"):
+            apply_decision(SchedulerOutput(scheduled=[ScheduledRequest(seq, bad)]), bm)
+    seq.output_token_ids.append(7)
+    apply_decision(SchedulerOutput(scheduled=[ScheduledRequest(seq, 1)]), bm)  # the decode step fits
+    assert bm.num_blocks("a") == 2 and bm.tables["a"].num_tokens == 7

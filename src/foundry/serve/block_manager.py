@@ -154,7 +154,16 @@ class BlockManager:
         table = self.tables[request_id]
         if table.location is not KVLocation.DEVICE:
             raise ValueError(f"request {request_id!r}: KV is on the host; swap it in first")
-        if num_tokens <= table.num_tokens:
+        have = table.num_tokens
+        if num_tokens <= have:
+            return []
+        blocks = table.blocks
+        # hot path (most decode steps): the new slots fit in blocks the table already holds and its
+        # partial last block is not shared, so no block moves; the general path below gives the same
+        if num_tokens <= len(blocks) * self.block_size and (
+            have % self.block_size == 0 or self.device.refcount[blocks[-1]] <= 1
+        ):
+            table.num_tokens = num_tokens
             return []
         target = self.blocks_for(num_tokens)
         cow = self._shared_partial_tail(table)

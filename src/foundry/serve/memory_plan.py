@@ -49,7 +49,8 @@ def apply_decision(decision: SchedulerOutput, memory: BlockManager) -> MemoryPla
         plan.num_swapped_in += 1
     for item in decision.scheduled:
         seq, total = item.seq, item.seq.num_computed_tokens + item.num_tokens
-        if not 1 <= item.num_tokens <= seq.num_uncomputed_tokens:
+        # (hot path: `seq.num_uncomputed_tokens`, inlined)
+        if item.num_tokens < 1 or total > len(seq.prompt_token_ids) + len(seq.output_token_ids):
             raise RuntimeError(f"request {seq.request_id!r}: scheduled {item.num_tokens} tokens, "
                                f"{seq.num_uncomputed_tokens} left to compute")
         if seq.kv_location is KVLocation.DEVICE:
