@@ -28,11 +28,11 @@ from scipy.optimize import minimize
 from foundry.pde.data.sinus import SinusParams
 from foundry.pde.data.spectral_solver import solve_periodic
 from foundry.pde.inverse.problems import NUM_T, Observations, grid, set_scalars
+from foundry.pde.losses.nrmse import NRMSE_EPS
 
 BASELINE_DT = 2e-4
 FD_STEP = 1e-3
 FAILED_MISFIT = 10.0
-NRMSE_EPS = 0.05
 
 
 @dataclass

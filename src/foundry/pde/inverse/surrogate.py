@@ -28,11 +28,11 @@ import torch
 
 from foundry.pde.graph.dag import GRAPH_KEYS, PDEGraph, build_graph
 from foundry.pde.graph.symbolic import PDE
+from foundry.pde.losses.nrmse import nrmse_per_sample
 from foundry.pde.models.pdeformer import PDEformer
 
 STRUCTURE_KEYS = ("node_type", "in_degree", "out_degree", "spatial_pos", "attn_mask")
 PROBE_STEP = 0.25
-NRMSE_EPS = 0.05  # as in the training loss
 
 
 def probe_values(num: int) -> np.ndarray:
@@ -119,8 +119,7 @@ class Surrogate:
         ge = model.graph_encoder
         with torch.no_grad():
             long = {k: tens[k].long()[None] for k in ("node_type", "in_degree", "out_degree", "spatial_pos")}
-            structure = ge.type_emb(long["node_type"]) + ge.in_degree_emb(long["in_degree"])
-            structure = structure + ge.out_degree_emb(long["out_degree"])
+            structure = ge.structure_embedding(long["node_type"], long["in_degree"], long["out_degree"])
             self.structure = structure[:, keep]  # [1, m, d]
             bias = ge.attention_bias(long["spatial_pos"], tens["attn_mask"].bool()[None])
             self.bias = bias[:, :, keep][:, :, :, keep].contiguous()  # [1, H, m, m]
@@ -160,11 +159,8 @@ class Surrogate:
     ) -> torch.Tensor:
         """Predictions [S, n_ic, Q] at the observation points for S candidates."""
         s = node_scalar.shape[0]
-        ge = self.model.graph_encoder
         h = self.tokens(node_scalar, field_rows) + self.structure
-        for layer in ge.layers:
-            h = layer(h, self.bias)
-        mods = ge.final_norm(h)[:, : self.model.config.num_mod]
+        mods = self.model.graph_encoder.mix(h, self.bias)[:, : self.model.config.num_mod]
         coords = self.coords[None].expand(s, -1, -1, -1).reshape(s * self.num_ic, -1, 2)
         return self.model.decode(mods, coords).reshape(s, self.num_ic, -1)
 
@@ -180,7 +176,4 @@ class Surrogate:
         training loss, as the reference's inverse scripts use); u_obs is [n_ic, Q].
         """
         pred = self.predict(node_scalar, field_rows)
-        label = u_obs.reshape(1, self.num_ic, -1)
-        rmse = torch.sqrt(torch.mean((pred - label) ** 2, dim=-1))
-        rms = torch.sqrt(torch.mean(label**2, dim=-1))
-        return torch.mean(rmse / (rms + NRMSE_EPS), dim=-1)
+        return nrmse_per_sample(pred, u_obs.reshape(1, self.num_ic, -1)).mean(dim=-1)

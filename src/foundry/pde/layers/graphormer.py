@@ -105,13 +105,17 @@ class GraphormerEncoder(nn.Module):
         attn_mask: torch.Tensor,
     ) -> torch.Tensor:
         """features [B, n, d] -> node embeddings [B, n, d]."""
-        x = (
-            features
-            + self.type_emb(node_type)
-            + self.in_degree_emb(in_degree)
-            + self.out_degree_emb(out_degree)
-        )
-        bias = self.attention_bias(spatial_pos, attn_mask)
+        x = features + self.structure_embedding(node_type, in_degree, out_degree)
+        return self.mix(x, self.attention_bias(spatial_pos, attn_mask))
+
+    def structure_embedding(
+        self, node_type: torch.Tensor, in_degree: torch.Tensor, out_degree: torch.Tensor
+    ) -> torch.Tensor:
+        """Type + in-degree + out-degree embeddings [B, n, d] (the same for every PDE of one shape)."""
+        return self.type_emb(node_type) + self.in_degree_emb(in_degree) + self.out_degree_emb(out_degree)
+
+    def mix(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """The Transformer layers and final norm over node inputs x [B, n, d] with bias [B, H, n, n]."""
         for layer in self.layers:
             x = layer(x, bias)
         return self.final_norm(x)

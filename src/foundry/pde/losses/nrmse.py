@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import torch
 
+NRMSE_EPS = 0.05  # the reference's ``normalize_eps``
 
-def normalized_rmse(pred: torch.Tensor, label: torch.Tensor, eps: float = 0.05) -> torch.Tensor:
-    """Batch mean of RMSE(pred, label) / (RMS(label) + eps) over the last axis.
 
-    pred, label: [B, Q]. The ``eps`` keeps near-zero solutions from dominating the loss.
-    """
+def nrmse_per_sample(pred: torch.Tensor, label: torch.Tensor, eps: float = NRMSE_EPS) -> torch.Tensor:
+    """RMSE(pred, label) / (RMS(label) + eps) over the last axis: [..., Q] -> [...]."""
     rmse = torch.sqrt(torch.mean((pred - label) ** 2, dim=-1))
     rms = torch.sqrt(torch.mean(label**2, dim=-1))
-    return torch.mean(rmse / (rms + eps))
+    return rmse / (rms + eps)
+
+
+def normalized_rmse(pred: torch.Tensor, label: torch.Tensor, eps: float = NRMSE_EPS) -> torch.Tensor:
+    """Batch mean of `nrmse_per_sample`; pred, label: [B, Q].
+
+    The ``eps`` keeps near-zero solutions from dominating the loss.
+    """
+    return torch.mean(nrmse_per_sample(pred, label, eps))
 
 
 def relative_l2(pred: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
