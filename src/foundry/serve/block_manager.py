@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from foundry.serve.sequence import KVLocation
+from foundry.serve.sequence import KV_DEVICE, KV_HOST, KV_NONE, KVLocation
 
 CopyPlan = list[tuple[int, int]]
 
@@ -97,7 +97,7 @@ class BlockManager:
 
     def location(self, request_id: str) -> KVLocation:
         table = self.tables.get(request_id)
-        return KVLocation.NONE if table is None else table.location
+        return KV_NONE if table is None else table.location
 
     def num_blocks(self, request_id: str) -> int:
         table = self.tables.get(request_id)
@@ -113,7 +113,7 @@ class BlockManager:
         table = self.tables.get(request_id)
         if table is None:
             return -(-num_tokens // self.block_size)
-        if table.location is not KVLocation.DEVICE:
+        if table.location is not KV_DEVICE:
             raise ValueError(f"request {request_id!r}: KV is on the host; swap it in first")
         blocks = table.blocks
         extra = -(-num_tokens // self.block_size) - len(blocks)
@@ -129,13 +129,13 @@ class BlockManager:
 
     def can_swap_out(self, request_id: str) -> bool:
         table = self.tables.get(request_id)
-        return (table is not None and table.location is KVLocation.DEVICE
+        return (table is not None and table.location is KV_DEVICE
                 and len(table.blocks) <= self.host.num_free
                 and all(self.device.refcount[b] == 1 for b in table.blocks))
 
     def can_swap_in(self, request_id: str) -> bool:
         table = self.tables.get(request_id)
-        return (table is not None and table.location is KVLocation.HOST
+        return (table is not None and table.location is KV_HOST
                 and len(table.blocks) <= self.device.num_free)
 
     # ---- actions (the engine loop applies a policy's decision through these) ------------------
@@ -147,12 +147,12 @@ class BlockManager:
         if need > self.device.num_free:
             raise RuntimeError(f"request {request_id!r}: needs {need} blocks, {self.device.num_free} free")
         blocks = [self.device.allocate() for _ in range(need)]
-        self.tables[request_id] = BlockTable(blocks, num_tokens, KVLocation.DEVICE)
+        self.tables[request_id] = BlockTable(blocks, num_tokens, KV_DEVICE)
 
     def append(self, request_id: str, num_tokens: int) -> CopyPlan:
         """Grow a device table to `num_tokens` slots; returns device copies for copy-on-write."""
         table = self.tables[request_id]
-        if table.location is not KVLocation.DEVICE:
+        if table.location is not KV_DEVICE:
             raise ValueError(f"request {request_id!r}: KV is on the host; swap it in first")
         have = table.num_tokens
         if num_tokens <= have:
@@ -186,35 +186,35 @@ class BlockManager:
         table = self.tables.pop(request_id, None)
         if table is None:
             return
-        pool = self.device if table.location is KVLocation.DEVICE else self.host
+        pool = self.device if table.location is KV_DEVICE else self.host
         for b in table.blocks:
             pool.decref(b)
 
     def fork(self, src_id: str, dst_id: str) -> None:
         """`dst` shares all of `src`'s device blocks (e.g. a common prefix); writes copy on demand."""
         src = self.tables[src_id]
-        if src.location is not KVLocation.DEVICE or dst_id in self.tables:
+        if src.location is not KV_DEVICE or dst_id in self.tables:
             raise ValueError(f"fork: {src_id!r} must be on device and {dst_id!r} new")
         for b in src.blocks:
             self.device.incref(b)
-        self.tables[dst_id] = BlockTable(list(src.blocks), src.num_tokens, KVLocation.DEVICE)
+        self.tables[dst_id] = BlockTable(list(src.blocks), src.num_tokens, KV_DEVICE)
 
     def swap_out(self, request_id: str) -> CopyPlan:
         """Move a table to the host pool; returns [(device_block, host_block)]."""
         if not self.can_swap_out(request_id):
             raise RuntimeError(f"request {request_id!r}: cannot swap out (not on device, shared, host full)")
-        return self._move(self.tables[request_id], self.device, self.host, KVLocation.HOST)
+        return self._move(self.tables[request_id], self.device, self.host, KV_HOST)
 
     def swap_in(self, request_id: str) -> CopyPlan:
         """Move a table back to the device pool; returns [(host_block, device_block)]."""
         if not self.can_swap_in(request_id):
             raise RuntimeError(f"request {request_id!r}: cannot swap in (not on host, or device full)")
-        return self._move(self.tables[request_id], self.host, self.device, KVLocation.DEVICE)
+        return self._move(self.tables[request_id], self.host, self.device, KV_DEVICE)
 
     # ---- audit ---------------------------------------------------------------------------------
     def check_invariants(self) -> None:
         """No leak, no double use, refcounts = references, tables sized to their tokens."""
-        for pool, loc in ((self.device, KVLocation.DEVICE), (self.host, KVLocation.HOST)):
+        for pool, loc in ((self.device, KV_DEVICE), (self.host, KV_HOST)):
             refs = [0] * pool.num_blocks
             for rid, t in self.tables.items():
                 if t.location is not loc:

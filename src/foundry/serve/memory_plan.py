@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from foundry.serve.block_manager import BlockManager, CopyPlan
 from foundry.serve.policies.base import SchedulerOutput
-from foundry.serve.sequence import KVLocation
+from foundry.serve.sequence import KV_DEVICE, KV_HOST, KV_NONE
 
 
 @dataclass
@@ -35,17 +35,17 @@ def apply_decision(decision: SchedulerOutput, memory: BlockManager) -> MemoryPla
     for seq in decision.recompute:
         memory.free(seq.request_id)
         seq.num_computed_tokens = 0
-        seq.kv_location = KVLocation.NONE
+        seq.kv_location = KV_NONE
         seq.num_preemptions += 1
         plan.num_recomputed += 1
     for seq in decision.swap_out:
         plan.swap_out += memory.swap_out(seq.request_id)
-        seq.kv_location = KVLocation.HOST
+        seq.kv_location = KV_HOST
         seq.num_preemptions += 1
         plan.num_swapped_out += 1
     for seq in decision.swap_in:
         plan.swap_in += memory.swap_in(seq.request_id)
-        seq.kv_location = KVLocation.DEVICE
+        seq.kv_location = KV_DEVICE
         plan.num_swapped_in += 1
     for item in decision.scheduled:
         seq, total = item.seq, item.seq.num_computed_tokens + item.num_tokens
@@ -53,11 +53,11 @@ def apply_decision(decision: SchedulerOutput, memory: BlockManager) -> MemoryPla
         if item.num_tokens < 1 or total > len(seq.prompt_token_ids) + len(seq.output_token_ids):
             raise RuntimeError(f"request {seq.request_id!r}: scheduled {item.num_tokens} tokens, "
                                f"{seq.num_uncomputed_tokens} left to compute")
-        if seq.kv_location is KVLocation.DEVICE:
+        if seq.kv_location is KV_DEVICE:
             plan.copy_on_write += memory.append(seq.request_id, total)
-        elif seq.kv_location is KVLocation.NONE:
+        elif seq.kv_location is KV_NONE:
             memory.allocate(seq.request_id, total)
-            seq.kv_location = KVLocation.DEVICE
+            seq.kv_location = KV_DEVICE
         else:
             raise RuntimeError(f"request {seq.request_id!r}: scheduled while its KV is on the host")
     return plan

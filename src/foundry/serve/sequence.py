@@ -21,6 +21,11 @@ class KVLocation(Enum):
     HOST = "host"  # swapped out
 
 
+# The members as module globals, for per-token hot paths (policies, block manager, simulator): looking up
+# an Enum member costs ~80 ns on CPython 3.11, a global ~10 ns, and these checks run millions of times.
+KV_NONE, KV_DEVICE, KV_HOST = KVLocation.NONE, KVLocation.DEVICE, KVLocation.HOST
+
+
 class SequenceStatus(Enum):
     WAITING = "waiting"
     RUNNING = "running"  # KV on device (in this step's batch or not)

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 from foundry.serve.block_manager import BlockManager
-from foundry.serve.sequence import KVLocation, Sequence
+from foundry.serve.sequence import KV_DEVICE, KV_HOST, Sequence
 
 
 @dataclass(slots=True)
@@ -50,12 +50,12 @@ class MemoryBudget:
     def blocks_to_run(self, seq: Sequence, num_tokens: int) -> int:
         """Device blocks needed before `seq` can compute `num_tokens` more tokens (incl. swap-in)."""
         total = seq.num_computed_tokens + num_tokens
-        if seq.kv_location is KVLocation.HOST:
+        if seq.kv_location is KV_HOST:
             return max(self.memory.num_blocks(seq.request_id), self.memory.blocks_for(total))
         return self.memory.num_new_blocks(seq.request_id, total)
 
     def device_blocks_held(self, seq: Sequence) -> int:
-        return self.memory.num_blocks(seq.request_id) if seq.kv_location is KVLocation.DEVICE else 0
+        return self.memory.num_blocks(seq.request_id) if seq.kv_location is KV_DEVICE else 0
 
 
 class Policy(ABC):

@@ -54,7 +54,7 @@ from typing import Literal
 
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.policies.base import MemoryBudget, Policy, ScheduledRequest, SchedulerOutput
-from foundry.serve.sequence import KVLocation, Sequence
+from foundry.serve.sequence import KV_DEVICE, KV_HOST, Sequence
 
 MemoryMode = Literal["proactive-swap", "reactive-swap", "recompute"]
 MEMORY_MODES = ("proactive-swap", "reactive-swap", "recompute")
@@ -240,22 +240,26 @@ class MLFQPolicy(Policy):
     def _reserve_memory(self, batch: list[ScheduledRequest], out: SchedulerOutput, mem: MemoryBudget) -> None:
         proactive = self.memory_mode == "proactive-swap"
         reserve = max(self.max_num_seqs, self.min_free_blocks) if proactive else 0
-        in_batch = {id(item.seq) for item in batch}
         # What the batch needs: each job's blocks depend only on that job and the (unchanged) block
         # manager, so the sum is computed once and reduced as jobs leave the batch. (Hot path: for a
         # device-resident job `blocks_to_run` is inlined, the same number.)
-        needs = []
+        needs: list[int] = []
+        on_host: list[int] = []  # batch positions of jobs whose KV is on the host (step 3)
         num_new_blocks = mem.memory.num_new_blocks
         for item in batch:
             seq = item.seq
-            if seq.kv_location is KVLocation.DEVICE:
+            location = seq.kv_location
+            if location is KV_DEVICE:
                 needs.append(num_new_blocks(seq.request_id, seq.num_computed_tokens + item.num_tokens))
             else:
+                if location is KV_HOST:
+                    on_host.append(len(needs))
                 needs.append(mem.blocks_to_run(seq, item.num_tokens))
         need = sum(needs)
 
         # 1. offload idle device-resident jobs: lowest level first, back of the queue first
         if reserve + need > mem.free_device:
+            in_batch = {id(item.seq) for item in batch}
             for level in chain(reversed(self.levels), (self.starved,)):
                 for seq in reversed(level):
                     if reserve + need <= mem.free_device:
@@ -266,19 +270,23 @@ class MLFQPolicy(Policy):
         while batch and need > mem.free_device:
             item = batch.pop()
             need -= needs.pop()
-            in_batch.discard(id(item.seq))
             if mem.device_blocks_held(item.seq) > 0 and need > mem.free_device:
                 self._evict(item.seq, out, mem)
         # 3. batch jobs on the host come back
-        for item in batch:
-            if item.seq.kv_location is KVLocation.HOST:
-                mem.free_host += mem.memory.num_blocks(item.seq.request_id)
-                out.swap_in.append(item.seq)
+        for i in on_host:
+            if i >= len(batch):
+                break  # left the batch in step 2
+            seq = batch[i].seq
+            mem.free_host += mem.memory.num_blocks(seq.request_id)
+            out.swap_in.append(seq)
         mem.free_device -= need
-        # 4. prefetch: nothing offloaded this step, walk the top levels over at most max_num_seqs jobs
-        if proactive and not out.swap_out and not out.recompute:
+        # 4. prefetch: nothing offloaded this step, walk the top levels over at most max_num_seqs jobs.
+        # (Skipped when the host pool is empty: then no job's KV is on the host, so the walk finds none.)
+        host = mem.memory.host
+        if proactive and not out.swap_out and not out.recompute and host.num_free < host.num_blocks:
+            in_batch = {id(item.seq) for item in batch}
             for seq in islice(self._scan(), self.max_num_seqs):
-                if seq.kv_location is not KVLocation.HOST or id(seq) in in_batch:
+                if seq.kv_location is not KV_HOST or id(seq) in in_batch:
                     continue
                 blocks = mem.memory.num_blocks(seq.request_id)
                 if mem.free_device >= reserve + blocks:

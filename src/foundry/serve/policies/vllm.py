@@ -15,7 +15,7 @@ from typing import Literal
 
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.policies.base import MemoryBudget, Policy, ScheduledRequest, SchedulerOutput
-from foundry.serve.sequence import KVLocation, Sequence
+from foundry.serve.sequence import KV_DEVICE, Sequence
 
 
 class VLLMPolicy(Policy):
@@ -56,7 +56,7 @@ class VLLMPolicy(Policy):
             n = len(seq.prompt_token_ids) + len(seq.output_token_ids) - seq.num_computed_tokens
             if n > budget:
                 n = budget
-            if seq.kv_location is KVLocation.DEVICE:
+            if seq.kv_location is KV_DEVICE:
                 need = num_new_blocks(seq.request_id, seq.num_computed_tokens + n)
             else:
                 need = mem.blocks_to_run(seq, n)
