@@ -54,7 +54,9 @@ def apply_decision(decision: SchedulerOutput, memory: BlockManager) -> MemoryPla
             raise RuntimeError(f"request {seq.request_id!r}: scheduled {item.num_tokens} tokens, "
                                f"{seq.num_uncomputed_tokens} left to compute")
         if seq.kv_location is KV_DEVICE:
-            plan.copy_on_write += memory.append(seq.request_id, total)
+            copies = memory.append(seq.request_id, total)
+            if copies:  # (rare: a shared partial block is copied before the write)
+                plan.copy_on_write += copies
         elif seq.kv_location is KV_NONE:
             memory.allocate(seq.request_id, total)
             seq.kv_location = KV_DEVICE

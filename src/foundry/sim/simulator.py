@@ -115,12 +115,11 @@ class Simulator:
                 out = seq.output_token_ids
                 if seq.num_computed_tokens == len(seq.prompt_token_ids) + len(out):  # caught up: a token
                     out.append(0)
-                    rec = live[seq.request_id][1]
-                    if rec.first_token_time is None:
-                        rec.first_token_time = seq.first_token_time = end
+                    if seq.first_token_time is None:  # (the record is looked up only when it changes)
+                        seq.first_token_time = live[seq.request_id][1].first_token_time = end
                     if len(out) >= seq.params.max_tokens or (max_len is not None
                                                              and seq.num_tokens >= max_len):
-                        self._finish(seq, rec, end, live)
+                        self._finish(seq, live[seq.request_id][1], end, live)
             stats.num_steps += 1
             stats.busy_time += elapsed
             if plan.num_preempted or plan.num_swapped_in:
