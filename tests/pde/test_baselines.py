@@ -101,6 +101,9 @@ def test_train_baseline_end_to_end(tiny_files):
     res = train_baseline("deeponet", train, test, num_train=8, epochs=4, batch_size=4, eval_every=2)
     assert isinstance(res, BaselineResult)
     assert [e for e, _ in res.curve] == [2, 4] and res.epochs == 4
+    # one training loss per epoch (the mean over its batches)
+    assert [e for e, _ in res.train_loss] == [1, 2, 3, 4]
+    assert all(np.isfinite(v) and v > 0 for _, v in res.train_loss)
     assert 0 < res.test_rel_l2 <= 5 and res.num_params > 0 and res.train_seconds > 0
     # the same seed gives the same result
     again = train_baseline("deeponet", train, test, num_train=8, epochs=4, batch_size=4, eval_every=2)
@@ -145,5 +148,33 @@ def test_zero_shot_benchmark_quick(tmp_path):
     for kind in ("zero_shot", "finetune", "fno", "deeponet", "unet"):
         assert set(out["results"][kind]) == {"burgers_nu0.1", "advection_beta0.1"}
     assert all(0 < v <= 5 for v in out["results"]["fno"]["burgers_nu0.1"].values())
+    # --quick evaluates twice per run: a learning curve whose last point is the reported (final) number
+    for kind in ("finetune", "fno", "deeponet", "unet"):
+        for eq, by_n in out["curves"][kind].items():
+            for n, curve in by_n.items():
+                assert len(curve["step"]) == 2 and curve["step"][0] < curve["step"][1]
+                assert curve["test_rel_l2"][-1] == out["results"][kind][eq][n]
+                assert all(v is not None and v > 0 for v in curve["train_loss"])
+    assert out["setting"]["steps"] == [2, 2] and out["setting"]["num_evals"] == 2
     assert (tmp_path / "zero_shot.png").stat().st_size > 0
+    assert (tmp_path / "zero_shot_curves.png").stat().st_size > 0
     assert "paper value" in (tmp_path / "zero_shot.md").read_text()
+
+
+def test_zero_shot_parse_steps(monkeypatch):
+    """--steps: one value broadcast over N, one per N, or a clear error naming the option."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "pde" / "zero_shot.py"
+    spec = importlib.util.spec_from_file_location("zero_shot_bench", script)
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)  # its dataclass looks its module up there
+    spec.loader.exec_module(mod)
+    assert mod.parse_steps("500", (100, 1000), (30, 30)) == (500, 500)
+    assert mod.parse_steps("300,900", (100, 1000), (30, 30)) == (300, 900)
+    assert mod.parse_steps(None, (100, 1000, 9000), (30, 30)) == (30, 30, 30)
+    for bad in ("300,900,1", "0", "ten"):
+        with pytest.raises(ValueError, match="--steps"):
+            mod.parse_steps(bad, (100, 1000), (30, 30))

@@ -32,6 +32,7 @@ class BaselineResult:
     ----------
     test_rel_l2 : mean per-sample relative L2 on the full grid of the test file (final model)
     curve : (epoch, test relative L2) at every evaluation
+    train_loss : (epoch, mean training loss over that epoch's batches) for every epoch
     train_seconds : wall time of the training loop, evaluations excluded
     num_params : trainable parameters
     epochs : epochs completed (fewer than asked if ``max_minutes`` ran out)
@@ -39,6 +40,7 @@ class BaselineResult:
 
     test_rel_l2: float
     curve: list[tuple[int, float]] = field(default_factory=list)
+    train_loss: list[tuple[int, float]] = field(default_factory=list)
     train_seconds: float = 0.0
     num_params: int = 0
     epochs: int = 0
@@ -142,12 +144,14 @@ def train_baseline(
     total_steps, step = epochs * steps_per_epoch, 0
     budget = 60 * max_minutes if max_minutes is not None else None
     curve: list[tuple[int, float]] = []
+    train_loss: list[tuple[int, float]] = []
     train_seconds, epoch = 0.0, 0
     while epoch < epochs:
         # ---- one epoch ----
         model.train()
         start = time.perf_counter()
         order = rng.permutation(num_train)
+        epoch_loss = 0.0
         for b in range(steps_per_epoch):
             idx = torch.as_tensor(order[b * batch_size : (b + 1) * batch_size], device=dev)
             label = u_tr[idx]
@@ -159,12 +163,14 @@ def train_baseline(
             loss.backward()
             opt.step()
             step += 1
+            epoch_loss += loss.item()
         train_seconds += time.perf_counter() - start
         epoch += 1
+        train_loss.append((epoch, epoch_loss / steps_per_epoch))
         out_of_time = budget is not None and train_seconds >= budget
         # ---- evaluation ----
         if epoch % eval_every == 0 or epoch == epochs or out_of_time:
             curve.append((epoch, float(evaluate_baseline(model, u_te, tt, xx).mean())))
         if out_of_time:
             break
-    return BaselineResult(curve[-1][1], curve, train_seconds, num_params, epoch)
+    return BaselineResult(curve[-1][1], curve, train_loss, train_seconds, num_params, epoch)
