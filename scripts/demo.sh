@@ -27,7 +27,7 @@ foundry sim serve --cost opt-13b-a100 --policy sj-mlfq --workload pareto --rate 
 foundry sim sweep --output-dir "$out/sim" --policies fcfs,sj-mlfq,srpt --rates 4,6,8 --num-requests 500
 
 echo "== foundry pde: PDEformer-XS prediction vs the numerical solver (viscous Burgers) =="
-echo "   (the shipped XS checkpoint is under-trained: held-out relative L2 0.42, see docs/pde.md)"
+echo "   (the shipped XS checkpoint is under-trained: held-out relative L2 0.37, see docs/pde.md)"
 foundry pde predict "u_t + (0.5*u^2)_x - 0.01*u_xx = 0" --ic "sin(pi*x)" --out "$out/pde/burgers.npz" --reference
 echo "== foundry pde invert: recover PDE coefficients from noisy scattered observations (tiny budget) =="
 foundry pde invert --demo --num-ics 8 --pso-particles 16 --pso-generations 5 --gd-steps 20
