@@ -38,7 +38,7 @@ from foundry.pde.inference import default_checkpoint, load_model
 from foundry.pde.models.pdeformer import PRESETS, PDEformer
 from foundry.pde.training.config import TrainConfig
 from foundry.pde.training.evaluate import evaluate
-from foundry.pde.training.train import train
+from foundry.pde.training.train import read_log, train
 
 BATCH = 16
 
@@ -81,8 +81,7 @@ def make_data(setting: Setting, data_dir: Path) -> tuple[Path, Path]:
 
 
 def curve_from_log(log: Path) -> list[tuple[int, float]]:
-    rows = [json.loads(line) for line in log.read_text().splitlines()]
-    return [(r["step"], r["test_rel_l2"]) for r in rows if r.get("test_rel_l2") is not None]
+    return [(r["step"], r["test_rel_l2"]) for r in read_log(log) if r.get("test_rel_l2") is not None]
 
 
 @dataclass(frozen=True)

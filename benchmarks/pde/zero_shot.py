@@ -43,7 +43,7 @@ from foundry.pde.inference import default_checkpoint, load_model
 from foundry.pde.models.pdeformer import PRESETS
 from foundry.pde.training.config import TrainConfig
 from foundry.pde.training.evaluate import evaluate
-from foundry.pde.training.train import train
+from foundry.pde.training.train import read_log, train
 
 BATCH = 16
 SPECS = {
@@ -150,7 +150,7 @@ def finetune(
         )
         train(cfg)
         # the log, not train()'s best_rel_l2: with several evaluations that would select on the test set
-        records = [json.loads(line) for line in (Path(tmp) / "log.jsonl").read_text().splitlines()]
+        records = read_log(Path(tmp) / "log.jsonl")
     evals = [r for r in records if r.get("test_rel_l2") is not None]
     curve = {
         "step": [r["step"] for r in evals],

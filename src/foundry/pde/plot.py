@@ -43,14 +43,14 @@ def plot_prediction(arrays: dict[str, np.ndarray], title: str, path: str | Path)
 
 def plot_training_log(log_path: str | Path, path: str | Path) -> None:
     """Training loss and held-out relative L2 against steps, from a ``log.jsonl``."""
-    import json
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    from foundry.pde.training.train import read_log
+
+    records = read_log(log_path)
     train = [(r["step"], r["loss"]) for r in records if "loss" in r]
     test = [(r["step"], r["test_rel_l2"]) for r in records if r.get("test_rel_l2") is not None]
     fig, ax = plt.subplots(figsize=(6, 3.6))

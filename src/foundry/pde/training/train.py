@@ -22,6 +22,11 @@ from foundry.pde.training.evaluate import evaluate
 from foundry.pde.training.schedule import warmup_cosine
 
 
+def read_log(path: str | Path) -> list[dict]:
+    """The records of a run's ``log.jsonl`` (training lines carry ``loss``, evaluations ``test_rel_l2``)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
 def select_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA, then Apple MPS, then CPU."""
     if name != "auto":
