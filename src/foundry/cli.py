@@ -12,11 +12,16 @@ from foundry.pde.cli import app as pde_app
 from foundry.serve.cli import app as serve_app
 from foundry.sim.cli import app as sim_app
 
+# Help and errors are click's plain text (rich_markup_mode=None; it applies to every sub-command). Rich's
+# help table shrinks the option-name column together with the help column once the terminal is narrow
+# (80 columns cut `--mlfq-starvation-threshold`), and its markup eats help text in brackets ("[auto]").
 app = typer.Typer(
     name="foundry",
-    help="foundry: LLM serving, a serving simulator, RL post-training, PDEformer and WL-MIMO precoding.",
+    help="foundry: LLM serving, a serving simulator, PDEformer and WL-MIMO precoding (RL post-training: "
+    "planned).",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,
 )
 app.add_typer(mimo_app, name="mimo")
 app.add_typer(pde_app, name="pde")
