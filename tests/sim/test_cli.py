@@ -93,3 +93,46 @@ def test_trace_replay_with_time_scaling(tmp_path):
     # arrivals 2 s apart, each request served in well under 1 s: the makespan is the last arrival
     # (4 s, or 1 s at 4x) plus that request's own JCT, the same in both runs
     assert slow["duration_s"] - fast["duration_s"] == pytest.approx(3.0)
+
+
+def _one_clean_error(r, *names: str) -> None:
+    assert r.exit_code != 0 and "Traceback" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    for name in names:
+        assert name in r.output, (name, r.output)
+
+
+def test_fit_on_a_file_that_is_not_json_names_it_and_what_was_expected(tmp_path):
+    data = tmp_path / "train.h5"
+    data.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)))
+    r = runner.invoke(app, ["sim", "fit", str(data), "--output", str(tmp_path / "m.json")])
+    _one_clean_error(r, "SOURCE", str(data), "not a JSON file", "foundry serve profile")
+    (tmp_path / "few.json").write_text(json.dumps({"kind": "step-samples", "samples": [[1, 8, 64, 0, 0]]}))
+    r = runner.invoke(app, ["sim", "fit", str(tmp_path / "few.json"), "--output", str(tmp_path / "m.json")])
+    _one_clean_error(r, "SOURCE", "few.json")
+    assert not (tmp_path / "m.json").exists()
+
+
+def test_fitted_cost_without_a_pool_says_which_options_to_give(tmp_path):
+    model = tmp_path / "m.json"
+    published_cost_model("opt-13b-a100").save(model)  # coefficients only: no engine pool in its meta
+    r = runner.invoke(app, ["sim", "serve", "--cost", f"fitted:{model}", "--num-requests", "5"])
+    _one_clean_error(r, "Invalid value for --num-device-blocks", "give it with --num-device-blocks N")
+    assert r.output.rstrip().endswith(")")  # the whole sentence, not cut off
+
+
+def test_sweep_blames_the_policies_option(tmp_path):
+    for policies in ("fcfs,bogus", ","):
+        r = runner.invoke(app, ["sim", "sweep", "--output-dir", str(tmp_path), "--policies", policies,
+                                "--rates", "1", "--num-requests", "5"])
+        _one_clean_error(r, "Invalid value for --policies")
+    assert "'bogus'" in runner.invoke(app, ["sim", "sweep", "--output-dir", str(tmp_path), "--policies",
+                                            "fcfs,bogus"]).output
+    assert not (tmp_path / "sweep.csv").exists()
+
+
+def test_a_binary_trace_names_the_option_and_the_columns(tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_bytes(bytes(range(128, 256)))
+    r = runner.invoke(app, ["sim", "serve", "--trace", str(trace), "--num-requests", "5"])
+    _one_clean_error(r, "--trace", str(trace), "not a CSV text file", "num_prefill_tokens")

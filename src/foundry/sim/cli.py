@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
+from foundry.cli_errors import bad_option, positive_list
+
 app = typer.Typer(help="Serving simulator: the engine's policies on a virtual clock with cost models.",
                   no_args_is_help=True)
 
@@ -44,8 +46,10 @@ Starvation = Annotated[float | None, typer.Option(help="MLFQ: idle seconds befor
 Hold = Annotated[str | None, typer.Option(help="MLFQ: promoted jobs held: quantum, finish or off (paper).")]
 
 
-def _bad(e: Exception, hint: str) -> typer.BadParameter:
-    return typer.BadParameter(str(e), param_hint=hint)
+# Config fields whose option is not `--field-name` (the EngineConfig field carries its unit).
+OPTION_OF_FIELD = {"mlfq_base_quantum_s": "--mlfq-base-quantum",
+                   "mlfq_starvation_threshold_s": "--mlfq-starvation-threshold",
+                   "cost": "--cost", "gpu": "--cost", "model": "--cost"}
 
 
 def _deployment(cost: str, block_size: int, num_device_blocks: int | None, num_host_blocks: int | None,
@@ -59,9 +63,7 @@ def _deployment(cost: str, block_size: int, num_device_blocks: int | None, num_h
                                  num_host_blocks=num_host_blocks,
                                  link_bandwidth=None if link_gbs is None else link_gbs * 1e9)
     except ValueError as e:
-        field = str(e).split(":")[0]
-        hint = "--cost" if field in ("cost", "gpu", "model") else f"--{field.replace('_', '-')}"
-        raise _bad(e, hint) from None
+        raise bad_option(e, default="--cost", options=OPTION_OF_FIELD) from None
     if dep.fit_report is not None:
         typer.echo(f"cost model {cost}: {dep.fit_report}", err=True)
     return dep
@@ -90,25 +92,18 @@ def _policy_options(preemption_mode, base_quantum, memory_mode, starvation, hold
 
 
 def _check_policies(names: list[str], deployment, opts: dict[str, Any], max_num_seqs: int,
-                    max_tokens: int) -> None:
-    from pydantic import ValidationError
-
+                    max_tokens: int, option: str) -> None:
+    """Build each policy once, so a bad name or option fails before any run; `option` lists the names."""
     from foundry.sim.run import make_policy
 
+    if not names:
+        raise typer.BadParameter("expected at least one policy", param_hint=option)
     for name in names:
         try:
             make_policy(name, deployment, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_tokens,
                         **opts)
-        except ValidationError as e:
-            err = e.errors()[0]
-            field = str(err["loc"][0]) if err.get("loc") else "policy"
-            hints = {"mlfq_base_quantum_s": "mlfq-base-quantum", "mlfq_memory_mode": "mlfq-memory-mode",
-                     "mlfq_starvation_threshold_s": "mlfq-starvation-threshold"}
-            hint = hints.get(field, field.replace("_", "-"))
-            msg = str(err["msg"]).removeprefix("Value error, ")
-            raise typer.BadParameter(msg, param_hint=f"--{hint}") from None
-        except ValueError as e:
-            raise _bad(e, "--policy") from None
+        except ValueError as e:  # pydantic's ValidationError is a ValueError too
+            raise bad_option(e, default=option, options={**OPTION_OF_FIELD, "policy": option}) from None
 
 
 def _workload_factory(workload: str, trace: Path | None, trace_arrivals: bool, time_scale: float,
@@ -122,7 +117,7 @@ def _workload_factory(workload: str, trace: Path | None, trace_arrivals: bool, t
         try:
             tr = read_trace(trace)
         except ValueError as e:
-            raise _bad(e, "--trace") from None
+            raise typer.BadParameter(str(e), param_hint="--trace") from None
 
     def make(rate: float, cv: float):
         try:
@@ -132,8 +127,7 @@ def _workload_factory(workload: str, trace: Path | None, trace_arrivals: bool, t
                                   length_scale=length_scale, max_prompt_len=max_prompt_len,
                                   max_output_len=max_output_len, seed=seed)
         except ValueError as e:
-            field = str(e).split(":")[0].replace("_", "-")
-            raise _bad(e, f"--{field}") from None
+            raise bad_option(e, default="--workload") from None
 
     return make
 
@@ -179,7 +173,7 @@ def serve_cmd(
     dep = _deployment(cost, block_size, num_device_blocks, num_host_blocks, link_bandwidth_gbs)
     opts = _policy_options(preemption_mode, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_threshold,
                            mlfq_starvation_hold)
-    _check_policies([policy], dep, opts, max_num_seqs, max_num_batched_tokens)
+    _check_policies([policy], dep, opts, max_num_seqs, max_num_batched_tokens, "--policy")
     w = _workload_factory(workload, trace, trace_arrivals, time_scale, num_requests, prompt_len, output_len,
                           length_scale, max_prompt_len, max_output_len, seed)(rate, cv)
     result = simulate_report(w, dep, policy, max_num_seqs=max_num_seqs,
@@ -198,7 +192,7 @@ def serve_cmd(
 
 @app.command("sweep")
 def sweep_cmd(
-    output_dir: Annotated[Path, typer.Option(help="Where to write sweep.csv and sweep.png.")],
+    output_dir: Annotated[Path, typer.Option(help="Folder for sweep.csv and sweep.png.")] = Path("out/sim"),
     cost: Cost = "opt-13b-a100",
     policies: Annotated[str, typer.Option(help="Comma-separated policies.")] = "fcfs,vllm,mlfq,sj-mlfq,srpt",
     rates: Annotated[str, typer.Option(help="Comma-separated arrival rates (req/s).")] = "1,2,4,6,8",
@@ -231,22 +225,12 @@ def sweep_cmd(
     """Policies × rates × CVs through the simulator: writes sweep.csv and sweep.png."""
     from foundry.sim.sweep import plot, run_sweep, write_csv
 
-    def floats(text: str, hint: str) -> list[float]:
-        try:
-            vals = [float(x) for x in text.split(",") if x.strip()]
-        except ValueError:
-            msg = f"expected comma-separated numbers, got {text!r}"
-            raise typer.BadParameter(msg, param_hint=hint) from None
-        if not vals or any(not v > 0 for v in vals):
-            raise typer.BadParameter(f"expected positive numbers, got {text!r}", param_hint=hint)
-        return vals
-
-    rate_list, cv_list = floats(rates, "--rates"), floats(cvs, "--cvs")
+    rate_list, cv_list = positive_list(rates, float, "--rates"), positive_list(cvs, float, "--cvs")
     names = [p.strip() for p in policies.split(",") if p.strip()]
     dep = _deployment(cost, block_size, num_device_blocks, num_host_blocks, link_bandwidth_gbs)
     opts = _policy_options(preemption_mode, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_threshold,
                            mlfq_starvation_hold)
-    _check_policies(names, dep, opts, max_num_seqs, max_num_batched_tokens)
+    _check_policies(names, dep, opts, max_num_seqs, max_num_batched_tokens, "--policies")
     make = _workload_factory(workload, trace, trace_arrivals, time_scale, num_requests, prompt_len,
                              output_len, length_scale, max_prompt_len, max_output_len, seed)
     rows = run_sweep(make, dep, names, rate_list, cv_list, max_num_seqs=max_num_seqs,
@@ -263,7 +247,8 @@ def sweep_cmd(
 
 @app.command("fit")
 def fit_cmd(
-    source: Annotated[Path, typer.Argument(help="Step samples (fidelity.py) or a profile.")],
+    source: Annotated[Path, typer.Argument(
+        metavar="SOURCE", help="Step samples (fidelity.py) or a `foundry serve profile` JSON.")],
     output: Annotated[Path, typer.Option(help="Where to write the fitted cost model (JSON).")],
 ) -> None:
     """Fit prefill A + B·Σl + C·Σl² and decode a + b·Σctx + c·batch; print the fit error."""
@@ -271,8 +256,8 @@ def fit_cmd(
 
     try:
         model, report = load_fitted(source)
-    except ValueError as e:
-        raise _bad(e, "SOURCE") from None
+    except ValueError as e:  # its messages are about --cost fitted:FILE; here the file is SOURCE
+        raise typer.BadParameter(str(e).removeprefix("cost: "), param_hint="SOURCE") from None
     if report is None:
         raise typer.BadParameter("already a fitted cost model, nothing to fit", param_hint="SOURCE")
     model.save(output)

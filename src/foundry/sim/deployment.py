@@ -59,7 +59,8 @@ def resolve_deployment(spec: str, *, block_size: int = 16, num_device_blocks: in
         dev = num_device_blocks if num_device_blocks is not None else meta.get("num_device_blocks")
         host = num_host_blocks if num_host_blocks is not None else int(meta.get("num_host_blocks", 0))
         if dev is None:
-            raise ValueError(f"num_device_blocks: {spec!r} does not record the engine's pool; give it")
+            raise ValueError(f"num_device_blocks: {spec!r} does not record the size of the engine's KV pool; "
+                             "give it with --num-device-blocks N (and --num-host-blocks N for a swap pool)")
         link = link_bandwidth if link_bandwidth is not None else math.inf
         return Deployment(model, block_size, int(dev), host, kv_tok, link, report, {"cost": spec})
     if spec.startswith("roofline:"):

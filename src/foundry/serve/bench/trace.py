@@ -56,6 +56,14 @@ def read_trace(path: str | Path) -> Trace:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"trace: no such file {path}")
+    try:
+        return _read_rows(path)
+    except (UnicodeDecodeError, csv.Error):
+        wanted = " or ".join(", ".join(cols) for cols in LAYOUTS.values())
+        raise ValueError(f"trace: {path} is not a CSV text file; expected the columns {wanted}") from None
+
+
+def _read_rows(path: Path) -> Trace:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         header = [h.strip() for h in (reader.fieldnames or [])]

@@ -199,6 +199,10 @@ def samples_from_json(d: dict[str, Any]) -> list[tuple[BatchFeatures, float]]:
     return [(BatchFeatures(*(int(v) for v in row[:5])), float(row[5])) for row in d["samples"]]
 
 
+KINDS = ("step samples (kind: step-samples), a fitted cost model (kind: linear-cost-model) or a "
+         "`foundry serve profile` file")
+
+
 def load_fitted(path: str | Path) -> tuple[LinearCostModel, FitReport | None]:
     """A cost model from a coefficients file, a step-samples file, or a `foundry serve profile` file."""
     p = Path(path)
@@ -206,13 +210,18 @@ def load_fitted(path: str | Path) -> tuple[LinearCostModel, FitReport | None]:
         raise ValueError(f"cost: no such file {str(p)!r}")
     try:
         d = json.loads(p.read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"cost: {str(p)!r} is not JSON ({e})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ValueError(f"cost: {str(p)!r} is not a JSON file; expected {KINDS}") from None
     kind = d.get("kind") if isinstance(d, dict) else None
-    if kind == "linear-cost-model":
-        return LinearCostModel.from_dict(d), None
-    if kind == "step-samples":
-        return LinearCostModel.fit(samples_from_json(d), name=f"fitted:{p.name}", meta=d.get("meta", {}))
-    if isinstance(d, dict) and "prefill_lens" in d:
-        return LinearCostModel.fit_profile(Profile.load(p))
-    raise ValueError(f"cost: {str(p)!r} is neither a cost model, step samples nor a serve profile")
+    try:
+        if kind == "linear-cost-model":
+            return LinearCostModel.from_dict(d), None
+        if kind == "step-samples":
+            return LinearCostModel.fit(samples_from_json(d), name=f"fitted:{p.name}", meta=d.get("meta", {}))
+        if isinstance(d, dict) and "prefill_lens" in d:
+            return LinearCostModel.fit_profile(Profile.load(p))
+    except (KeyError, TypeError, IndexError, ValueError) as e:
+        what = f"{e!r}" if isinstance(e, KeyError) else str(e)
+        raise ValueError(f"cost: {str(p)!r} is not a valid {kind or 'profile'} file ({what})") from None
+    raise ValueError(f"cost: {str(p)!r} is neither a cost model, step samples nor a serve profile; "
+                     f"expected {KINDS}")
