@@ -4,28 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import socket
 from collections.abc import Iterator
 from types import SimpleNamespace
 
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from foundry.serve import EngineConfig, LLMEngine, SamplingParams
 from foundry.serve.server import create_app, serve_in_thread
+from tests.waiting import StepGate, until, wait_until, watch_aborts
 
 MODEL = "foundry-tiny"
 CONFIG = EngineConfig(max_num_seqs=4, max_model_len=256, num_device_blocks=64)
-
-
-def wait_until(cond, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return cond()
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +282,18 @@ def ok_chat(**kw: object) -> dict:
             "messages.0.role",
             None,
         ),
+        # lone UTF-16 surrogates are legal JSON but not text: 400 naming the field, not a tokenizer 500
+        ("/v1/completions", ok_completion(prompt="\ud800"), "prompt", None),
+        ("/v1/completions", ok_completion(prompt=["fine", "bad \udfff"]), "prompt.1", None),
+        ("/v1/completions", ok_completion(stop=["\ud800"]), "stop.0", None),
+        ("/v1/chat/completions", ok_chat(messages=[{"role": "user", "content": "\ud83d"}]),
+         "messages.0.content", None),
+        (
+            "/v1/chat/completions",
+            ok_chat(messages=[{"role": "user", "content": [{"type": "text", "text": "\udc00"}]}]),
+            "messages.0.content.0.text",
+            None,
+        ),
     ],
 )
 def test_bad_requests_get_400_with_an_openai_error_body(
@@ -301,6 +307,26 @@ def test_bad_requests_get_400_with_an_openai_error_body(
     if param is not None:
         assert err["message"].startswith(param.split(".")[0])
     assert idle(server) or wait_until(lambda: idle(server))
+
+
+# any text, lone UTF-16 surrogates included (hypothesis' default text excludes them)
+ANY_TEXT = st.text(st.one_of(st.characters(), st.integers(0xD800, 0xDFFF).map(chr)), max_size=12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prompt=ANY_TEXT, content=ANY_TEXT, stop=ANY_TEXT)
+def test_fuzzed_text_gets_an_answer_or_a_400_never_a_500(
+    server: SimpleNamespace, prompt: str, content: str, stop: str
+) -> None:
+    common = {"model": MODEL, "max_tokens": 1, "stop": [stop]}
+    for path, body in (
+        ("/v1/completions", {**common, "prompt": prompt}),
+        ("/v1/chat/completions", {**common, "messages": [{"role": "user", "content": content}]}),
+    ):
+        r = post(server, path, body)
+        assert r.status_code in (200, 400), r.text
+        if r.status_code == 400:
+            assert r.json()["error"]["param"] is not None
 
 
 def test_openai_client_raises_bad_request_with_the_param(server: SimpleNamespace) -> None:
@@ -318,28 +344,87 @@ def test_unknown_route_is_fastapis_404(server: SimpleNamespace) -> None:
 # --- cancellation frees KV blocks ------------------------------------------------------------------
 
 
-def test_disconnect_mid_stream_aborts_and_frees_kv_blocks(server: SimpleNamespace) -> None:
+def open_request(url: str, path: str, body: dict) -> socket.socket:
+    """Send a POST over a raw socket and leave the answer unread: the test decides when to hang up."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=60)
+    payload = json.dumps(body).encode()
+    head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    sock.sendall(f"{head}Content-Length: {len(payload)}\r\n\r\n".encode() + payload)
+    return sock
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["non-streaming", "streaming"])
+def test_a_client_that_hangs_up_frees_its_slot_within_one_engine_step(server: SimpleNamespace, stream: bool):
     engine, async_engine = server.engine, server.app.state.engine
-    aborted_before = async_engine.stats().num_aborted
-    body = {"model": MODEL, "prompt": "stream me", "max_tokens": 200, "stream": True, "ignore_eos": True}
-    with httpx.stream("POST", f"{server.url}/v1/completions", json=body) as r:
-        lines = r.iter_lines()
-        assert next(line for line in lines if line.startswith("data: "))
-        assert async_engine.stats().device_kv_usage > 0  # it holds blocks while streaming
-    # the client has gone: the request is aborted and its blocks freed, long before 200 tokens
-    assert wait_until(lambda: async_engine.stats().num_aborted == aborted_before + 1)
-    assert wait_until(lambda: idle(server))
+    before = async_engine.stats()
+    body = {"model": MODEL, "prompt": "hang up", "max_tokens": 200, "ignore_eos": True, "stream": stream}
+    with StepGate(engine) as gate, watch_aborts(async_engine) as aborted:
+        sock = open_request(server.url, "/v1/completions", body)
+        gate.run(2)  # prefill and one decode
+        assert gate.wait_for(lambda g: g.waiting)  # the engine has begun a third step, held at the gate
+        assert wait_until(lambda: async_engine.stats().num_running == 1)
+        assert async_engine.stats().device_kv_usage > 0  # it holds blocks
+        if stream:  # the client has seen its first tokens
+            received = b""
+            while b"data: " not in received:
+                chunk = sock.recv(65536)
+                assert chunk, "the server closed the stream"
+                received += chunk
+        sock.close()
+        # the server hears the hang-up while the engine stands still: no step is needed to notice it
+        assert aborted.wait(60) and gate.steps == 2
+        gate.allow(1)  # the step already under way finishes; the abort applies at the boundary after it
+        assert wait_until(lambda: async_engine.stats().num_aborted == before.num_aborted + 1)
+        assert gate.steps == 3 and not engine.has_unfinished_requests()
+    after = async_engine.stats()
+    assert after.num_finished == before.num_finished and idle(server)  # aborted, never finished
     assert engine.block_manager.num_free_device_blocks == engine.block_manager.device.num_blocks
     engine.block_manager.check_invariants()
 
 
-def test_disconnect_while_waiting_for_a_non_streaming_answer_aborts(server: SimpleNamespace) -> None:
-    async_engine = server.app.state.engine
-    aborted_before = async_engine.stats().num_aborted
-    body = {"model": MODEL, "prompt": "slow", "max_tokens": 240, "ignore_eos": True}
-    with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{server.url}/v1/completions", json=body, timeout=httpx.Timeout(10.0, read=0.15))
-    assert wait_until(lambda: async_engine.stats().num_aborted == aborted_before + 1)
+@pytest.mark.parametrize("stream", [False, True], ids=["non-streaming", "streaming"])
+def test_the_hang_up_is_heard_from_the_asgi_message_not_at_a_polling_interval(
+    server: SimpleNamespace, stream: bool
+) -> None:
+    """Drive the app as an ASGI server would: the abort must follow ``http.disconnect`` within a few
+    turns of the event loop, with no timer in between (so a polling handler fails this test)."""
+    engine, async_engine = server.engine, server.app.state.engine
+    payload = json.dumps({"model": MODEL, "prompt": "asgi", "max_tokens": 200, "stream": stream}).encode()
+    scope = {
+        "type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+        "method": "POST", "scheme": "http", "path": "/v1/completions", "raw_path": b"/v1/completions",
+        "query_string": b"", "root_path": "", "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+    }
+    hung_up = asyncio.Event()
+    messages = [{"type": "http.request", "body": payload, "more_body": False}]
+
+    async def receive() -> dict:
+        if messages:
+            return messages.pop()
+        await hung_up.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        pass
+
+    async def scenario(gate: StepGate, aborted) -> int:
+        app_task = asyncio.create_task(server.app(scope, receive, send))
+        await gate.held_async()  # the request is in the engine, which is held before its first step
+        assert not aborted.is_set()
+        hung_up.set()
+        turns = 0
+        while not aborted.is_set() and turns < 100:
+            await asyncio.sleep(0)  # one turn of the event loop; no time needs to pass
+            turns += 1
+        gate.open()
+        await app_task
+        return turns
+
+    with StepGate(engine) as gate, watch_aborts(async_engine) as aborted:
+        turns = asyncio.run(scenario(gate, aborted))
+    assert aborted.is_set() and turns < 100, "the abort waited for something other than the message"
     assert wait_until(lambda: idle(server))
 
 
@@ -381,18 +466,22 @@ def test_each_app_has_its_own_registry(server: SimpleNamespace) -> None:
 
 
 def test_full_waiting_queue_answers_429_with_retry_after() -> None:
-    engine = LLMEngine(EngineConfig(max_num_seqs=1, max_model_len=256, num_device_blocks=64))
-    app = create_app(engine, max_waiting=1, retry_after_s=2.0)
-    with serve_in_thread(app) as url:
+    llm = LLMEngine(EngineConfig(max_num_seqs=1, max_model_len=256, num_device_blocks=64))
+    app = create_app(llm, max_waiting=1, retry_after_s=2.0)
+    with serve_in_thread(app) as url, StepGate(llm) as gate:
         body = {"model": MODEL, "prompt": "busy", "ignore_eos": True}
+        engine = app.state.engine
 
         async def scenario() -> tuple[httpx.Response, ...]:
             async with httpx.AsyncClient(base_url=url, timeout=60) as c:
                 running = asyncio.create_task(c.post("/v1/completions", json={**body, "max_tokens": 200}))
-                await wait_async(lambda: app.state.engine.stats().num_running == 1)
+                await until(lambda: engine.stats().num_waiting == 1)  # in the engine, held at the gate
+                await gate.run_async(1)  # admitted: it runs, and no further step may happen
+                await until(lambda: engine.stats().num_running == 1)
                 waiting = asyncio.create_task(c.post("/v1/completions", json={**body, "max_tokens": 2}))
-                await wait_async(lambda: app.state.engine.num_waiting() == 1)
+                await until(lambda: engine.num_waiting() == 1)
                 refused = await c.post("/v1/completions", json={**body, "max_tokens": 2})
+                gate.open()
                 return refused, await running, await waiting
 
         refused, running, waiting = asyncio.run(scenario())
@@ -400,16 +489,10 @@ def test_full_waiting_queue_answers_429_with_retry_after() -> None:
         err = refused.json()["error"]
         assert set(err) == {"message", "type", "param", "code"} and err["code"] == "queue_full"
         assert running.status_code == 200 and waiting.status_code == 200
+        assert running.json()["usage"]["completion_tokens"] == 200
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
         assert client.completions.create(model=MODEL, prompt="ok now", max_tokens=2).usage.completion_tokens
         assert "foundry_requests_rejected_total 1.0" in httpx.get(f"{url}/metrics").text
-
-
-async def wait_async(cond, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.01)
 
 
 # --- a checkpoint directory as the model -------------------------------------------------------------
@@ -442,13 +525,18 @@ def test_metrics_count_preemptions_and_swaps_under_memory_pressure(mode: str) ->
     config = EngineConfig(
         max_num_seqs=4, max_model_len=128, num_device_blocks=10, num_host_blocks=32, preemption_mode=mode
     )
-    app = create_app(LLMEngine(config))
+    llm = LLMEngine(config)
+    app = create_app(llm)
     body = {"model": MODEL, "prompt": "x" * 20, "max_tokens": 60, "ignore_eos": True}
-    with serve_in_thread(app) as url:
+    with serve_in_thread(app) as url, StepGate(llm) as gate:
 
         async def main() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=url, timeout=60) as c:
-                return await asyncio.gather(*(c.post("/v1/completions", json=body) for _ in range(4)))
+                posts = [asyncio.create_task(c.post("/v1/completions", json=body)) for _ in range(4)]
+                # all four are in before any step runs: by construction they compete for the blocks
+                await until(lambda: app.state.engine.num_waiting() == 4)
+                gate.open()
+                return await asyncio.gather(*posts)
 
         assert all(r.json()["usage"]["completion_tokens"] == 60 for r in asyncio.run(main()))
         values = {

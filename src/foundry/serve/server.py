@@ -3,7 +3,9 @@
 No scheduling happens here. Each handler validates its request, turns it into token ids and a
 ``SamplingParams``, hands it to the ``AsyncEngine`` and streams the engine's outputs back (SSE in
 OpenAI's chunk format, ending with ``data: [DONE]``) or collects them into one response. A client that
-disconnects has its request aborted, which frees its KV blocks.
+disconnects has its request aborted, which frees its KV blocks at the engine's next step: the handler
+waits on the ASGI ``http.disconnect`` message beside the engine's outputs, so it hears of the departure
+as it happens rather than at a polling interval.
 
 Errors use OpenAI's body ``{"error": {"message", "type", "param", "code"}}``: invalid requests → 400
 naming the field, waiting queue full → 429 with ``Retry-After``, engine stopped → 503.
@@ -17,14 +19,15 @@ import math
 import re
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.types import Receive
 
 from foundry.serve.async_engine import AsyncEngine, EngineDeadError, QueueFullError, RequestStream
 from foundry.serve.metrics import ServerMetrics
@@ -51,8 +54,7 @@ from foundry.serve.protocol import (
     usage_of,
 )
 
-DISCONNECT_POLL_S = 0.2
-
+T = TypeVar("T")
 
 class APIError(Exception):
     """An error answered with OpenAI's error body."""
@@ -250,7 +252,29 @@ async def _merge(streams: list[RequestStream]) -> AsyncIterator[tuple[int, Any]]
             task.cancel()
 
 
-async def _collect(streams: list[RequestStream], raw: Request) -> list[list[Any]]:
+class ClientDisconnected(Exception):
+    """The client closed its connection before its answer was complete."""
+
+
+async def _wait_for_disconnect(receive: Receive) -> None:
+    """Return once the ASGI server reports ``http.disconnect`` (the request body is already read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _unless_disconnected(work: Awaitable[T], disconnected: asyncio.Future) -> T:
+    """``await work``, or raise ``ClientDisconnected`` the moment ``disconnected`` completes first."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.wait({task, disconnected}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():  # finished work wins a tie: the answer is complete
+            return task.result()
+        raise ClientDisconnected
+    finally:
+        task.cancel()
+
+
+async def _collect(streams: list[RequestStream], receive: Receive) -> list[list[Any]]:
     """All outputs per request; aborts them (and answers nothing) if the client goes away first."""
 
     async def drain() -> list[list[Any]]:
@@ -259,17 +283,13 @@ async def _collect(streams: list[RequestStream], raw: Request) -> list[list[Any]
             outs[i].append(out)
         return outs
 
-    task = asyncio.ensure_future(drain())
+    disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
     try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
-            if done:
-                return task.result()
-            if await raw.is_disconnected():
-                raise APIError(499, "client disconnected", type="client_closed_request")
+        return await _unless_disconnected(drain(), disconnected)
+    except ClientDisconnected:
+        raise APIError(499, "client disconnected", type="client_closed_request") from None
     finally:
-        if not task.done():
-            task.cancel()
+        disconnected.cancel()
         for stream in streams:
             stream.cancel()
 
@@ -283,19 +303,34 @@ def _finish_reason(out: Any) -> str | None:
     return out.finish_reason if out.finished else None
 
 
-async def _sse_stream(streams: list[RequestStream], chunks: AsyncIterator[str]) -> AsyncIterator[str]:
-    """Wrap a chunk generator: an engine failure becomes an error event; the requests are always released."""
+async def _sse_stream(
+    streams: list[RequestStream], chunks: AsyncIterator[str], receive: Receive
+) -> AsyncIterator[str]:
+    """Wrap a chunk generator: an engine failure becomes an error event; a client that disconnects ends
+    it at once (whatever the ASGI server's spec version); the requests are always released."""
     import json
 
+    disconnected = asyncio.ensure_future(_wait_for_disconnect(receive))
     try:
-        async for chunk in chunks:
+        while True:
+            try:
+                chunk = await _unless_disconnected(anext(chunks), disconnected)
+            except StopAsyncIteration:
+                break
             yield chunk
     except EngineDeadError as e:
         yield _sse(json.dumps(error_body(str(e), "service_unavailable", code="engine_dead")))
+    except ClientDisconnected:
+        return
     finally:
+        disconnected.cancel()
         for stream in streams:
             stream.cancel()
     yield "data: [DONE]\n\n"
+
+
+def _event_stream(streams: list[RequestStream], chunks: AsyncIterator[str], receive: Receive) -> Response:
+    return StreamingResponse(_sse_stream(streams, chunks, receive), media_type="text/event-stream")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -337,7 +372,9 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        err = exc.errors()[0] if exc.errors() else {"msg": "invalid request", "loc": ()}
+        errors = exc.errors() or [{"msg": "invalid request", "loc": ()}]
+        # of a union's failed branches, a validator's own complaint says the most
+        err = next((e for e in errors if e.get("type") == "value_error"), errors[0])
         if err.get("type") == "json_invalid":
             return JSONResponse(
                 error_body(
@@ -349,7 +386,8 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
         # drop pydantic's union-branch tags (e.g. "str", "list[int]") so param is the field path
         path = [p for p in loc if not re.fullmatch(r"[a-z]+\[.*\]|str|int|float|bool|function-.*", p)]
         param = ".".join(path) if path else None
-        message = f"{param}: {err.get('msg')}" if param else str(err.get("msg"))
+        msg = str(err.get("msg")).removeprefix("Value error, ")
+        message = f"{param}: {msg}" if param else msg
         return JSONResponse(error_body(message, "invalid_request_error", param, None), status_code=400)
 
     @app.get("/health")
@@ -413,9 +451,9 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
                         )
                     )
 
-            return StreamingResponse(_sse_stream(streams, chunks()), media_type="text/event-stream")
+            return _event_stream(streams, chunks(), raw.receive)
 
-        outs = await _collect(streams, raw)
+        outs = await _collect(streams, raw.receive)
         choices = []
         for i, request_outs in enumerate(outs):
             final = request_outs[-1]
@@ -480,9 +518,9 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
                         )
                     )
 
-            return StreamingResponse(_sse_stream(streams, chunks()), media_type="text/event-stream")
+            return _event_stream(streams, chunks(), raw.receive)
 
-        outs = await _collect(streams, raw)
+        outs = await _collect(streams, raw.receive)
         choices = []
         for i, request_outs in enumerate(outs):
             final = request_outs[-1]
