@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from foundry.pde.checkpoint import read_checkpoint
 from foundry.pde.data.dataset import PDEDataset
 from foundry.pde.data.generate import GenerateConfig
 from foundry.pde.data.sinus_trig import FAMILY, generate_trig
@@ -62,7 +63,7 @@ QUICK = Setting((4, 8), 4, 6, 3, 256, GenerateConfig(num_t=26, dt=1e-3, chunk_si
 
 def model_size_of(checkpoint: Path) -> str:
     """The preset name whose configuration the checkpoint holds."""
-    config = torch.load(checkpoint, map_location="cpu", weights_only=False)["model_config"]
+    config = read_checkpoint(checkpoint)["model_config"]
     for name, preset in PRESETS.items():
         if preset.to_dict() == config:
             return name
@@ -222,9 +223,10 @@ def main(argv: list[str] | None = None) -> dict:
             ap.error("--steps must be >= 1")
         setting = replace(setting, steps=args.steps)
     checkpoint = args.checkpoint if args.checkpoint is not None else default_checkpoint()
-    if not checkpoint.exists():
-        ap.error(f"--checkpoint: {checkpoint} does not exist")
-    size = model_size_of(checkpoint)
+    try:
+        size = model_size_of(checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        ap.error(f"--checkpoint: {e}")
     t0, c0 = time.time(), time.process_time()
 
     files = make_data(setting, args.out_dir / ("quick" if args.quick else "data"))

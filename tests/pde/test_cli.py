@@ -6,10 +6,10 @@ import torch
 from typer.testing import CliRunner
 
 from foundry.cli import app
+from foundry.pde.checkpoint import save_checkpoint
 from foundry.pde.graph.parser import parse_pde
 from foundry.pde.inference import default_checkpoint, load_model, predict
 from foundry.pde.models.pdeformer import build_model
-from foundry.pde.training.train import save_checkpoint
 
 runner = CliRunner()
 
@@ -154,3 +154,62 @@ def test_shipped_checkpoint_loads():
     assert default_checkpoint().exists()
     model, meta = load_model()
     assert model.config.num_mod == 3 and meta["rel_l2"] < 1.0
+
+
+# -- wrong files: one line naming the option and the file, exit 2 like typer's usage errors -------
+
+
+@pytest.fixture(scope="module")
+def tiny_h5(tmp_path_factory):
+    from foundry.pde.data.generate import GenerateConfig, generate
+
+    path = tmp_path_factory.mktemp("data") / "tiny.h5"
+    generate(GenerateConfig(num_samples=4, num_x=32, num_t=6, dt=1e-3, chunk_size=8), path, progress=False)
+    return path
+
+
+def flat(output: str) -> str:
+    return " ".join(output.replace("│", " ").split())  # unwrap rich's error box, if any
+
+
+@pytest.mark.parametrize(
+    ("case", "option", "says"),
+    [
+        ("npz-as-checkpoint", "--checkpoint", "is not a PDEformer checkpoint (not a torch file"),
+        ("missing-checkpoint", "--checkpoint", "not found"),
+        ("corrupt-checkpoint", "--checkpoint", "is not a PDEformer checkpoint"),
+        ("missing-data", "--data", "does not exist"),
+        ("h5-wrong-layout", "--data", "lacks 'num_mod': not a dataset from `foundry pde generate`"),
+        ("npz-as-data", "--data", "is not an HDF5 file"),
+    ],
+)
+def test_eval_rejects_wrong_files(case, option, says, ckpt, tiny_h5, tmp_path):
+    import h5py
+
+    npz, corrupt, wrong = tmp_path / "u.npz", tmp_path / "corrupt.pt", tmp_path / "wrong.h5"
+    np.savez(npz, u=np.zeros(3))
+    corrupt.write_bytes(ckpt.read_bytes()[:1000])  # a truncated download
+    with h5py.File(wrong, "w") as f:
+        f["u"] = np.zeros((2, 3, 4))
+    data, checkpoint = {
+        "npz-as-checkpoint": (tiny_h5, npz),
+        "missing-checkpoint": (tiny_h5, tmp_path / "none.pt"),
+        "corrupt-checkpoint": (tiny_h5, corrupt),
+        "missing-data": (tmp_path / "none.h5", ckpt),
+        "h5-wrong-layout": (wrong, ckpt),
+        "npz-as-data": (npz, ckpt),
+    }[case]
+    res = runner.invoke(app, ["pde", "eval", "--data", str(data), "--checkpoint", str(checkpoint)])
+    bad = checkpoint if option == "--checkpoint" else data
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    assert f"Invalid value for {option}: " in flat(res.output) and says in flat(res.output)
+    assert str(bad) in flat(res.output)
+
+
+def test_train_rejects_a_wrong_data_file(tmp_path):
+    (tmp_path / "train.h5").write_bytes(b"not hdf5")
+    args = ["--train-data", str(tmp_path / "train.h5"), "--out-dir", str(tmp_path)]
+    res = runner.invoke(app, ["pde", "train", *args])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert f"{tmp_path / 'train.h5'} is not an HDF5 file" in flat(res.output)

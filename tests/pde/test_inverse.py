@@ -12,6 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from foundry.cli import app
+from foundry.pde.checkpoint import save_checkpoint
 from foundry.pde.data.dataset import graph_to_tensors
 from foundry.pde.data.sinus import params_to_pde
 from foundry.pde.graph.dag import GRAPH_KEYS, GraphSizes, build_graph
@@ -32,7 +33,6 @@ from foundry.pde.inverse.solver_baseline import _SolverMisfit, fourier_field
 from foundry.pde.inverse.surrogate import Surrogate, scalar_slots
 from foundry.pde.inverse.text import text_template
 from foundry.pde.models.pdeformer import PDEformer, PDEformerConfig
-from foundry.pde.training.train import save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 X = np.linspace(-1.0, 1.0, 128, endpoint=False)

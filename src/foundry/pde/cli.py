@@ -80,16 +80,12 @@ def train(
     init_from: Path | None = typer.Option(None, help="Finetune: start from this checkpoint's weights."),
 ) -> None:
     """Train a PDEformer (single process, or DDP when launched with torchrun)."""
+    given = {k: v for k, v in locals().items() if v is not None}
     from pydantic import ValidationError
 
     from foundry.pde.training.config import TrainConfig
     from foundry.pde.training.train import train as run
 
-    given = {
-        k: v
-        for k, v in locals().items()
-        if k not in ("run", "TrainConfig", "ValidationError") and v is not None
-    }
     try:
         cfg = TrainConfig(**given)
     except ValidationError as e:
@@ -98,8 +94,11 @@ def train(
     for name in ("train_data", "test_data", "init_from"):
         path = getattr(cfg, name)
         if path is not None and not path.exists():
-            raise typer.BadParameter(f"--{name.replace('_', '-')}: {path} does not exist")
-    summary = run(cfg)
+            raise typer.BadParameter(f"{path} does not exist", param_hint=f"--{name.replace('_', '-')}")
+    try:
+        summary = run(cfg)
+    except (FileNotFoundError, ValueError) as e:  # data or checkpoint files; the message names the file
+        raise typer.BadParameter(str(e)) from None
     typer.echo(
         f"done: step {summary['step']}, best held-out rel-L2 {summary['best_rel_l2']:.4f}, "
         f"checkpoints in {summary['out_dir']}"
@@ -121,14 +120,18 @@ def evaluate_cmd(
     from foundry.pde.training.evaluate import evaluate
     from foundry.pde.training.train import select_device
 
-    if not data.exists():
-        raise typer.BadParameter(f"--data: {data} does not exist")
-    dev = select_device(device)
+    try:
+        dev = select_device(device)
+    except RuntimeError as e:
+        raise typer.BadParameter(str(e), param_hint="--device") from None
     try:
         model, _ = load_model(checkpoint, dev)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--checkpoint") from None
+    try:
         ds = PDEDataset(data, num_mod=model.config.num_mod, limit=limit)
     except (FileNotFoundError, ValueError) as e:
-        raise typer.BadParameter(str(e)) from e
+        raise typer.BadParameter(str(e), param_hint="--data") from None
     err = evaluate(model, ds, device=dev)
     lo, hi = np.percentile(err, [1, 99])
     centered = err[(err >= lo) & (err <= hi)].mean()
@@ -184,11 +187,14 @@ def predict(
     from foundry.pde.inference import predict as run
 
     try:
-        model, meta = load_model(checkpoint)
+        model, _ = load_model(checkpoint)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--checkpoint") from None
+    try:
         start = time.perf_counter()
         u = run(model, pde, t, x)
         elapsed = time.perf_counter() - start
-    except (FileNotFoundError, ValueError) as e:
+    except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     arrays = {"t": t, "x": x, "u": u}
     msg = f"predicted u[{len(t)}, {len(x)}] in {elapsed * 1e3:.0f} ms"
@@ -236,6 +242,7 @@ def invert(
     """Recover scalar PDE coefficients from scattered observations through the model (PSO / gradient)."""
     import numpy as np
 
+    from foundry.pde.checkpoint import CheckpointError
     from foundry.pde.graph.parser import PDEParseError
     from foundry.pde.inference import load_model
     from foundry.pde.inverse.invert import InvertSettings, invert_demo, invert_file
@@ -256,8 +263,8 @@ def invert(
                 raise ValueError("--obs needs the EQUATION argument and --unknowns")
             names = [n.strip() for n in unknowns.split(",") if n.strip()]
             results, truth, setup = invert_file(model, equation, names, obs, settings)
-    except FileNotFoundError as e:
-        raise typer.BadParameter(f"--checkpoint: {e}") from e
+    except (FileNotFoundError, CheckpointError) as e:
+        raise typer.BadParameter(str(e), param_hint="--checkpoint") from None
     except (ValueError, PDEParseError) as e:
         raise typer.BadParameter(str(e)) from e
     typer.echo(f"equation: {equation}\nunknowns: {', '.join(names)}; setup {setup:.1f} s")

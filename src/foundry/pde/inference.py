@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from foundry.pde.checkpoint import CheckpointError, read_checkpoint
 from foundry.pde.data.dataset import graph_to_tensors
 from foundry.pde.graph.dag import GRAPH_KEYS, build_graph
 from foundry.pde.graph.symbolic import PDE
@@ -25,15 +26,18 @@ def load_model(path: str | Path | None = None, device: str | torch.device = "cpu
     """Load a checkpoint written by training (``best.pt``/``last.pt``) or the shipped one.
 
     Returns the model in eval mode and the checkpoint's metadata (everything but the weights).
+    The file is read with torch's weights-only loader (`read_checkpoint`): it cannot run code.
+    Raises FileNotFoundError for a missing file and `CheckpointError` (a ValueError with a one-line
+    message naming the file) for anything that is not a PDEformer checkpoint.
     """
     path = Path(path) if path is not None else default_checkpoint()
-    if not path.exists():
-        raise FileNotFoundError(f"checkpoint {path} not found")
-    ckpt = torch.load(path, map_location=device, weights_only=False)
-    if "model" not in ckpt or "model_config" not in ckpt:
-        raise ValueError(f"{path} is not a PDEformer checkpoint (missing 'model' or 'model_config')")
-    model = PDEformer(PDEformerConfig(**ckpt["model_config"])).to(device)
-    model.load_state_dict(ckpt["model"])
+    ckpt = read_checkpoint(path, device)
+    try:
+        model = PDEformer(PDEformerConfig(**ckpt["model_config"])).to(device)
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, ValueError, RuntimeError) as e:  # a config or weights that fit no PDEformer
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{path} is not a loadable PDEformer checkpoint ({reason[:160]})") from None
     model.eval()
     meta = {k: v for k, v in ckpt.items() if k not in ("model", "optimizer", "scheduler")}
     return model, meta

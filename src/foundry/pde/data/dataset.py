@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -45,19 +46,26 @@ class PDEDataset:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"dataset {path} does not exist; create it with `foundry pde generate`")
-        with h5py.File(path, "r") as f:
-            if num_mod is not None and int(f.attrs["num_mod"]) != num_mod:
-                raise ValueError(
-                    f"{path} stores graphs with num_mod={int(f.attrs['num_mod'])} but the model "
-                    f"needs {num_mod}; regenerate with --num-mod {num_mod}"
-                )
-            n = f["u"].shape[0] if limit is None else min(limit, f["u"].shape[0])
-            if n == 0:
-                raise ValueError(f"dataset {path} is empty")
-            self.u = f["u"][:n].astype(np.float32)  # [N, T, X]
-            self.t, self.x = f["t"][:].astype(np.float32), f["x"][:].astype(np.float32)
-            self.graph = {k: f[k][:n] for k in GRAPH_KEYS}
-            self.attrs = dict(f.attrs)
+        try:
+            with h5py.File(path, "r") as f:
+                if num_mod is not None and int(f.attrs["num_mod"]) != num_mod:
+                    raise ValueError(
+                        f"{path} stores graphs with num_mod={int(f.attrs['num_mod'])} but the model "
+                        f"needs {num_mod}; regenerate with --num-mod {num_mod}"
+                    )
+                n = f["u"].shape[0] if limit is None else min(limit, f["u"].shape[0])
+                if n == 0:
+                    raise ValueError(f"dataset {path} is empty")
+                self.u = f["u"][:n].astype(np.float32)  # [N, T, X]
+                self.t, self.x = f["t"][:].astype(np.float32), f["x"][:].astype(np.float32)
+                self.graph = {k: f[k][:n] for k in GRAPH_KEYS}
+                self.attrs = dict(f.attrs)
+        except (OSError, KeyError) as e:  # not HDF5, or HDF5 without the generated layout
+            name = re.findall(r"'(\w+)'", str(e))  # h5py: "... (object 't' doesn't exist)"
+            what = f"lacks {name[-1] if name else e!r}" if isinstance(e, KeyError) else "is not an HDF5 file"
+            raise ValueError(
+                f"{path} {what}: not a dataset from `foundry pde generate` or `foundry pde benchmark-data`"
+            ) from None
         self.periodic = str(self.attrs.get("family", "")).endswith("periodic")
 
     def __len__(self) -> int:

@@ -12,6 +12,7 @@ Observation file (.npz), one row per initial condition (n_ic of them):
 from __future__ import annotations
 
 import time
+import zipfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -58,14 +59,19 @@ def load_observations(path: Path) -> tuple[Observations, np.ndarray | None]:
     if not path.exists():
         raise ValueError(f"--obs: {path} does not exist")
     try:
-        z = np.load(path)
-    except (OSError, ValueError) as e:
+        z = np.load(path, allow_pickle=False)  # a pickled object array could run code: refused
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise ValueError(f"--obs: {path} is not a readable .npz file ({e})") from e
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"--obs: {path} is a single .npy array, not an .npz file of {', '.join(OBS_KEYS)}")
     missing = [k for k in OBS_KEYS if k not in z]
     if missing:
         raise ValueError(f"--obs: {path} lacks array(s) {', '.join(missing)} (needs {', '.join(OBS_KEYS)})")
-    arrays = {k: np.asarray(z[k], dtype=np.float64) for k in OBS_KEYS}
-    truth = np.asarray(z["truth"], dtype=np.float64).reshape(-1) if "truth" in z else None
+    try:
+        arrays = {k: np.asarray(z[k], dtype=np.float64) for k in OBS_KEYS}
+        truth = np.asarray(z["truth"], dtype=np.float64).reshape(-1) if "truth" in z else None
+    except (ValueError, TypeError) as e:  # object arrays (refused unpickling), strings, ...
+        raise ValueError(f"--obs: {path} holds non-numeric arrays ({e})") from e
     try:
         obs = Observations(arrays["ic"], arrays["t"], arrays["x"], arrays["u_obs"])
     except ValueError as e:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from foundry.pde.checkpoint import read_checkpoint, save_checkpoint
 from foundry.pde.data.dataset import PDEDataset
 from foundry.pde.losses.nrmse import normalized_rmse
 from foundry.pde.models.pdeformer import PRESETS, PDEformer
@@ -50,12 +51,6 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), world
 
 
-def save_checkpoint(path: Path, model: PDEformer, extra: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model_config": model.config.to_dict(), "model": model.state_dict(), **extra}, tmp)
-    tmp.replace(path)  # atomic: a crash never leaves a half-written checkpoint
-
-
 def train(cfg: TrainConfig) -> dict:
     """Run training; returns a summary (steps, last loss, best held-out relative L2)."""
     device = select_device(cfg.device)
@@ -64,19 +59,20 @@ def train(cfg: TrainConfig) -> dict:
     model_cfg = PRESETS[cfg.model_size]
     model = PDEformer(model_cfg).to(device)
     if cfg.init_from is not None:  # finetuning: weights only; a resume below still takes precedence
-        init = torch.load(cfg.init_from, map_location=device, weights_only=False)
+        init = read_checkpoint(cfg.init_from, device)
         if init["model_config"] != model_cfg.to_dict():
             raise ValueError(
                 f"init_from {cfg.init_from} holds a different model size than {cfg.model_size!r}"
             )
         model.load_state_dict(init["model"])
+    out = Path(cfg.out_dir)
+    resume = cfg.resume and (out / "last.pt").exists()
+    ckpt = read_checkpoint(out / "last.pt", device) if resume else None  # before the (slow) data
     data = PDEDataset(cfg.train_data, num_mod=model_cfg.num_mod, limit=cfg.train_limit)
     test = PDEDataset(cfg.test_data, num_mod=model_cfg.num_mod) if cfg.test_data else None
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    out = Path(cfg.out_dir)
     step, best, elapsed_before = 0, float("inf"), 0.0
-    if cfg.resume and (out / "last.pt").exists():
-        ckpt = torch.load(out / "last.pt", map_location=device, weights_only=False)
+    if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         step, best, elapsed_before = ckpt["step"], ckpt["best_rel_l2"], ckpt.get("elapsed_s", 0.0)
