@@ -75,6 +75,13 @@ class ModelConfig:
             raise ValueError(f"hidden_act: only 'silu' is supported, got {hf['hidden_act']!r}")
         if hf.get("use_sliding_window", False):
             raise ValueError("use_sliding_window: sliding-window attention is not supported")
+        missing = [k for k in HF_REQUIRED_FIELDS if k not in hf]
+        if missing:
+            raise ValueError(f"missing field(s) {', '.join(missing)} (a Llama or Qwen2 config.json has "
+                             f"{', '.join(HF_REQUIRED_FIELDS)})")
+        bad = [k for k in HF_REQUIRED_FIELDS if not (isinstance(hf[k], int) and hf[k] > 0)]
+        if bad:
+            raise ValueError(f"{bad[0]}: expected a positive integer, got {hf[bad[0]]!r}")
         rope = dict(hf.get("rope_parameters") or {})
         rope_theta = float(rope.get("rope_theta", hf.get("rope_theta", 10000.0)))
         scaling = hf.get("rope_scaling") or (rope if rope.get("rope_type", "default") != "default" else None)
@@ -112,6 +119,9 @@ class ModelConfig:
 
 
 SUPPORTED_ARCHITECTURES = {"LlamaForCausalLM", "Qwen2ForCausalLM"}
+HF_REQUIRED_FIELDS = (
+    "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"
+)
 
 # Named presets. foundry-tiny is the embedded default (random weights, meaningless text); the others
 # record published shapes so cost models and tests can build them without a checkpoint.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -27,6 +28,17 @@ def init_tiny_weights(model: LlamaForCausalLM, seed: int = 0) -> None:
             else:
                 std = 1.0 if "embed_tokens" in name else 0.08
                 p.copy_(torch.randn(p.shape, generator=gen) * std)
+
+
+def read_json_object(file: Path) -> dict[str, Any]:
+    """A checkpoint's JSON file as a dict; anything else is a ``ValueError`` naming the file."""
+    try:
+        data = json.loads(file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"model: {file} is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"model: {file} holds a JSON {type(data).__name__}, expected an object")
+    return data
 
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -59,18 +71,22 @@ def load_model(name_or_path: str, device: str | torch.device = "cpu", dtype: tor
         name = TINY_NAME
     else:
         path = Path(name_or_path)
-        if not (path / "config.json").exists():
-            raise ValueError(
-                f"model: {name_or_path!r} is neither 'foundry-tiny' nor a directory with config.json"
-            )
-        hf = json.loads((path / "config.json").read_text())
-        cfg = ModelConfig.from_hf(hf)
+        if not path.is_dir():
+            raise ValueError(f"model: {name_or_path!r} is neither 'foundry-tiny' nor a checkpoint directory")
+        config_file = path / "config.json"
+        if not config_file.is_file():
+            raise ValueError(f"model: {path} has no config.json (is it a Hugging Face checkpoint directory?)")
+        hf = read_json_object(config_file)
+        try:
+            cfg = ModelConfig.from_hf(hf)
+        except (TypeError, ValueError) as e:  # TypeError: a field of the wrong type
+            raise ValueError(f"model: {config_file}: {e}") from None
         model = LlamaForCausalLM(cfg)
         model.load_weights(load_state_dict(path))
         eos = cfg.eos_token_id
         gen_cfg = path / "generation_config.json"
         if eos is None and gen_cfg.exists():
-            eos = json.loads(gen_cfg.read_text()).get("eos_token_id")
+            eos = read_json_object(gen_cfg).get("eos_token_id")
             eos = eos[0] if isinstance(eos, list) and eos else eos
         tokenizer = Tokenizer.from_dir(path, eos, cfg.bos_token_id)
         name = path.resolve().name
