@@ -16,9 +16,12 @@ from foundry.serve.bench.workloads import (
     AZURE_2023_STATS,
     Pareto,
     PiecewiseLogQuantile,
+    RequestSpec,
+    Workload,
     azure_2023,
     build_workload,
     fit_published,
+    fit_to_context,
 )
 
 TRACES = Path("/work/shared/data/traces")
@@ -118,6 +121,13 @@ def test_trace_reader_errors_name_the_problem(tmp_path: Path, content: str, matc
         read_trace(tmp_path / "missing.csv")
 
 
+def test_a_binary_trace_is_refused_with_the_expected_columns(tmp_path: Path) -> None:
+    p = tmp_path / "train.h5"
+    p.write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(range(256)))
+    with pytest.raises(ValueError, match=r"trace: .*train.h5 is not a CSV text file; expected the columns"):
+        read_trace(p)
+
+
 # --- length distributions ----------------------------------------------------------------------------
 
 
@@ -180,6 +190,23 @@ def test_build_workload_from_a_trace_with_its_arrivals_scaled(tmp_path: Path) ->
 
 
 # --- percentile math and the summary -----------------------------------------------------------------
+
+
+def test_fit_to_context_clips_only_what_does_not_fit() -> None:
+    # (prompt, output) -> after fitting to 100 tokens
+    cases = {(30, 50): (30, 50), (60, 40): (60, 40),  # fit: unchanged
+             (90, 30): (70, 30),  # the output fits beside a shorter prompt: the prompt gives way
+             (20, 500): (20, 80),  # a short prompt keeps all of itself, the output the rest
+             (5000, 900): (50, 50), (70, 70): (50, 50),  # both long: half each
+             (5000, 1): (99, 1)}
+    wl = Workload("w", tuple(RequestSpec(0.1 * i, p, o) for i, (p, o) in enumerate(cases)))
+    fitted, num_clipped = fit_to_context(wl, 100)
+    assert [(r.prompt_len, r.output_len) for r in fitted.requests] == list(cases.values())
+    assert num_clipped == 5
+    assert [r.arrival_time for r in fitted.requests] == [r.arrival_time for r in wl.requests]
+    assert all(r.prompt_len + r.output_len <= 2 for r in fit_to_context(wl, 2)[0].requests)
+    with pytest.raises(ValueError, match="max_model_len"):
+        fit_to_context(wl, 1)
 
 
 def test_percentile_equals_numpy_linear() -> None:

@@ -124,6 +124,99 @@ def test_bad_options_exit_with_a_message_naming_the_option(args: list[str], opti
     assert r.exception is None or isinstance(r.exception, SystemExit)
 
 
+def _one_clean_error(r, *names: str) -> None:
+    assert r.exit_code != 0 and "Traceback" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    for name in names:
+        assert name in r.output, (name, r.output)
+
+
+def test_bench_fits_the_workload_to_the_servers_context() -> None:
+    from foundry.serve import EngineConfig, LLMEngine
+    from foundry.serve.server import create_app, serve_in_thread
+
+    server_app = create_app(LLMEngine(EngineConfig(max_model_len=64, num_device_blocks=32)))
+    # 40 + 40 tokens do not fit in 64: each request is cut to 32 + 32
+    args = ["--num-requests", "3", "--rate", "inf", "--prompt-len", "40", "--output-len", "40", "--json"]
+    with serve_in_thread(server_app) as url:
+        r = runner.invoke(app, ["serve", "bench", "--url", url, *args])
+    assert r.exit_code == 0, r.output
+    assert "clipped 3 of 3 requests to the context of 64 tokens" in r.output
+    result = json.loads(r.stdout)
+    assert result["num_failed"] == 0 and result["total_output_tokens"] == 3 * 32
+    assert result["info"]["max_model_len"] == 64 and result["info"]["num_clipped"] == 3
+
+
+def test_bench_in_process_fits_the_workload_to_the_engines_context() -> None:
+    args = ["serve", "bench", "--in-process", "--max-model-len", "32", "--num-requests", "2", "--rate", "inf",
+            "--prompt-len", "40", "--output-len", "8", "--json"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "clipped 2 of 2 requests to the context of 32 tokens" in r.output
+    result = json.loads(r.stdout)
+    assert result["num_completed"] == 2 and result["total_prompt_tokens"] == 2 * 24
+    assert result["total_output_tokens"] == 2 * 8
+
+
+def test_bench_with_failed_requests_exits_non_zero_with_the_count_and_first_error() -> None:
+    from foundry.serve import EngineConfig, LLMEngine
+    from foundry.serve.server import create_app, serve_in_thread
+
+    server_app = create_app(LLMEngine(EngineConfig(max_model_len=64, num_device_blocks=32)))
+    args = ["--model", "not-served", "--num-requests", "2", "--rate", "inf", "--prompt-len", "4",
+            "--output-len", "2"]
+    with serve_in_thread(server_app) as url:
+        table = runner.invoke(app, ["serve", "bench", "--url", url, *args])
+        as_json = runner.invoke(app, ["serve", "bench", "--url", url, *args, "--json"])
+    for r in (table, as_json):
+        assert r.exit_code == 1, r.output
+        _one_clean_error(r, "error: 2 of 2 requests failed; the first: HTTP 400", "'not-served'")
+    assert json.loads(as_json.stdout)["num_failed"] == 2  # stdout stays the JSON result
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line_before_loading_anything() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = runner.invoke(app, ["serve", "--port", str(port)])
+    assert r.exit_code == 1
+    assert r.output.strip() == (f"error: port {port} on 127.0.0.1 is already in use; "
+                                "pick another with --port")
+    assert "serving" not in r.output
+
+
+@pytest.mark.parametrize(
+    ("config", "names"),
+    [
+        ({"model_type": "llama", "hidden_size": 64}, ["config.json", "missing field(s) vocab_size, inter"]),
+        ({"model_type": "llama", "vocab_size": "many", "hidden_size": 64, "intermediate_size": 128,
+          "num_hidden_layers": 2, "num_attention_heads": 4}, ["config.json", "vocab_size: expected a"]),
+        ("{not json", ["config.json", "is not valid JSON"]),
+        ([1, 2], ["config.json", "holds a JSON list"]),
+        (None, ["has no config.json"]),
+    ],
+)
+def test_serve_model_dir_with_a_bad_config_names_the_file_and_fields(tmp_path, config, names) -> None:
+    if config is not None:
+        text = config if isinstance(config, str) else json.dumps(config)
+        (tmp_path / "config.json").write_text(text)
+    # --port 0: the port is bound before the model loads, and any free one will do
+    r = runner.invoke(app, ["serve", "--model", str(tmp_path), "--port", "0"])
+    _one_clean_error(r, "--model", *names)
+    assert "serving" not in r.output and "KeyError" not in r.output
+    r = runner.invoke(app, ["serve", "--model", str(tmp_path / "missing"), "--port", "0"])
+    _one_clean_error(r, "--model", "missing", "neither 'foundry-tiny' nor a checkpoint directory")
+
+
+def test_profile_writes_under_out_by_default(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = runner.invoke(app, ["serve", "profile", "--prefill-lens", "8", "--decode-batches", "1",
+                            "--repeats", "1", "--max-model-len", "64"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "profile.json").is_file() and "wrote out/profile.json" in r.output
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -6,13 +6,17 @@ place (``foundry.serve.EngineConfig``). Heavy imports (torch, fastapi) happen in
 
 from __future__ import annotations
 
+import errno
 import json
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from foundry.cli_errors import bad_option, positive_list
 
 app = typer.Typer(
     help="Serve an LLM over an OpenAI-compatible HTTP API (no sub-command), or benchmark one (bench).",
@@ -65,8 +69,6 @@ MlfqMinFreeBlocks = Annotated[int | None, typer.Option(help="Proactive reserve: 
 
 def _engine_config(**options: Any):
     """An ``EngineConfig`` from the options given; a bad value exits with a message naming its option."""
-    from pydantic import ValidationError
-
     from foundry.serve import EngineConfig
 
     given = {k: v for k, v in options.items() if v is not None}
@@ -81,13 +83,9 @@ def _engine_config(**options: Any):
                                      param_hint="--mlfq-base-quantum") from None
     try:
         return EngineConfig(**given)
-    except ValidationError as e:
-        err = e.errors()[0]
-        field = str(err["loc"][0]) if err.get("loc") else "model"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        hint = {"mlfq_base_quantum_s": "mlfq-base-quantum",
-                "mlfq_starvation_threshold_s": "mlfq-starvation-threshold"}
-        raise typer.BadParameter(msg, param_hint=f"--{hint.get(field, field.replace('_', '-'))}") from None
+    except ValueError as e:  # pydantic's ValidationError
+        options = {field: "--" + name.replace("_", "-") for name, field in ENGINE_OPTIONS.items()}
+        raise bad_option(e, default="--model", options=options) from None
 
 
 def _build_engine(config: Any):
@@ -131,11 +129,29 @@ def _engine_options(cli_values: dict[str, Any]) -> dict[str, Any]:
     return {field: cli_values[name] for name, field in ENGINE_OPTIONS.items()}
 
 
+DEFAULT_PROFILE = Path("out/profile.json")  # out/ is git-ignored
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def _exit_normally(signum: int, frame: Any) -> None:
     raise SystemExit(0)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (as uvicorn binds it); a port in use exits with one line."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            msg = f"port {port} on {host} is already in use; pick another with --port"
+        else:  # e.g. an address this machine does not have, or a port below 1024 without privileges
+            msg = f"cannot listen on {host} port {port}: {e.strerror or e}; check --host and --port"
+        typer.echo(f"error: {msg}", err=True)
+        raise typer.Exit(1) from None
+    return sock
 
 
 @app.callback(invoke_without_command=True)
@@ -181,19 +197,19 @@ def serve(
 
     from foundry.serve.server import create_app
 
-    engine = _build_engine(config)
-    typer.echo(f"serving {engine.model_name} (policy {config.policy}) on http://{host}:{port}", err=True)
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler that was
-    # installed before it; make that handler a normal exit (status 0, buffered output flushed).
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _exit_normally)
-    uvicorn.run(
-        create_app(engine, max_waiting=max_waiting),
-        host=host,
-        port=port,
-        log_level=log_level,
-        timeout_graceful_shutdown=5,
-    )
+    with _bind(host, port) as sock:  # before the model loads: a taken port fails at once
+        engine = _build_engine(config)
+        port = sock.getsockname()[1]  # the one the OS chose for --port 0
+        typer.echo(f"serving {engine.model_name} (policy {config.policy}) on http://{host}:{port}", err=True)
+        # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler that was
+        # installed before it; make that handler a normal exit (status 0, buffered output flushed).
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _exit_normally)
+        server = uvicorn.Server(uvicorn.Config(create_app(engine, max_waiting=max_waiting), host=host,
+                                               port=port, log_level=log_level, timeout_graceful_shutdown=5))
+        server.run(sockets=[sock])
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run: the app failed to start (uvicorn logged why)
 
 
 @app.command()
@@ -250,9 +266,9 @@ def bench(
 ) -> None:
     """Open-loop load generator: TTFT, TPOT, E2E latency (JCT), s/token, throughput."""
     from foundry.serve.bench.report import render_table
-    from foundry.serve.bench.runner import HttpTarget, InProcessTarget, run_benchmark
+    from foundry.serve.bench.runner import HttpTarget, InProcessTarget, context_length, run_benchmark
     from foundry.serve.bench.trace import read_trace
-    from foundry.serve.bench.workloads import build_workload
+    from foundry.serve.bench.workloads import build_workload, fit_to_context
 
     if (url is None) == (not in_process):
         raise typer.BadParameter("give exactly one of --url URL or --in-process", param_hint="--url")
@@ -275,8 +291,7 @@ def bench(
             seed=bench_seed,
         )
     except ValueError as e:
-        field = str(e).split(":", 1)[0]
-        raise typer.BadParameter(str(e), param_hint=f"--{field.replace('_', '-')}") from None
+        raise bad_option(e, default="--workload") from None
     if len(wl) == 0:
         raise typer.BadParameter("no request arrives before --duration", param_hint="--duration")
     if in_process:
@@ -292,27 +307,45 @@ def bench(
         "generator": None if trace else workload,
         "seed": bench_seed,
     }
-    if not json_out:
-        typer.echo(f"sending {len(wl)} requests ({wl.name}) to {target.describe()} ...", err=True)
     import httpx
 
     try:
-        result = run_benchmark(wl, target, seed=bench_seed, info=info)
+        context = context_length(target)
     except (OSError, httpx.HTTPError) as e:  # e.g. nothing listening at --url
+        raise typer.BadParameter(f"cannot reach {url}: {e}", param_hint="--url") from None
+    except (LookupError, TypeError, ValueError):
+        raise typer.BadParameter(f"{url}/v1/models is not an OpenAI model list", param_hint="--url") from None
+    if context is None:
+        typer.echo(f"note: {url} reports no max_model_len; the requests are sent as generated", err=True)
+    else:  # a request longer than the context would only come back as HTTP 400
+        wl, num_clipped = fit_to_context(wl, context)
+        info.update(max_model_len=context, num_clipped=num_clipped)
+        if num_clipped:
+            typer.echo(f"clipped {num_clipped} of {len(wl)} requests to the context of {context} tokens "
+                       "(prompt + output <= max_model_len)", err=True)
+    if not json_out:
+        typer.echo(f"sending {len(wl)} requests ({wl.name}) to {target.describe()} ...", err=True)
+    try:
+        result = run_benchmark(wl, target, seed=bench_seed, info=info)
+    except (OSError, httpx.HTTPError) as e:  # e.g. the server went away
         raise typer.BadParameter(f"cannot reach {url}: {e}", param_hint="--url") from None
     if json_out:
         sys.stdout.write(json.dumps(result.to_dict(), allow_nan=False) + "\n")
-        return
-    from rich.console import Console
+    else:
+        from rich.console import Console
 
-    Console().print(render_table(result))
-    for err in result.errors:
-        typer.echo(f"error: {err}", err=True)
+        Console().print(render_table(result))
+    failed = [r for r in result.records if not r.ok]
+    if failed:
+        first = failed[0].error or "no output token received"
+        num = len(result.records)
+        typer.echo(f"error: {len(failed)} of {num} requests failed; the first: {first}", err=True)
+        raise typer.Exit(1)
 
 
 @app.command("profile")
 def profile_cmd(
-    output: Annotated[Path, typer.Option(help="Where to write the profile (JSON).")],
+    output: Annotated[Path, typer.Option(help="Where to write the profile (JSON).")] = DEFAULT_PROFILE,
     prefill_lens: Annotated[
         str, typer.Option(help="Comma-separated prompt lengths to time (beyond the context: skipped).")
     ] = "8,16,32,64,128,256,384,512,768,1024",
@@ -331,17 +364,8 @@ def profile_cmd(
     from foundry.serve.policies import skip_join_level
     from foundry.serve.profile import PAPER_BASE_QUANTUM_S, measure_profile, scaled_base_quantum
 
-    def ints(text: str, hint: str) -> tuple[int, ...]:
-        try:
-            values = tuple(int(v) for v in text.split(",") if v.strip())
-        except ValueError:
-            msg = f"expected comma-separated integers, got {text!r}"
-            raise typer.BadParameter(msg, param_hint=hint) from None
-        if not values or min(values) < 1:
-            raise typer.BadParameter(f"expected positive integers, got {text!r}", param_hint=hint)
-        return values
-
-    lens, batches = ints(prefill_lens, "--prefill-lens"), ints(decode_batches, "--decode-batches")
+    lens = tuple(positive_list(prefill_lens, int, "--prefill-lens"))
+    batches = tuple(positive_list(decode_batches, int, "--decode-batches"))
     config = _engine_config(model=model, policy="fcfs", block_size=block_size, max_num_seqs=max_num_seqs,
                             max_num_batched_tokens=max_num_batched_tokens, max_model_len=max_model_len,
                             seed=seed, device=device, dtype=dtype)
@@ -350,6 +374,7 @@ def profile_cmd(
         prof = measure_profile(engine, lens, batches, repeats=repeats)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--prefill-lens") from None
+    output.parent.mkdir(parents=True, exist_ok=True)
     prof.save(output)
     q_auto = scaled_base_quantum(prof)
     typer.echo(f"wrote {output}: {engine.model_name} on {engine.device}")

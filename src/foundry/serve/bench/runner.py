@@ -110,9 +110,33 @@ async def _wait_healthy(client: Any, wait_s: float) -> None:
 async def _resolve_model(client: Any, target: HttpTarget) -> str:
     if target.model is not None:
         return target.model
+    return (await _model_cards(client))[0]["id"]
+
+
+async def _model_cards(client: Any) -> list[dict[str, Any]]:
     r = await client.get("/v1/models")
     r.raise_for_status()
-    return r.json()["data"][0]["id"]
+    return r.json()["data"]
+
+
+def context_length(target: HttpTarget | InProcessTarget) -> int | None:
+    """The target's context limit: the engine's, or the ``max_model_len`` the server's ``/v1/models``
+    reports for the model (None when it reports none). Over HTTP it first waits ``target.wait_s``."""
+    if isinstance(target, InProcessTarget):
+        return int(target.engine.max_model_len)
+    return asyncio.run(_http_max_model_len(target))
+
+
+async def _http_max_model_len(target: HttpTarget) -> int | None:
+    import httpx
+
+    async with httpx.AsyncClient(base_url=target.url, timeout=target.timeout_s) as client:
+        if target.wait_s > 0:
+            await _wait_healthy(client, target.wait_s)
+        cards = await _model_cards(client)
+    card = next((c for c in cards if target.model in (None, c.get("id"))), {})
+    value = card.get("max_model_len")
+    return int(value) if isinstance(value, int) else None
 
 
 async def _run_http(workload: Workload, prompts: list[list[int]], target: HttpTarget) -> list[RequestRecord]:

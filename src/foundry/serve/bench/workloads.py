@@ -237,3 +237,23 @@ def build_workload(
         RequestSpec(float(t), int(p), int(o)) for t, p, o in zip(times, prompts, outputs, strict=True)
     )
     return Workload(name, specs)
+
+
+def fit_to_context(workload: Workload, max_model_len: int) -> tuple[Workload, int]:
+    """Clip each request to prompt + output <= ``max_model_len``; returns the workload and how many changed.
+
+    A request that does not fit keeps its output when its prompt leaves room for it; otherwise the output
+    keeps at most half the context and the prompt the rest, so a long prompt and a long output shrink
+    alike and every request keeps at least one token of each.
+    """
+    if max_model_len < 2:
+        raise ValueError(f"max_model_len: a request needs 2 tokens (1 prompt, 1 output), got {max_model_len}")
+    specs, num_clipped = [], 0
+    for r in workload.requests:
+        if r.prompt_len + r.output_len <= max_model_len:
+            specs.append(r)
+            continue
+        output = min(r.output_len, max(max_model_len - r.prompt_len, max_model_len // 2))
+        specs.append(RequestSpec(r.arrival_time, min(r.prompt_len, max_model_len - output), output))
+        num_clipped += 1
+    return Workload(workload.name, tuple(specs)), num_clipped
