@@ -156,7 +156,7 @@ def test_shipped_checkpoint_loads():
     assert model.config.num_mod == 3 and meta["rel_l2"] < 1.0
 
 
-# -- wrong files: one line naming the option and the file, exit 2 like typer's usage errors -------
+# -- the README chain: train without a test set, Ctrl-C, default paths ---------------------------
 
 
 @pytest.fixture(scope="module")
@@ -168,8 +168,66 @@ def tiny_h5(tmp_path_factory):
     return path
 
 
+def tiny_train(data, out_dir, max_steps):
+    return ["pde", "train", "--train-data", str(data), "--out-dir", str(out_dir),
+            "--max-steps", str(max_steps), "--batch-size", "2", "--num-query-points", "32",
+            "--warmup-steps", "0", "--device", "cpu"]  # fmt: skip
+
+
 def flat(output: str) -> str:
     return " ".join(output.replace("│", " ").split())  # unwrap rich's error box, if any
+
+
+def test_train_without_test_data_writes_best_for_eval(tiny_h5, tmp_path):
+    """README: `train` (no --test-data) then `eval --checkpoint run/best.pt` works."""
+    res = runner.invoke(app, tiny_train(tiny_h5, tmp_path / "run", 3))
+    assert res.exit_code == 0, res.output
+    assert "no --test-data: best.pt will hold the final weights" in res.output
+    assert "done: step 3, no held-out set" in res.output
+    _, meta = load_model(tmp_path / "run" / "best.pt")
+    assert meta["step"] == 3 and meta["rel_l2"] is None
+    best = tmp_path / "run" / "best.pt"
+    res = runner.invoke(app, ["pde", "eval", "--data", str(tiny_h5), "--checkpoint", str(best)])
+    assert res.exit_code == 0, res.output
+    assert "4 samples: mean rel-L2" in res.output
+
+
+def test_train_ctrl_c_saves_and_exits_130(tiny_h5, tmp_path, monkeypatch):
+    """A KeyboardInterrupt at step 2 (raised by the progress observer, as Ctrl-C would arrive)."""
+    import foundry.pde.training.train as training
+
+    real = training.train
+
+    def interrupted_at_step_2(cfg, on_step=None):
+        def hook(step, metrics):
+            on_step(step, metrics)
+            if step == 2:
+                raise KeyboardInterrupt
+
+        return real(cfg, on_step=hook)
+
+    monkeypatch.setattr(training, "train", interrupted_at_step_2)
+    run = tmp_path / "run"
+    res = runner.invoke(app, tiny_train(tiny_h5, run, 50))
+    assert res.exit_code == 130, res.output
+    assert "Traceback" not in res.output and "Aborted" not in res.output
+    assert f"interrupted: saved last.pt and best.pt at step 2 in {run}" in flat(res.output)
+    assert load_model(run / "last.pt")[1]["step"] == 2 and load_model(run / "best.pt")[1]["step"] == 2
+    monkeypatch.setattr(training, "train", real)
+    res = runner.invoke(app, tiny_train(tiny_h5, run, 4))  # the same command resumes
+    assert res.exit_code == 0 and "done: step 4" in res.output, res.output
+
+
+def test_predict_writes_under_out_by_default(ckpt, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    args = ["u_t + u_x = 0", "--ic", "sin(pi*x)", "--checkpoint", str(ckpt), "--nt", "3", "--nx", "8"]
+    res = runner.invoke(app, ["pde", "predict", *args, "--no-plot"])
+    assert res.exit_code == 0, res.output
+    files = [p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()]
+    assert files == ["out/pde/u.npz"]
+
+
+# -- wrong files: one line naming the option and the file, exit 2 like typer's usage errors -------
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ from foundry.pde.inference import load_model
 from foundry.pde.losses.nrmse import normalized_rmse, relative_l2
 from foundry.pde.training.config import TrainConfig
 from foundry.pde.training.schedule import warmup_cosine
-from foundry.pde.training.train import train
+from foundry.pde.training.train import TrainingInterrupted, train
 
 
 def test_loss_and_metric_by_hand():
@@ -108,3 +108,52 @@ def test_init_from_starts_at_the_checkpoint(tiny_data, tmp_path):
                 init_from=tmp_path / "a" / "last.pt",
             )
         )
+
+
+def test_interrupt_saves_both_checkpoints_and_resumes(tiny_data, tmp_path):
+    """A KeyboardInterrupt from the observer (as Ctrl-C would arrive) keeps last.pt and best.pt."""
+    base = dict(
+        train_data=tiny_data / "train.h5",
+        test_data=tiny_data / "test.h5",
+        out_dir=tmp_path / "run",
+        batch_size=2,
+        num_query_points=32,
+        warmup_steps=0,
+        eval_every=3,
+        max_steps=8,
+    )
+    seen = []
+
+    def stop_at(n):
+        def hook(step, metrics):
+            seen.append((step, "test_rel_l2" in metrics))
+            if step == n:
+                raise KeyboardInterrupt
+
+        return hook
+
+    with pytest.raises(TrainingInterrupted) as e:
+        train(TrainConfig(**base), on_step=stop_at(2))
+    assert e.value.step == 2 and e.value.saved
+    _, best = load_model(tmp_path / "run" / "best.pt")
+    assert best["step"] == 2 and best["rel_l2"] is None  # nothing evaluated yet: the latest weights
+    with pytest.raises(KeyboardInterrupt):  # TrainingInterrupted is one
+        train(TrainConfig(**base), on_step=stop_at(5))  # resumes at 2, evaluates at 3
+    assert seen == [(1, False), (2, False), (3, True), (4, False), (5, False)]
+    _, best = load_model(tmp_path / "run" / "best.pt")
+    _, last = load_model(tmp_path / "run" / "last.pt")
+    assert best["step"] == 3 and best["rel_l2"] > 0 and last["step"] == 5
+    assert train(TrainConfig(**base))["step"] == 8
+
+
+def test_without_test_data_best_is_the_final_weights(tiny_data, tmp_path):
+    cfg = TrainConfig(
+        train_data=tiny_data / "train.h5", out_dir=tmp_path, batch_size=2, num_query_points=32, max_steps=2
+    )
+    summary = train(cfg)
+    assert summary["best_rel_l2"] is None
+    best, meta = load_model(tmp_path / "best.pt")
+    last, _ = load_model(tmp_path / "last.pt")
+    assert meta["step"] == 2 and meta["rel_l2"] is None
+    for a, b in zip(best.parameters(), last.parameters(), strict=True):
+        assert torch.equal(a, b)

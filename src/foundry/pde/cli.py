@@ -79,11 +79,19 @@ def train(
     resume: bool = typer.Option(True, help="Continue from out_dir/last.pt if present."),
     init_from: Path | None = typer.Option(None, help="Finetune: start from this checkpoint's weights."),
 ) -> None:
-    """Train a PDEformer (single process, or DDP when launched with torchrun)."""
+    """Train a PDEformer (single process, or DDP when launched with torchrun).
+
+    Writes last.pt (resume point) and best.pt (lowest held-out error; without --test-data, the
+    final weights) into --out-dir. Ctrl-C saves both and stops; the same command then resumes.
+    """
     given = {k: v for k, v in locals().items() if v is not None}
+    import os
+
     from pydantic import ValidationError
 
     from foundry.pde.training.config import TrainConfig
+    from foundry.pde.training.progress import TrainProgress
+    from foundry.pde.training.train import TrainingInterrupted
     from foundry.pde.training.train import train as run
 
     try:
@@ -95,13 +103,28 @@ def train(
         path = getattr(cfg, name)
         if path is not None and not path.exists():
             raise typer.BadParameter(f"{path} does not exist", param_hint=f"--{name.replace('_', '-')}")
+    is_rank0 = os.environ.get("RANK", "0") == "0"
+    if is_rank0:
+        typer.echo(f"loading {cfg.train_data}" + (f" and {cfg.test_data}" if cfg.test_data else ""), err=True)
+        if cfg.test_data is None:
+            typer.echo("no --test-data: best.pt will hold the final weights (nothing held out)", err=True)
     try:
-        summary = run(cfg)
+        with TrainProgress(cfg.max_steps, disable=not is_rank0) as progress:
+            summary = run(cfg, on_step=progress)
+    except TrainingInterrupted as e:
+        where = f"saved last.pt and best.pt at step {e.step} in {e.out_dir}; rerun the same command to resume"
+        typer.echo(f"interrupted: {where if e.saved else 'no step finished, nothing saved'}", err=True)
+        raise typer.Exit(130) from None
+    except KeyboardInterrupt:
+        typer.echo("interrupted before training started: nothing saved", err=True)
+        raise typer.Exit(130) from None
     except (FileNotFoundError, ValueError) as e:  # data or checkpoint files; the message names the file
         raise typer.BadParameter(str(e)) from None
+    best = summary["best_rel_l2"]
     typer.echo(
-        f"done: step {summary['step']}, best held-out rel-L2 {summary['best_rel_l2']:.4f}, "
-        f"checkpoints in {summary['out_dir']}"
+        f"done: step {summary['step']}, "
+        + (f"best held-out rel-L2 {best:.4f}" if best is not None else "no held-out set")
+        + f", checkpoints in {summary['out_dir']}"
     )
 
 
@@ -146,7 +169,7 @@ def predict(
     equation: str = typer.Argument(..., help='PDE in text form, e.g. "u_t + (0.5*u^2)_x - 0.01*u_xx = 0".'),
     ic: str = typer.Option(..., help='Initial condition u(0, x), e.g. "sin(pi*x)".'),
     out: Path = typer.Option(
-        Path("u.npz"), help="Output .npz (arrays t, x, u[len(t), len(x)]); a .png beside it."
+        Path("out/pde/u.npz"), help="Output .npz (arrays t, x, u[len(t), len(x)]); a .png beside it."
     ),
     checkpoint: Path | None = typer.Option(None, help="Checkpoint; default: the shipped XS model."),
     nt: int = typer.Option(101, help="Uniform t points on [0, 1]."),

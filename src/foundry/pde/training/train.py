@@ -2,6 +2,11 @@
 
 Single process by default; launched with ``torchrun --nproc_per_node=K`` it runs DDP (NCCL on
 GPUs, gloo on CPU), each rank drawing its own batches, rank 0 logging and checkpointing.
+
+Checkpoints: ``last.pt`` (weights, optimizer, step: what a resume reads) and ``best.pt`` (the weights
+with the lowest held-out relative L2 so far; without a test set, or before its first evaluation,
+the latest weights, with ``rel_l2`` None). Both are written at every evaluation, at the end, and
+when the run is interrupted (Ctrl-C), as PyTorch Lightning's ``last``/``best`` would be.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,8 +57,22 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), world
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Run training; returns a summary (steps, last loss, best held-out relative L2)."""
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `train`, raised after ``last.pt`` and ``best.pt`` were saved at ``step``."""
+
+    def __init__(self, step: int, out_dir: Path, saved: bool) -> None:
+        super().__init__(f"interrupted at step {step}")
+        self.step, self.out_dir, self.saved = step, out_dir, saved
+
+
+def train(cfg: TrainConfig, on_step: Callable[[int, dict], None] | None = None) -> dict:
+    """Run training; returns a summary (steps, best held-out relative L2 or None without a test set).
+
+    ``on_step(step, metrics)`` is called on rank 0 after every optimizer step, with this step's
+    ``loss`` and ``lr`` and, after an evaluation, ``test_rel_l2`` (a progress bar, say). A
+    KeyboardInterrupt, from Ctrl-C or from ``on_step``, saves both checkpoints and is re-raised as
+    `TrainingInterrupted`.
+    """
     device = select_device(cfg.device)
     rank, world = _init_distributed(device)
     torch.manual_seed(cfg.seed)
@@ -108,57 +128,74 @@ def train(cfg: TrainConfig) -> dict:
         if rel_l2 is not None and rel_l2 < best:
             best = rel_l2
             save_checkpoint(out / "best.pt", model, {"step": step, "rel_l2": rel_l2, "best_rel_l2": best})
+        elif best == float("inf"):  # nothing held out chose yet: best.pt is the latest weights
+            save_checkpoint(out / "best.pt", model, {"step": step, "rel_l2": None, "best_rel_l2": None})
         save_checkpoint(out / "last.pt", model, {**state, "best_rel_l2": best})
 
-    while step < cfg.max_steps:
-        # ---- one optimizer step ----
-        model.train()
-        idx = rng.integers(0, len(data), size=cfg.batch_size)
-        graph, coords, labels = data.sample(idx, cfg.num_query_points, rng, cfg.x_shift, device)
-        loss = normalized_rmse(ddp(graph, coords), labels, cfg.loss_eps)
-        lr = set_lr(time.time() - t_start)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
-        step += 1
-        losses.append(loss.item())
-        elapsed = time.time() - t_start
-        out_of_time = cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes
-        if world > 1:  # every rank must agree to stop, or the others would wait forever
-            import torch.distributed as dist
+    first_step = step
+    try:
+        while step < cfg.max_steps:
+            # ---- one optimizer step ----
+            model.train()
+            idx = rng.integers(0, len(data), size=cfg.batch_size)
+            graph, coords, labels = data.sample(idx, cfg.num_query_points, rng, cfg.x_shift, device)
+            loss = normalized_rmse(ddp(graph, coords), labels, cfg.loss_eps)
+            lr = set_lr(time.time() - t_start)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            step += 1
+            losses.append(loss.item())
+            metrics = {"loss": losses[-1], "lr": lr}  # for on_step
+            elapsed = time.time() - t_start
+            out_of_time = cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes
+            if world > 1:  # every rank must agree to stop, or the others would wait forever
+                import torch.distributed as dist
 
-            flag = torch.tensor([float(out_of_time)], device=device)
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            out_of_time = bool(flag.item())
-        if rank != 0:
+                flag = torch.tensor([float(out_of_time)], device=device)
+                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                out_of_time = bool(flag.item())
+            if rank != 0:
+                if out_of_time:
+                    break
+                continue
+            # ---- logging, evaluation, checkpoints (rank 0) ----
+            record: dict = {}
+            if step % cfg.log_every == 0:
+                record = {
+                    "step": step,
+                    "loss": float(np.mean(losses)),
+                    "lr": lr,
+                    "grad_norm": float(grad_norm),
+                    "elapsed_s": round(elapsed, 1),
+                }
+                losses = []
+            if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
+                rel = None
+                if test is not None:
+                    rel = float(evaluate(model, test, cfg.eval_samples, device=device).mean())
+                record.update({"step": step, "elapsed_s": round(elapsed, 1), "test_rel_l2": rel})
+                checkpoint(rel)
+                metrics["test_rel_l2"] = rel
+            if record:
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+            if on_step is not None:
+                on_step(step, metrics)
             if out_of_time:
                 break
-            continue
-        # ---- logging, evaluation, checkpoints (rank 0) ----
-        record: dict = {}
-        if step % cfg.log_every == 0:
-            record = {
-                "step": step,
-                "loss": float(np.mean(losses)),
-                "lr": lr,
-                "grad_norm": float(grad_norm),
-                "elapsed_s": round(elapsed, 1),
-            }
-            losses = []
-        if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
-            rel = float(evaluate(model, test, cfg.eval_samples, device=device).mean()) if test else None
-            record.update({"step": step, "elapsed_s": round(elapsed, 1), "test_rel_l2": rel})
-            checkpoint(rel)
-        if record:
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-        if out_of_time:
-            break
+    except KeyboardInterrupt:  # Ctrl-C: keep what was trained, then stop as the user asked
+        saved = rank == 0 and step > first_step
+        if saved:
+            checkpoint(None)
+        if log:
+            log.close()
+        raise TrainingInterrupted(step, out, saved) from None
     if log:
         log.close()
     if world > 1:
         import torch.distributed as dist
 
         dist.destroy_process_group()
-    return {"step": step, "best_rel_l2": best, "out_dir": str(out)}
+    return {"step": step, "best_rel_l2": best if best < float("inf") else None, "out_dir": str(out)}
