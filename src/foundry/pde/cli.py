@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from foundry.cli_errors import bad_option
+
 app = typer.Typer(help="PDEformer-1: symbolic PDE -> graph Transformer -> INR.", no_args_is_help=True)
 
 
@@ -97,8 +99,7 @@ def train(
     try:
         cfg = TrainConfig(**given)
     except ValidationError as e:
-        err = e.errors()[0]
-        raise typer.BadParameter(f"--{str(err['loc'][0]).replace('_', '-')}: {err['msg']}") from e
+        raise bad_option(e, default="--train-data") from None
     for name in ("train_data", "test_data", "init_from"):
         path = getattr(cfg, name)
         if path is not None and not path.exists():
