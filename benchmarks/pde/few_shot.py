@@ -1,7 +1,7 @@
 """Few-shot adaptation of PDEformer to a family it never saw (sinus2: sinus0 + two sin/cos terms).
 
     OMP_NUM_THREADS=1 python benchmarks/pde/few_shot.py                 # full run, ~25 CPU-min
-    OMP_NUM_THREADS=1 python benchmarks/pde/few_shot.py --quick --fig-dir /tmp/fs   # < 60 s
+    OMP_NUM_THREADS=1 python benchmarks/pde/few_shot.py --quick   # < 60 s, out/pde/quick/few_shot_quick.*
 
 For N in {10, 100, 1000} training samples of the unseen family (seed 100; test set: 128 samples,
 seed 101), three learners get the same samples and the same number of optimizer steps (batch 16):
@@ -14,8 +14,10 @@ seed 101), three learners get the same samples and the same number of optimizer 
 
 Each learner's held-out relative L2 (full 101 x 128 grid, mean over the test set) is recorded every
 100 steps of 400; the final value (last step, not the best: the test set chooses nothing) goes in the table.
-Writes ``few_shot.json``, ``few_shot.png`` (one panel per N) and ``few_shot.md`` into ``--fig-dir``;
-``--fno-only`` adds FNO to an existing ``few_shot.json`` (same data, steps and sizes).
+Writes ``few_shot.json``, ``few_shot.png`` (one panel per N) and ``few_shot.md`` into ``--fig-dir``
+(docs/figures/pde); ``--quick`` writes ``few_shot_quick.*`` into the ignored out/pde/quick, so a quick
+run never overwrites the committed results. ``--fno-only`` adds FNO to an existing ``few_shot.json``
+(same data, steps and sizes).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from foundry.pde.training.evaluate import evaluate
 from foundry.pde.training.train import read_log, train
 
 BATCH = 16
+FIGURES = Path("docs/figures/pde")  # committed results: only a full run writes here
+QUICK_FIGURES = Path("out/pde/quick")  # ignored
 
 
 @dataclass(frozen=True)
@@ -206,7 +210,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--checkpoint", type=Path, default=None, help="pretrained model [the shipped XS]")
     ap.add_argument("--quick", action="store_true", help="tiny data and few steps (< 60 s), for CI")
     ap.add_argument("--out-dir", type=Path, default=Path("out/pde/few_shot"), help="data and runs")
-    ap.add_argument("--fig-dir", type=Path, default=Path("docs/figures/pde"), help="json, png, md")
+    ap.add_argument(
+        "--fig-dir", type=Path, default=None, help=f"json, png, md [{FIGURES}; --quick: {QUICK_FIGURES}]"
+    )
     ap.add_argument("--steps", type=int, default=None, help="optimizer steps per run [400]")
     ap.add_argument("--finetune-lr", type=float, default=3e-4)
     ap.add_argument("--scratch-lr", type=float, default=1e-3)
@@ -216,6 +222,8 @@ def main(argv: list[str] | None = None) -> dict:
         "--fno-only", action="store_true", help="run only FNO, adding it to --fig-dir's few_shot.json"
     )
     args = ap.parse_args(argv)
+    if args.fig_dir is None:
+        args.fig_dir = QUICK_FIGURES if args.quick else FIGURES
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     setting = QUICK if args.quick else FULL
     if args.steps is not None:
@@ -232,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
     files = make_data(setting, args.out_dir / ("quick" if args.quick else "data"))
     data_seconds = time.time() - t0
     if args.fno_only:
-        return add_fno(args.fig_dir, setting, files)
+        return add_fno(args.fig_dir, setting, files, args.quick)
     test = PDEDataset(files[1], num_mod=PRESETS[size].num_mod)
     model, _ = load_model(checkpoint)
     zero_shot = float(evaluate(model, test).mean())
@@ -277,18 +285,24 @@ def main(argv: list[str] | None = None) -> dict:
     return results
 
 
+def stem(quick: bool) -> str:
+    """Output file stem: a quick run's names differ, so it can never replace a full run's files."""
+    return "few_shot_quick" if quick else "few_shot"
+
+
 def write_outputs(results: dict, fig_dir: Path) -> None:
     fig_dir.mkdir(parents=True, exist_ok=True)
-    (fig_dir / "few_shot.json").write_text(json.dumps(results, indent=1))
-    (fig_dir / "few_shot.md").write_text(table(results) + "\n")
-    plot(results, fig_dir / "few_shot.png")
+    name = stem(results["quick"])
+    (fig_dir / f"{name}.json").write_text(json.dumps(results, indent=1))
+    (fig_dir / f"{name}.md").write_text(table(results) + "\n")
+    plot(results, fig_dir / f"{name}.png")
     print(table(results))
-    print(f"wall {results['wall_seconds']:.0f} s; wrote {fig_dir}/few_shot.{{json,md,png}}")
+    print(f"wall {results['wall_seconds']:.0f} s; wrote {fig_dir}/{name}.{{json,md,png}}")
 
 
-def add_fno(fig_dir: Path, setting: Setting, files: tuple[Path, Path]) -> dict:
+def add_fno(fig_dir: Path, setting: Setting, files: tuple[Path, Path], quick: bool) -> dict:
     """Run FNO alone on the same data and settings and add it to an earlier run's results."""
-    path = fig_dir / "few_shot.json"
+    path = fig_dir / f"{stem(quick)}.json"
     if not path.exists():
         raise SystemExit(f"--fno-only: {path} does not exist; run without --fno-only first")
     results = json.loads(path.read_text())

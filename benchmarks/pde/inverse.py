@@ -8,7 +8,8 @@ with the solver. Noise levels 0, 1%, 5% (uniform, relative to each solution's ma
 
     OMP_NUM_THREADS=1 python benchmarks/pde/inverse.py [--checkpoint CKPT] [--quick]
 
-Writes inverse{_quick}.json, .md and .png into --out-dir (default docs/figures/pde).
+Writes inverse.json, .md and .png into --out-dir (default docs/figures/pde); --quick writes
+inverse_quick.* into out/pde/quick (ignored): a quick run never touches the committed results.
 """
 
 from __future__ import annotations
@@ -176,11 +177,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint", type=Path, default=None, help="default: the shipped XS checkpoint")
     ap.add_argument("--quick", action="store_true", help="tiny settings (< 60 s), for CI")
-    ap.add_argument("--out-dir", type=Path, default=Path("docs/figures/pde"))
+    ap.add_argument("--out-dir", type=Path, default=None, help="[docs/figures/pde; --quick: out/pde/quick]")
     keys = ", ".join(FULL)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help=f"override a budget, e.g. --set pso_particles=512; keys: {keys}")  # fmt: skip
     args = ap.parse_args(argv)
+    if args.out_dir is None:
+        args.out_dir = Path("out/pde/quick" if args.quick else "docs/figures/pde")
     torch.set_num_threads(1)
     cfg = dict(QUICK if args.quick else FULL)
     for item in args.set:

@@ -8,7 +8,8 @@ solver-time / model-time per sample against the >= 100x goal of issue #7.
 
     OMP_NUM_THREADS=1 python benchmarks/pde/speed.py [--checkpoint CKPT] [--quick]
 
-Writes speed{_quick}.json, .md and .png into --out-dir (default docs/figures/pde).
+Writes speed.json, .md and .png into --out-dir (default docs/figures/pde); --quick writes
+speed_quick.* into out/pde/quick (ignored): a quick run never touches the committed results.
 """
 
 from __future__ import annotations
@@ -92,8 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-sizes", default="1,16,64,256", help="model batch sizes")
     ap.add_argument("--solver-batch", type=int, default=64, help="the solver's batch (generator chunk)")
     ap.add_argument("--repeats", type=int, default=2, help="timed repeats after one warm-up (best kept)")
-    ap.add_argument("--out-dir", type=Path, default=Path("docs/figures/pde"))
+    ap.add_argument("--out-dir", type=Path, default=None, help="[docs/figures/pde; --quick: out/pde/quick]")
     args = ap.parse_args(argv)
+    if args.out_dir is None:
+        args.out_dir = Path("out/pde/quick" if args.quick else "docs/figures/pde")
     torch.set_num_threads(1)
     batches = [1, 4] if args.quick else [int(b) for b in args.batch_sizes.split(",")]
     solver_batches = [1, 4] if args.quick else [1, args.solver_batch]

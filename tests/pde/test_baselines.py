@@ -126,7 +126,8 @@ def test_train_baseline_rejects_bad_arguments(tiny_files):
 
 @pytest.mark.slow
 def test_zero_shot_benchmark_quick(tmp_path):
-    """benchmarks/pde/zero_shot.py --quick runs end to end on tiny data and writes its outputs."""
+    """benchmarks/pde/zero_shot.py --quick runs end to end on tiny data and writes its outputs into
+    out/pde/quick, never over the committed results in docs/figures/pde."""
     import json
     import os
     import subprocess
@@ -136,7 +137,7 @@ def test_zero_shot_benchmark_quick(tmp_path):
     script = Path(__file__).resolve().parents[2] / "benchmarks" / "pde" / "zero_shot.py"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
-        [sys.executable, str(script), "--quick", "--out-dir", str(tmp_path)],
+        [sys.executable, str(script), "--quick"],
         capture_output=True,
         text=True,
         env=env,
@@ -144,7 +145,9 @@ def test_zero_shot_benchmark_quick(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    out = json.loads((tmp_path / "zero_shot.json").read_text())
+    assert not (tmp_path / "docs").exists()
+    quick = tmp_path / "out" / "pde" / "quick"
+    out = json.loads((quick / "zero_shot_quick.json").read_text())
     for kind in ("zero_shot", "finetune", "fno", "deeponet", "unet"):
         assert set(out["results"][kind]) == {"burgers_nu0.1", "advection_beta0.1"}
     assert all(0 < v <= 5 for v in out["results"]["fno"]["burgers_nu0.1"].values())
@@ -156,9 +159,9 @@ def test_zero_shot_benchmark_quick(tmp_path):
                 assert curve["test_rel_l2"][-1] == out["results"][kind][eq][n]
                 assert all(v is not None and v > 0 for v in curve["train_loss"])
     assert out["setting"]["steps"] == [2, 2] and out["setting"]["num_evals"] == 2
-    assert (tmp_path / "zero_shot.png").stat().st_size > 0
-    assert (tmp_path / "zero_shot_curves.png").stat().st_size > 0
-    assert "paper value" in (tmp_path / "zero_shot.md").read_text()
+    assert (quick / "zero_shot_quick.png").stat().st_size > 0
+    assert (quick / "zero_shot_quick_curves.png").stat().st_size > 0
+    assert "paper value" in (quick / "zero_shot_quick.md").read_text()
 
 
 def test_zero_shot_parse_steps(monkeypatch):

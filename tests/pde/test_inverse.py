@@ -334,9 +334,10 @@ def test_cli_file_mode_and_bad_input(tiny_ckpt, tmp_path):
 @pytest.mark.parametrize("script", ["inverse.py", "speed.py"])
 def test_benchmark_quick(script, tmp_path):
     out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "pde" / script), "--quick", "--out-dir", str(tmp_path)],
+        [sys.executable, str(ROOT / "benchmarks" / "pde" / script), "--quick"], cwd=tmp_path,
         capture_output=True, text=True, timeout=300, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
-    stem = script.removesuffix(".py")
-    assert (tmp_path / f"{stem}_quick.json").exists() and (tmp_path / f"{stem}_quick.md").exists()
+    stem, quick = script.removesuffix(".py"), tmp_path / "out" / "pde" / "quick"  # never docs/figures/pde
+    assert (quick / f"{stem}_quick.json").exists() and (quick / f"{stem}_quick.md").exists()
+    assert not (tmp_path / "docs").exists()

@@ -151,7 +151,8 @@ def test_generated_file_reads_back_and_is_deterministic(tmp_path):
 
 
 def test_few_shot_benchmark_quick(tmp_path, monkeypatch):
-    """benchmarks/pde/few_shot.py --quick: tiny data, a few steps, every artefact written."""
+    """benchmarks/pde/few_shot.py --quick: tiny data, a few steps, every artefact written, into
+    out/pde/... by default, never over the committed results in docs/figures/pde."""
     import importlib.util
     import json
     import sys
@@ -162,9 +163,11 @@ def test_few_shot_benchmark_quick(tmp_path, monkeypatch):
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, "few_shot", bench)  # dataclasses look their module up there
     spec.loader.exec_module(bench)
-    out = tmp_path / "out"
-    res = bench.main(["--quick", "--out-dir", str(out), "--fig-dir", str(tmp_path / "fig")])
-    saved = json.loads((tmp_path / "fig" / "few_shot.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    res = bench.main(["--quick"])
+    assert not (tmp_path / "docs").exists()
+    out, fig = tmp_path / "out" / "pde" / "few_shot", tmp_path / "out" / "pde" / "quick"
+    saved = json.loads((fig / "few_shot_quick.json").read_text())
     assert saved["runs"].keys() == {"4", "8"} and saved["num_test"] == 4 and saved["quick"]
     for runs in saved["runs"].values():
         for name in ("finetune", "scratch"):
@@ -173,8 +176,8 @@ def test_few_shot_benchmark_quick(tmp_path, monkeypatch):
         assert runs["finetune"]["curve"][0][1] == saved["zero_shot"]
         assert runs["scratch"]["curve"][0][1] == saved["untrained"]
         assert runs["finetune"]["final"] != saved["zero_shot"]  # the weights did move
-    assert (tmp_path / "fig" / "few_shot.png").stat().st_size > 10_000
-    assert "| 8 |" in (tmp_path / "fig" / "few_shot.md").read_text()
+    assert (fig / "few_shot_quick.png").stat().st_size > 10_000
+    assert "| 8 |" in (fig / "few_shot_quick.md").read_text()
     assert res["zero_shot"] == saved["zero_shot"]
     with h5py.File(out / "quick" / f"{FAMILY}_test_s101.h5", "r") as f:
         assert f.attrs["family"] == f"{FAMILY}-periodic" and f["u"].shape[0] == 4
