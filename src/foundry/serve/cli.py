@@ -318,7 +318,11 @@ def bench(
     if context is None:
         typer.echo(f"note: {url} reports no max_model_len; the requests are sent as generated", err=True)
     else:  # a request longer than the context would only come back as HTTP 400
-        wl, num_clipped = fit_to_context(wl, context)
+        try:
+            wl, num_clipped = fit_to_context(wl, context)
+        except ValueError as e:  # a context too short for any request
+            raise typer.BadParameter(f"cannot fit the workload to {target.describe()}: {e}",
+                                     param_hint="--url" if url else "--max-model-len") from None
         info.update(max_model_len=context, num_clipped=num_clipped)
         if num_clipped:
             typer.echo(f"clipped {num_clipped} of {len(wl)} requests to the context of {context} tokens "
