@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 import pytest
 
 from foundry.serve import EngineConfig, LLMEngine, SamplingParams
 from foundry.serve.async_engine import AsyncEngine, EngineDeadError, QueueFullError
+from tests.waiting import StepGate, until
 
 CONFIG = EngineConfig(max_num_seqs=2, max_model_len=256, num_device_blocks=64)
 GREEDY = SamplingParams(max_tokens=8, temperature=0.0, ignore_eos=True)
@@ -20,17 +20,10 @@ def offline() -> LLMEngine:
     return LLMEngine(CONFIG)
 
 
-def started(max_waiting: int = 64) -> AsyncEngine:
-    engine = AsyncEngine(LLMEngine(CONFIG), max_waiting=max_waiting)
+def started(max_waiting: int = 64, llm: LLMEngine | None = None) -> AsyncEngine:
+    engine = AsyncEngine(llm or LLMEngine(CONFIG), max_waiting=max_waiting)
     engine.start()
     return engine
-
-
-async def until(cond, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.005)
 
 
 def assert_clean(engine: AsyncEngine) -> None:
@@ -64,20 +57,23 @@ def test_concurrent_streams_match_the_offline_engine(offline: LLMEngine) -> None
 
 
 def test_rejected_request_raises_the_engines_error_naming_the_field() -> None:
-    engine = started()
+    llm = LLMEngine(CONFIG)
+    engine = started(llm=llm)
 
-    async def main() -> None:
+    async def main(gate: StepGate) -> None:
         with pytest.raises(ValueError, match="^temperature:"):
             await engine.add_request("bad", "x", SamplingParams(temperature=-1.0))
         with pytest.raises(ValueError, match="^prompt:"):
             await engine.add_request("empty", [], GREEDY)
-        stream = await engine.add_request("dup", "x", GREEDY)
+        stream = await engine.add_request("dup", "x", GREEDY)  # held at the gate: it cannot finish
         with pytest.raises(ValueError, match="^request_id:"):
             await engine.add_request("dup", "x", GREEDY)
+        gate.open()
         assert (await _last(stream)).finished
 
     try:
-        asyncio.run(main())
+        with StepGate(llm) as gate:
+            asyncio.run(main(gate))
     finally:
         engine.shutdown()
 
@@ -87,21 +83,32 @@ async def _last(stream):
 
 
 def test_cancel_and_early_exit_abort_and_free_blocks() -> None:
-    engine = started()
+    llm = LLMEngine(CONFIG)
+    engine = started(llm=llm)
     long = SamplingParams(max_tokens=200, temperature=0.0, ignore_eos=True)
 
-    async def main() -> None:
+    async def main(gate: StepGate) -> None:
         stream = await engine.add_request("a", "cancel me", long)
+        await gate.run_async(1)
         await stream.__anext__()
+        await gate.held_async()  # the engine waits to take a second step
         stream.cancel()
-        async for out in engine.generate("b", "leave early", long):
-            assert not out.finished
-            break  # the generator's finally aborts the request
+        gate.allow(1)  # the step under way ends; the abort applies at the boundary after it
+        await until(lambda: engine.stats().num_aborted == 1)
+        generator = engine.generate("b", "leave early", long)
+        first = asyncio.create_task(anext(generator))
+        await gate.run_async(1)
+        assert not (await first).finished
+        await gate.held_async()
+        await generator.aclose()  # what leaving an `async for` early leads to: its finally aborts
+        gate.allow(1)
         await until(lambda: engine.stats().num_aborted == 2)
         await until(lambda: engine.stats().device_kv_usage == 0.0)
+        assert gate.steps == 4
 
     try:
-        asyncio.run(main())
+        with StepGate(llm) as gate:
+            asyncio.run(main(gate))
     finally:
         engine.shutdown()
     assert engine.stats().num_finished == 0
@@ -109,45 +116,72 @@ def test_cancel_and_early_exit_abort_and_free_blocks() -> None:
 
 
 def test_waiting_queue_is_bounded() -> None:
-    engine = started(max_waiting=2)  # max_num_seqs=2: two run, two may wait, the fifth is refused
+    llm = LLMEngine(CONFIG)  # max_num_seqs=2: two run, two may wait, the fifth is refused
+    engine = started(max_waiting=2, llm=llm)
     long = SamplingParams(max_tokens=200, temperature=0.0, ignore_eos=True)
 
-    async def main() -> None:
-        streams = [await engine.add_request(f"run{i}", "busy", long) for i in range(2)]
+    async def main(gate: StepGate) -> None:
+        release = threading.Event()
+        hold = asyncio.create_task(engine.call(lambda e: release.wait()))  # the thread takes nothing in
+        adds = [asyncio.create_task(engine.add_request(f"run{i}", "busy", long)) for i in range(2)]
+        await until(lambda: engine.num_waiting() == 2)
+        release.set()
+        await hold
+        streams = [await add for add in adds]  # taken in together, before the first step
+        await gate.run_async(1)  # both admitted; the engine is then held before its second step
         await until(lambda: engine.stats().num_running == 2)
-        streams += [await engine.add_request(f"wait{i}", "busy", long) for i in range(2)]
-        assert engine.num_waiting() == 2
+        adds = [asyncio.create_task(engine.add_request(f"wait{i}", "busy", long)) for i in range(2)]
+        await until(lambda: engine.num_waiting() == 2)  # handed over, not yet taken in
         with pytest.raises(QueueFullError) as e:
             await engine.add_request("refused", "busy", long)
         assert e.value.retry_after == engine.retry_after_s
+        await gate.run_async(1)  # after this step the engine takes both in: they wait in its queue
+        streams += [await add for add in adds]
+        assert engine.num_waiting() == 2 and engine.stats().num_waiting == 2
         streams[0].cancel()  # a running request leaves, a waiting one is admitted, a slot frees up
+        await gate.run_async(2)  # the step under way, then one that admits a waiting request
         await until(lambda: engine.num_waiting() == 1)
-        streams.append(await engine.add_request("admitted", "busy", long))
+        admitted = asyncio.create_task(engine.add_request("admitted", "busy", long))
+        await gate.run_async(1)
+        streams.append(await admitted)
         for s in streams:
             s.cancel()
+        assert gate.steps == 5  # no request came near its 200 tokens
 
     try:
-        asyncio.run(main())
+        with StepGate(llm) as gate:
+            asyncio.run(main(gate))
     finally:
         engine.shutdown()
+    assert engine.stats().num_finished == 0
+    assert_clean(engine)
 
 
 def test_shutdown_fails_open_streams_and_refuses_new_requests() -> None:
-    engine = started()
+    llm = LLMEngine(CONFIG)
+    engine = started(llm=llm)
     long = SamplingParams(max_tokens=200, temperature=0.0, ignore_eos=True)
 
-    async def main() -> None:
+    async def main(gate: StepGate) -> None:
         stream = await engine.add_request("open", "x", long)
+        await gate.run_async(1)
         await stream.__anext__()
-        await asyncio.to_thread(engine.shutdown)
+        await gate.held_async()  # the engine is held before its second step
+        stopping = asyncio.create_task(asyncio.to_thread(engine.shutdown))
+        await until(lambda: not engine.is_alive)  # shutdown asked for ...
+        gate.allow(1)  # ... the step under way ends, and the thread stops after it
+        await stopping
         with pytest.raises(EngineDeadError):
             async for _ in stream:
                 pass
         with pytest.raises(EngineDeadError):
             await engine.add_request("late", "x", long)
+        assert gate.steps == 2
 
-    asyncio.run(main())
+    with StepGate(llm) as gate:
+        asyncio.run(main(gate))
     assert not engine.is_alive and engine.error is None
+    assert engine.stats().num_finished == 0
     assert_clean(engine)
 
 
@@ -177,19 +211,26 @@ def test_a_failing_step_stops_the_thread_and_fails_every_stream() -> None:
 
 
 def test_call_runs_on_the_engine_thread_between_steps() -> None:
-    engine = started()
+    llm = LLMEngine(CONFIG)
+    engine = started(llm=llm)
 
-    async def main() -> None:
+    async def main(gate: StepGate) -> None:
         stream = await engine.add_request("busy", "x", SamplingParams(max_tokens=30, ignore_eos=True))
-        name = await engine.call(lambda e: threading.current_thread().name)
-        assert name == "foundry-engine"
-        steps = await engine.call(lambda e: e.stats().num_steps)
-        assert isinstance(steps, int)
+        await gate.run_async(2)
+        await gate.held_async()  # held inside the third step: a call now must wait for its end
+        name = asyncio.create_task(engine.call(lambda e: threading.current_thread().name))
+        steps = asyncio.create_task(engine.call(lambda e: e.stats().num_steps))
+        await gate.run_async(1)
+        assert await name == "foundry-engine"
+        assert await steps == 3 == gate.steps  # it ran after step 3, before step 4 (not yet allowed)
+        failing = asyncio.create_task(engine.call(lambda e: 1 / 0))
+        gate.open()
         with pytest.raises(ZeroDivisionError):
-            await engine.call(lambda e: 1 / 0)
+            await failing
         assert (await _last(stream)).finished  # the engine kept serving around the calls
 
     try:
-        asyncio.run(main())
+        with StepGate(llm) as gate:
+            asyncio.run(main(gate))
     finally:
         engine.shutdown()
