@@ -75,4 +75,12 @@ def test_bad_configs_name_the_field(update, message):
 
 
 def test_mmse_and_mf_need_no_rank():
-    SweepConfig(**{**SMALL, "users": 20}, precoders=["mmse", "mf", "wl-mmse"])
+    # more users than antennas: ZF has no inverse, MMSE (regularised) and MF still serve everyone
+    cfg = SweepConfig(**{**SMALL, "users": 20}, precoders=["mmse", "mf", "wl-mmse"])
+    rows = sweep.run(cfg)
+    assert len(rows) == 3 * 2 * 2
+    assert all(np.isfinite(r["sum_rate"]) and r["sum_rate"] > 0 for r in rows)
+    by = {(r["precoder"], r["iq"], r["snr_db"]): r["sum_rate"] for r in rows}
+    assert by["mmse", "ideal", 20.0] > by["mmse", "ideal", 0.0]
+    with pytest.raises(ValidationError, match="exceeds bs_antennas"):
+        SweepConfig(**{**SMALL, "users": 20}, precoders=["mmse", "zf"])

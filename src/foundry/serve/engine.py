@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -69,11 +70,14 @@ class LLMEngine:
     """The serving engine over one model, one KV pool pair and one policy.
 
     `policy` overrides the one named in `config` (any `Policy` subclass, e.g. a FastServe policy
-    under test). The engine clock is `time.monotonic()`; callers may pass their own arrival times.
+    under test). The engine clock is `clock` (`time.monotonic` unless a test or a replay gives another:
+    the policy hears only this clock's times); callers may pass their own arrival times.
     """
 
-    def __init__(self, config: EngineConfig, policy: Policy | None = None) -> None:
+    def __init__(self, config: EngineConfig, policy: Policy | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.clock = clock
         self.device = resolve_device(config.device)
         dtype = getattr(torch, config.dtype)
         self.model, self.tokenizer, self.model_name = load_model(
@@ -129,7 +133,7 @@ class LLMEngine:
         if need > self.block_manager.device.num_blocks:
             raise ValueError(f"max_tokens: prompt + max_tokens need {need} KV blocks, the device pool "
                              f"has {self.block_manager.device.num_blocks}")
-        now = time.monotonic() if arrival_time is None else arrival_time
+        now = self.clock() if arrival_time is None else arrival_time
         seq = Sequence(request_id, ids, params, now)
         gen = None
         if not params.is_greedy:
@@ -180,21 +184,21 @@ class LLMEngine:
             self.cache_engine.write_blocks(self.block_manager.block_ids(seq.request_id), m.kv)
             seq.kv_location = KVLocation.DEVICE
         self._requests[seq.request_id] = _Request(seq, m.generator, m.detok)
-        self.policy.add(seq, time.monotonic())
+        self.policy.add(seq, self.clock())
 
     def has_unfinished_requests(self) -> bool:
         return bool(self._requests)
 
     # ---- the loop ------------------------------------------------------------------------------
     def step(self) -> list[RequestOutput]:
-        start = time.monotonic()
+        start = self.clock()
         decision = self.policy.schedule(start, self.block_manager)  # 1. the policy decides
         self._check_decision(decision)
         plan = apply_decision(decision, self.block_manager)  # 2. the block manager plans memory
         self.cache_engine.execute(plan)  # 3. the cache engine copies KV
-        exec_start = time.monotonic()
+        exec_start = self.clock()
         result = self._execute(decision)  # 4. the model runs, tokens are sampled
-        end = time.monotonic()
+        end = self.clock()
         self.policy.update(decision, end, end - start)  # 5. the policy hears how long it took
         outputs = self._postprocess(decision, result, end)  # 6. tokens, text, finishes
         self._record(decision, plan, result, start, exec_start, end)
@@ -212,7 +216,7 @@ class LLMEngine:
     def _record(self, d: SchedulerOutput, plan: MemoryPlan, r: _StepResult, start: float, exec_start: float,
                 end: float) -> None:
         self.iteration_records.append(IterationRecord(
-            step=self._num_steps, start_time=start, elapsed=time.monotonic() - start,
+            step=self._num_steps, start_time=start, elapsed=self.clock() - start,
             execute_time=end - exec_start, num_prefill_tokens=d.num_batched_tokens - r.num_decode,
             num_decode_tokens=r.num_decode, num_seqs=len(d.scheduled), sum_context_len=r.sum_context_len,
             num_swapped_out=plan.num_swapped_out, num_swapped_in=plan.num_swapped_in,

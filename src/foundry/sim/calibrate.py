@@ -45,13 +45,14 @@ def run_engine(engine: Any, workload: Workload, *, seed: int = 0) -> EngineRun:
     records = [RequestRecord(s.prompt_len, s.output_len, s.arrival_time) for s in workload.requests]
     index = {f"r{i}": i for i in range(len(workload))}
     first_step = len(engine.iteration_records)
+    clock = engine.clock  # the engine's own: a test's virtual clock drives the arrivals too
     try:
-        t0 = time.monotonic()
+        t0 = clock()
         nxt, n = 0, len(specs)
         busy_since: float | None = None  # start of the previous step, unless the engine idled since
         intervals: list[float] = []
         while nxt < n or engine.has_unfinished_requests():
-            now = time.monotonic() - t0
+            now = clock() - t0
             if busy_since is not None:  # the previous step's cost incl. the loop around it
                 intervals.append(now + t0 - busy_since)
                 busy_since = None
@@ -61,9 +62,9 @@ def run_engine(engine: Any, workload: Workload, *, seed: int = 0) -> EngineRun:
                 engine.add_request(f"r{i}", prompts[i], params, arrival_time=t0 + spec.arrival_time)
                 nxt += 1
             if not engine.has_unfinished_requests():
-                time.sleep(max(0.0, specs[nxt][1].arrival_time - (time.monotonic() - t0)))
+                time.sleep(max(0.0, specs[nxt][1].arrival_time - (clock() - t0)))
                 continue
-            busy_since = time.monotonic()
+            busy_since = clock()
             for out in engine.step():
                 rec = records[index[out.request_id]]
                 if rec.first_token_time is None and out.first_token_time is not None:
