@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from foundry.serve import EngineConfig, LLMEngine
 from foundry.serve.bench import HttpTarget, InProcessTarget, build_workload, run_benchmark
 from foundry.serve.bench.trace import read_trace
 from foundry.serve.server import create_app, serve_in_thread
+from tests.waiting import StepGate, wait_until
 
 CONFIG = EngineConfig(max_num_seqs=4, max_model_len=128, num_device_blocks=64)
 
@@ -63,13 +65,17 @@ def test_http_run_against_the_server() -> None:
 
 def test_http_run_records_refusals_as_failures() -> None:
     wl = build_workload(num_requests=6, rate=float("inf"), prompt_len=8, output_len=30)
-    app = create_app(
-        LLMEngine(EngineConfig(max_num_seqs=1, max_model_len=128, num_device_blocks=64)), max_waiting=1
-    )
-    with serve_in_thread(app) as url:
-        result = run_benchmark(wl, HttpTarget(url))
-    assert result.num_failed >= 1 and result.num_completed >= 1
-    assert result.num_failed + result.num_completed == 6
+    llm = LLMEngine(EngineConfig(max_num_seqs=1, max_model_len=128, num_device_blocks=64))
+    app = create_app(llm, max_waiting=1)
+    registry = app.state.metrics.registry
+    with serve_in_thread(app) as url, StepGate(llm) as gate, ThreadPoolExecutor(1) as pool:
+        # the engine stands still: the first request waits in it, so each of the other five finds the
+        # waiting queue full; then the first is let through
+        run = pool.submit(run_benchmark, wl, HttpTarget(url))
+        assert wait_until(lambda: registry.get_sample_value("foundry_requests_rejected_total") == 5)
+        gate.open()
+        result = run.result()
+    assert (result.num_failed, result.num_completed) == (5, 1)
     assert all(e.startswith("HTTP 429") for e in result.errors)
 
 
