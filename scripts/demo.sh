@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: a short tour of every part that exists. Outputs go to demo_out/.
+# `make demo`: a short tour of every part that exists. Outputs go to out/demo/ (ignored by git).
 set -euo pipefail
-out=${DEMO_OUT:-demo_out}
+out=${DEMO_OUT:-out/demo}
 mkdir -p "$out"
 
 echo "== foundry mimo: sum rate vs SNR, N=64 BS antennas, K=16 users, 10 deg / 0.1 IQ imbalance =="

@@ -151,7 +151,7 @@ def _print_table(cfg, rows: list[dict], elapsed: float, out: Path | None) -> Non
 
 @app.command()
 def figures(
-    out: Annotated[Path, _Opt(help="folder for the PNGs and their CSV data")] = Path("mimo_figures"),
+    out: Annotated[Path, _Opt(help="folder for the PNGs and their CSV data")] = Path("out/mimo_figures"),
     draws: Annotated[int, _Opt(help="channel draws per point (the BER and loss panels scale with it)")] = 200,
     seed: Annotated[int, _Opt(help="random seed")] = 0,
 ) -> None:
