@@ -271,3 +271,18 @@ def test_train_rejects_a_wrong_data_file(tmp_path):
     res = runner.invoke(app, ["pde", "train", *args])
     assert res.exit_code == 2 and "Traceback" not in res.output
     assert f"{tmp_path / 'train.h5'} is not an HDF5 file" in flat(res.output)
+
+
+@pytest.mark.parametrize("device", ["bogus", "cuda"])
+def test_unavailable_device_names_the_option(device, ckpt, tiny_h5, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the same on a GPU machine
+    res = runner.invoke(
+        app, ["pde", "eval", "--data", str(tiny_h5), "--checkpoint", str(ckpt), "--device", device]
+    )
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "Invalid value for --device" in flat(res.output)
+    res = runner.invoke(
+        app, ["pde", "train", "--train-data", str(tiny_h5), "--out-dir", str(tmp_path), "--device", device]
+    )
+    assert res.exit_code == 2 and "Invalid value for --device" in flat(res.output)
+    assert not any(tmp_path.iterdir())  # refused before anything was written

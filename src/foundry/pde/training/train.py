@@ -35,9 +35,18 @@ def read_log(path: str | Path) -> list[dict]:
 
 
 def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then CPU."""
+    """``auto`` picks CUDA, then Apple MPS, then CPU; a named device that is not there is a ValueError."""
     if name != "auto":
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except RuntimeError as e:
+            raise ValueError(str(e)) from None
+        mps = getattr(torch.backends, "mps", None)
+        if (device.type == "cuda" and not torch.cuda.is_available()) or (
+            device.type == "mps" and not (mps is not None and mps.is_available())
+        ):
+            raise ValueError(f"{name!r} is not available on this machine (try auto or cpu)")
+        return device
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
