@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 from typer.testing import CliRunner
 
 from foundry.cli import app
+from tests.waiting import wait_until
 
 runner = CliRunner()
 
@@ -217,14 +218,7 @@ def test_profile_writes_under_out_by_default(tmp_path, monkeypatch) -> None:
     assert (tmp_path / "out" / "profile.json").is_file() and "wrote out/profile.json" in r.output
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_answers_and_shuts_down_cleanly_on_sigterm() -> None:
-    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -232,7 +226,7 @@ def test_serve_answers_and_shuts_down_cleanly_on_sigterm() -> None:
             "foundry.cli",
             "serve",
             "--port",
-            str(port),
+            "0",  # the OS picks a free port; the server says which
             "--max-model-len",
             "128",
             "--log-level",
@@ -243,17 +237,21 @@ def test_serve_answers_and_shuts_down_cleanly_on_sigterm() -> None:
         text=True,
     )
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
+        seen = []
+        while not (match := re.search(r"serving .* on (http://127\.0\.0\.1:\d+)", seen[-1] if seen else "")):
+            line = proc.stderr.readline()
+            assert line, f"the server exited before saying where it serves: {''.join(seen)}"
+            seen.append(line)
+        url = match.group(1)
+
+        def healthy() -> bool:
             assert proc.poll() is None, proc.communicate()[1]
             try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
+                return httpx.get(f"{url}/health", timeout=5).status_code == 200
             except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "server did not come up"
-            time.sleep(0.1)
+                return False
+
+        assert wait_until(healthy), "server did not come up"
         r = httpx.post(
             f"{url}/v1/completions", json={"model": "foundry-tiny", "prompt": "hi", "max_tokens": 3}
         )
