@@ -70,6 +70,7 @@ def test_gauges_and_counters_follow_the_latest_engine_snapshot() -> None:
         num_preemptions=4,
         num_swapped_out=5,
         num_swapped_in=6,
+        weight_version=7,
     )
     got = samples(m)
     assert got[("foundry_num_requests_waiting", ())] == 3
@@ -80,6 +81,7 @@ def test_gauges_and_counters_follow_the_latest_engine_snapshot() -> None:
     assert got[("foundry_num_preemptions_total", ())] == 4
     assert got[("foundry_num_swapped_out_total", ())] == 5
     assert got[("foundry_num_swapped_in_total", ())] == 6
+    assert got[("foundry_weight_version", ())] == 7
 
 
 def test_latency_histograms_use_the_engines_timestamps() -> None:

@@ -56,3 +56,24 @@ def test_seeded_generators_reproduce():
     g = torch.Generator().manual_seed(9)
     b = [sample(logits, [p], [g])[0][0] for _ in range(20)]
     assert a == b and len(set(a)) > 1
+
+
+def test_processed_logprobs_are_of_the_sampled_distribution():
+    logits = torch.tensor([[0.0, 2.0, 1.0, -1.0], [3.0, 0.0, 0.0, 1.0]])
+    params = [SamplingParams(temperature=0.5, top_k=2, logprobs=3),
+              SamplingParams(temperature=0.0, logprobs=1)]
+    gens = [torch.Generator().manual_seed(0), None]
+    raw_tokens, raw = sample(logits, params, gens)
+    tokens, lps = sample(logits, params, [torch.Generator().manual_seed(0), None], "processed")
+    assert tokens == raw_tokens  # the mode changes what is reported, never what is sampled
+    kept2 = torch.log_softmax(torch.tensor([2.0, 1.0]) / 0.5, -1)  # top-2 of row 0, tempered
+    assert lps[0].logprob == pytest.approx(float(kept2[[1, 2].index(tokens[0])]))
+    assert lps[0].top == pytest.approx({1: float(kept2[0]), 2: float(kept2[1])})  # -inf tokens left out
+    assert lps[1].logprob == raw[1].logprob and lps[1].top == raw[1].top  # greedy: processed is raw
+
+
+def test_return_output_logprobs_alone_reports_the_sampled_token_only():
+    logits = torch.tensor([[0.0, 2.0, 1.0]])
+    _, [lp] = sample(logits, [SamplingParams(temperature=0.0, return_output_logprobs=True)], [None])
+    assert lp.token_id == 1 and lp.top == {}
+    assert lp.logprob == pytest.approx(float(torch.log_softmax(logits[0], -1)[1]))

@@ -44,6 +44,10 @@ class EngineConfig(BaseModel):
     mlfq_min_free_blocks: int = Field(
         0, ge=0, description="proactive-swap reserve: max(max_num_seqs, this) free device blocks"
     )
+    logprobs_mode: Literal["raw", "processed"] = Field(
+        "raw", description="logprobs reported: 'raw' = log_softmax(logits); 'processed' = of the "
+        "distribution each token was sampled from (logits / temperature, after top-k/top-p)"
+    )
     block_size: int = Field(16, ge=1, le=1024, description="tokens per KV block")
     num_device_blocks: int | None = Field(
         None, ge=1, description="device KV blocks; None derives them from kv_cache_memory_mb"

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from foundry.llm.loader import load_model
+from foundry.llm.models.llama import LlamaForCausalLM
+from foundry.llm.tokenizer import Tokenizer
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.cache_engine import CacheEngine, kv_bytes_per_token
 from foundry.serve.config import EngineConfig
@@ -58,6 +60,15 @@ def make_policy(config: EngineConfig) -> Policy:
     return build_policy(config)  # the registry in foundry.serve.policies
 
 
+def check_in_memory_model(model: LlamaForCausalLM, device: torch.device, dtype: torch.dtype) -> None:
+    """A handed-over model must already sit where the config says: moving it would copy its weights."""
+    for name, p in model.named_parameters():
+        on_device = p.device.type == device.type and device.index in (None, p.device.index)
+        if not on_device or p.dtype != dtype:
+            raise ValueError(f"model: parameter {name!r} is {p.dtype} on {p.device}, the config says {dtype} "
+                             f"on {device}; move or cast the model first (the engine never copies it)")
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -72,17 +83,29 @@ class LLMEngine:
     `policy` overrides the one named in `config` (any `Policy` subclass, e.g. a FastServe policy
     under test). The engine clock is `clock` (`time.monotonic` unless a test or a replay gives another:
     the policy hears only this clock's times); callers may pass their own arrival times.
+
+    `model` and `tokenizer` hand over a model already in memory (an RL trainer's) instead of loading
+    `config.model`: the engine runs that very module, sharing its parameters by reference (nothing is
+    copied), so the owner's in-place updates are what the next step computes with (announce them with
+    `set_weight_version`). Its parameters must already be on `config.device` in `config.dtype`.
     """
 
     def __init__(self, config: EngineConfig, policy: Policy | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, model: LlamaForCausalLM | None = None,
+                 tokenizer: Tokenizer | None = None, model_name: str = "in-memory") -> None:
         self.config = config
         self.clock = clock
         self.device = resolve_device(config.device)
         dtype = getattr(torch, config.dtype)
-        self.model, self.tokenizer, self.model_name = load_model(
-            config.model, self.device, dtype, config.seed
-        )
+        if (model is None) != (tokenizer is None):
+            raise ValueError("model: pass a model together with its tokenizer, or neither")
+        if model is None:
+            self.model, self.tokenizer, self.model_name = load_model(
+                config.model, self.device, dtype, config.seed
+            )
+        else:
+            check_in_memory_model(model, self.device, dtype)
+            self.model, self.tokenizer, self.model_name = model, tokenizer, model_name
         mcfg = self.model.config
         self.max_model_len = config.max_model_len or mcfg.max_position_embeddings
         if self.max_model_len > mcfg.max_position_embeddings:
@@ -210,7 +233,7 @@ class LLMEngine:
         num_decode = sum(1 for s in d.scheduled if s.num_tokens == 1 and s.seq.num_computed_tokens > 0)
         logits, inp = self.runner.execute(d.scheduled, self.block_manager)
         gens = [self._requests[s.request_id].generator for s in inp.sampled]
-        tokens, logprobs = sample(logits, [s.params for s in inp.sampled], gens)
+        tokens, logprobs = sample(logits, [s.params for s in inp.sampled], gens, self.config.logprobs_mode)
         return _StepResult(inp.sampled, tokens, logprobs, inp.sum_context_len, num_decode)
 
     def _record(self, d: SchedulerOutput, plan: MemoryPlan, r: _StepResult, start: float, exec_start: float,
@@ -249,6 +272,8 @@ class LLMEngine:
             if seq.first_token_time is None:
                 seq.first_token_time = now
             p = seq.params
+            if p.return_output_logprobs:
+                seq.output_logprobs.append(lp.logprob)
             reason = None
             if (not p.ignore_eos and tok == eos) or tok in p.stop_token_ids:
                 reason = "stop"
@@ -271,6 +296,7 @@ class LLMEngine:
                 finished=reason is not None, finish_reason=reason, arrival_time=seq.arrival_time,
                 first_token_time=seq.first_token_time, finish_time=seq.finish_time,
                 weight_versions=list(seq.weight_versions),
+                output_logprobs=list(seq.output_logprobs) if p.return_output_logprobs else None,
             ))
         return outputs
 
@@ -318,10 +344,27 @@ class LLMEngine:
             host_kv_usage=self.block_manager.host_usage, num_preemptions=self._num_preemptions,
             num_swapped_out=self._num_swapped_out, num_swapped_in=self._num_swapped_in,
             num_steps=self._num_steps, num_finished=self._num_finished, num_aborted=self._num_aborted,
-            policy_stats=self.policy.stats(),
+            weight_version=self.weight_version, policy_stats=self.policy.stats(),
         )
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> None:
-        """Swap in new weights between steps (RL weight sync); later tokens carry `version`."""
+        """Copy in new weights between steps (RL weight sync); later tokens carry `version`.
+
+        `version` must exceed the current one (checked before any weight is touched). The KV already
+        cached for running requests stays as the old weights computed it.
+        """
+        self._check_version(version)
         self.model.load_weights(state_dict)
         self.weight_version = version
+
+    def set_weight_version(self, version: int) -> None:
+        """The owner of a handed-over model changed its weights in place; later tokens carry `version`."""
+        self._check_version(version)
+        self.weight_version = version
+
+    def _check_version(self, version: int) -> None:
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise ValueError(f"version: must be an integer, got {version!r}")
+        if version <= self.weight_version:
+            raise ValueError(f"version: weight versions only increase; got {version} after "
+                             f"{self.weight_version}")

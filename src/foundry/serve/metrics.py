@@ -33,6 +33,8 @@ class _EngineCollector:
             ("num_requests_swapped", "Requests whose KV cache is swapped out to host memory.", s.num_swapped),
             ("kv_cache_usage_ratio", "Fraction of device KV-cache blocks in use.", s.device_kv_usage),
             ("host_kv_cache_usage_ratio", "Fraction of host KV-cache blocks in use.", s.host_kv_usage),
+            ("weight_version", "Version of the weights the engine samples with (RL weight sync).",
+             s.weight_version),
         )
         for name, doc, value in gauges:
             g = GaugeMetricFamily(f"{PREFIX}_{name}", doc)

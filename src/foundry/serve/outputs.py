@@ -11,7 +11,7 @@ FinishReason = Literal["stop", "length", "abort"]
 @dataclass(slots=True)
 class TokenLogprob:
     token_id: int
-    logprob: float  # under the model's unmodified distribution (log-softmax of the logits)
+    logprob: float  # log-softmax of the logits, or of the sampled distribution (EngineConfig.logprobs_mode)
     top: dict[int, float]  # the `logprobs` most likely tokens and their logprobs
 
 
@@ -30,6 +30,9 @@ class RequestOutput:
     first_token_time: float | None
     finish_time: float | None
     weight_versions: list[int] = field(default_factory=list)  # weight version that produced each token
+    # the logprob of each output token so far (EngineConfig.logprobs_mode); None unless
+    # SamplingParams.return_output_logprobs
+    output_logprobs: list[float] | None = None
 
 
 @dataclass(slots=True)
@@ -62,4 +65,5 @@ class EngineStats:
     num_steps: int
     num_finished: int
     num_aborted: int
+    weight_version: int = 0  # the version of the weights the next step runs with (LLMEngine.load_weights)
     policy_stats: dict[str, Any] = field(default_factory=dict)  # the policy's own series (Policy.stats())

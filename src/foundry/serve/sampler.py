@@ -27,8 +27,17 @@ def sample(
     logits: torch.Tensor,  # [N, V] fp32
     params: list[SamplingParams],
     generators: list[torch.Generator],
+    logprobs_mode: str = "raw",
 ) -> tuple[list[int], list[TokenLogprob | None]]:
+    """Sample one token per row; a row's `TokenLogprob` when its params ask for logprobs.
+
+    `logprobs_mode` "raw" reports log_softmax(logits); "processed" reports the distribution the token
+    was drawn from: log_softmax of the logits divided by the temperature, after top-k/top-p (excluded
+    tokens at -inf). A greedy row has no temperature, so its processed logprobs are the raw ones.
+    """
     greedy = [p.is_greedy for p in params]
+    want = [i for i, p in enumerate(params) if p.logprobs is not None or p.return_output_logprobs]
+    processed: dict[int, torch.Tensor] = {}  # row -> the tempered, filtered logits it was sampled from
     tokens: list[int] = [0] * len(params)
     if any(greedy):
         argmax = logits.argmax(dim=-1).tolist()
@@ -41,15 +50,20 @@ def sample(
         row = filter_logits(logits[i] / p.temperature, p.top_k, p.top_p)
         probs = torch.softmax(row, dim=-1)
         tokens[i] = int(torch.multinomial(probs, 1, generator=generators[i]).item())
+        if logprobs_mode == "processed":
+            processed[i] = row
     logprobs: list[TokenLogprob | None] = [None] * len(params)
-    want = [i for i, p in enumerate(params) if p.logprobs is not None]
     if want:
-        lp = torch.log_softmax(logits[want], dim=-1)
+        rows = logits[want]
+        if processed:
+            rows = torch.stack([processed.get(i, logits[i]) for i in want])
+        lp = torch.log_softmax(rows, dim=-1)
         for row, i in enumerate(want):
             k = params[i].logprobs
             top = {}
             if k:
                 vals, idx = torch.topk(lp[row], k)
-                top = dict(zip(idx.tolist(), vals.tolist(), strict=True))
+                # tokens a processed distribution excludes (-inf) are no alternatives (and not JSON)
+                top = {t: x for t, x in zip(idx.tolist(), vals.tolist(), strict=True) if x != float("-inf")}
             logprobs[i] = TokenLogprob(tokens[i], float(lp[row, tokens[i]]), top)
     return tokens, logprobs

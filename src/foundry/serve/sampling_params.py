@@ -18,6 +18,7 @@ class SamplingParams:
     stop_token_ids: list[int] = field(default_factory=list)
     ignore_eos: bool = False
     logprobs: int | None = None  # top alternatives reported per sampled token, 0..20
+    return_output_logprobs: bool = False  # keep every output token's logprob (RequestOutput.output_logprobs)
 
     @property
     def is_greedy(self) -> bool:
@@ -43,6 +44,8 @@ class SamplingParams:
             raise ValueError(
                 f"stop_token_ids: must be a list of non-negative integers, got {self.stop_token_ids!r}"
             )
+        if not isinstance(self.return_output_logprobs, bool):
+            raise ValueError(f"return_output_logprobs: must be a bool, got {self.return_output_logprobs!r}")
         if self.logprobs is not None and (
             not isinstance(self.logprobs, int) or isinstance(self.logprobs, bool)
             or not 0 <= self.logprobs <= MAX_LOGPROBS

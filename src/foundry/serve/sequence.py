@@ -48,6 +48,7 @@ class Sequence:
     finish_time: float | None = None
     num_preemptions: int = 0
     weight_versions: list[int] = field(default_factory=list)  # the weight version behind each output token
+    output_logprobs: list[float] = field(default_factory=list)  # each output token's, when params ask
     # Policy-owned fields: the engine never reads them.
     priority: int = 0  # e.g. an MLFQ level
     service_time: float = 0.0  # accumulated iteration time while scheduled
