@@ -54,7 +54,7 @@ def readme_blocks(readme: str) -> list[Block]:
         if line.startswith("#"):
             section = line.lstrip("#").strip()
         if m := SKIP.search(line):
-            skip = m.group(1).strip() or "marked skip"
+            skip = m.group(1).strip().removeprefix("(").removesuffix(")") or "marked skip"
         if m := FENCE.match(line):
             body = []
             i += 1
@@ -117,6 +117,7 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", help="run only blocks whose section title contains one of these "
                     "(plus the set-up lines before them)")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows as it happens, also into a log file
 
     repo = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=Path(__file__).parent,
                                capture_output=True, text=True, check=True).stdout.strip())

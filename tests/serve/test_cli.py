@@ -113,9 +113,10 @@ def test_bench_over_http_against_a_running_server() -> None:
         (["serve", "bench", "--in-process", "--trace", "/nonexistent.csv"], "--trace"),
         (["serve", "bench", "--url", "http://127.0.0.1:9", "--num-requests", "1"], "--url"),
         (["serve", "bench", "--url", "http://127.0.0.1:9", "--wait", "0.3", "--num-requests", "1"], "--url"),
-        (["serve", "--block-size", "0"], "--block-size"),
-        (["serve", "--log-level", "loud"], "--log-level"),
-        (["serve", "--model", "/nonexistent/checkpoint"], "--model"),
+        # --port 0 for serve: its port is bound first, and 8000 may be taken on the machine running the tests
+        (["serve", "--block-size", "0", "--port", "0"], "--block-size"),
+        (["serve", "--log-level", "loud", "--port", "0"], "--log-level"),
+        (["serve", "--model", "/nonexistent/checkpoint", "--port", "0"], "--model"),
     ],
 )
 def test_bad_options_exit_with_a_message_naming_the_option(args: list[str], option: str) -> None:
