@@ -56,6 +56,28 @@ def test_concurrent_streams_match_the_offline_engine(offline: LLMEngine) -> None
     assert_clean(engine)
 
 
+def test_add_samples_streams_each_sample_of_one_prompt(offline: LLMEngine) -> None:
+    params = SamplingParams(max_tokens=8, temperature=1.0, seed=3, ignore_eos=True, n=3)
+    want = [o.output_token_ids for o in offline.generate(["alpha"], params)]
+    engine = started()
+
+    async def main() -> list:
+        with pytest.raises(ValueError, match="^n:"):
+            await engine.add_request("one", "alpha", params)  # one stream cannot carry three samples
+        streams = await engine.add_samples("g", "alpha", params)
+        assert [s.request_id for s in streams] == ["g-0", "g-1", "g-2"]
+        return [(await _last(s)).output_token_ids for s in streams]
+
+    try:
+        got = asyncio.run(main())
+    finally:
+        engine.shutdown()
+    assert got == want
+    prompt_len = len(engine.engine.tokenizer.encode("alpha"))
+    assert sum(r.num_prefill_tokens for r in engine.engine.iteration_records) == prompt_len  # computed once
+    assert_clean(engine)
+
+
 def test_rejected_request_raises_the_engines_error_naming_the_field() -> None:
     llm = LLMEngine(CONFIG)
     engine = started(llm=llm)

@@ -73,6 +73,26 @@ def test_fork_shares_blocks_and_copies_on_write():
     bm.check_invariants()
 
 
+def test_fork_source_fills_its_last_block_in_place_and_only_exclusive_blocks_are_freed():
+    bm = BlockManager(block_size=4, num_device_blocks=8)
+    bm.allocate("a", 6)  # a prompt: a full and a half-full block
+    for dst in ("b", "c"):
+        bm.fork("a", dst)
+    tail = bm.block_ids("a")[-1]
+    assert bm.num_new_blocks("a", 8) == 0 and bm.append("a", 8) == []  # no copy: forks read slots 0-1 only
+    assert bm.block_ids("a")[-1] == tail and bm.num_new_blocks("b", 7) == 1
+    assert bm.append("b", 7) == [(tail, bm.block_ids("b")[-1])]
+    assert bm.num_exclusive_blocks("a") == 0 and bm.num_exclusive_blocks("b") == 1  # its copied block
+    bm.check_invariants()
+    used = bm.device.num_blocks - bm.num_free_device_blocks
+    bm.free("b")  # frees its own block only; the shared ones stay with a and c
+    assert bm.device.num_blocks - bm.num_free_device_blocks == used - 1
+    assert bm.num_new_blocks("c", 7) == 1  # c still shares a's partial block with a: it copies
+    bm.free("a")
+    assert bm.num_new_blocks("c", 7) == 0 and bm.num_exclusive_blocks("c") == 2  # alone now: in place
+    bm.check_invariants()
+
+
 def test_invariant_check_catches_corruption():
     bm = BlockManager(block_size=4, num_device_blocks=4)
     bm.allocate("a", 8)

@@ -21,6 +21,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from foundry.serve.sampling_params import sample_request_ids
+
 logger = logging.getLogger(__name__)
 
 
@@ -44,7 +46,7 @@ class _PendingAdd:
     params: Any  # SamplingParams
     loop: asyncio.AbstractEventLoop
     accepted: asyncio.Future
-    stream: RequestStream
+    streams: list[RequestStream]  # one per sample (``params.n``)
 
 
 def _settle(fut: asyncio.Future, result: Any, error: BaseException | None) -> None:
@@ -162,12 +164,22 @@ class AsyncEngine:
 
         Raises ``QueueFullError`` when the waiting queue is full, ``ValueError`` (from the engine, naming
         the field) when the engine rejects the request, ``EngineDeadError`` when the engine has stopped.
+        ``params.n`` must be 1 here; ``add_samples`` takes any ``n``.
         """
+        if getattr(params, "n", 1) != 1:
+            raise ValueError(f"n: add_request streams one sample, got n={params.n}; use add_samples")
+        [stream] = await self.add_samples(request_id, prompt, params)
+        return stream
+
+    async def add_samples(self, request_id: str, prompt: Any, params: Any) -> list[RequestStream]:
+        """Queue a request of ``params.n`` samples (one prompt prefill, shared KV); returns one stream
+        per sample, in sample order, once the engine has accepted it. Errors as ``add_request``."""
         if not self.is_alive:
             raise EngineDeadError(f"engine is not running{f': {self._error}' if self._error else ''}")
         loop = asyncio.get_running_loop()
-        stream = RequestStream(request_id, self)
-        pending = _PendingAdd(request_id, prompt, params, loop, loop.create_future(), stream)
+        sample_ids = sample_request_ids(request_id, getattr(params, "n", 1))
+        streams = [RequestStream(sid, self) for sid in sample_ids]
+        pending = _PendingAdd(request_id, prompt, params, loop, loop.create_future(), streams)
         with self._lock:
             if self._stop.is_set():  # checked under the lock: the thread drains pending work under it
                 raise EngineDeadError("engine is shutting down")
@@ -180,9 +192,11 @@ class AsyncEngine:
         try:
             await pending.accepted
         except asyncio.CancelledError:
-            self.abort(request_id)
+            self.abort(request_id)  # in the engine: all its samples
+            for sid in sample_ids if len(sample_ids) > 1 else ():
+                self.abort(sid)  # and their streams
             raise
-        return stream
+        return streams
 
     async def generate(self, request_id: str, prompt: Any, params: Any) -> AsyncIterator[Any]:
         """Yield the request's outputs; aborts it if the consumer stops early."""
@@ -253,14 +267,16 @@ class AsyncEngine:
                 except Exception as e:  # rejected: the caller gets the error (ValueError names the field)
                     results.append((add, e))
                     continue
-                self._streams[add.request_id] = (add.loop, add.stream)
+                for stream in add.streams:
+                    self._streams[stream.request_id] = (add.loop, stream)
                 results.append((add, None))
             # snapshot before anyone hears back, so a caller never sees stats older than its own answer
             self._stats = self.engine.stats()
             for add, error in results:
                 if not self._send(add.loop, _resolve, add.accepted, error) and error is None:
                     self.engine.abort_request(add.request_id)
-                    self._streams.pop(add.request_id)
+                    for stream in add.streams:
+                        self._streams.pop(stream.request_id)
 
     def _publish(self, outputs: list) -> None:
         for out in outputs:

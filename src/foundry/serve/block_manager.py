@@ -2,8 +2,11 @@
 
 Holds no tensors. Every request with cached KV has one block table, all in one pool. Blocks are
 refcounted so tables can share them (`fork`); a write into a shared, partly filled last block
-copies it first (copy-on-write). Swaps move a whole table between pools and return a copy plan
-`[(src_block, dst_block), ...]` that the cache engine executes. `check_invariants` audits it all.
+copies it first (copy-on-write), except by the fork's source, which goes on filling it in place: a
+forked table reads only the slots filled when it forked, so one in-place writer per block is safe (a
+running source then never needs more blocks than before the fork). Swaps move a whole table between
+pools and return a copy plan `[(src_block, dst_block), ...]` that the cache engine executes.
+`check_invariants` audits it all.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class BlockPool:
         self.num_blocks = num_blocks
         self.free: deque[int] = deque(range(num_blocks))
         self.refcount = [0] * num_blocks
+        self.num_shared = 0  # blocks with refcount > 1 (none unless tables were forked)
 
     @property
     def num_free(self) -> int:
@@ -47,12 +51,16 @@ class BlockPool:
     def incref(self, block: int) -> None:
         _check(self.refcount[block] > 0, f"block {block} is free")
         self.refcount[block] += 1
+        if self.refcount[block] == 2:
+            self.num_shared += 1
 
     def decref(self, block: int) -> None:
         _check(self.refcount[block] > 0, f"block {block} freed twice")
         self.refcount[block] -= 1
         if self.refcount[block] == 0:
             self.free.append(block)
+        elif self.refcount[block] == 1:
+            self.num_shared -= 1
 
 
 @dataclass
@@ -60,6 +68,7 @@ class BlockTable:
     blocks: list[int]
     num_tokens: int  # slots in use (KV written or about to be written this step)
     location: KVLocation
+    copies_tail: bool = False  # forked: copy a shared, partly filled last block before writing into it
 
 
 class BlockManager:
@@ -103,6 +112,16 @@ class BlockManager:
         table = self.tables.get(request_id)
         return 0 if table is None else len(table.blocks)
 
+    def num_exclusive_blocks(self, request_id: str) -> int:
+        """Blocks that freeing the request's table returns to its pool (not those shared by a fork)."""
+        table = self.tables.get(request_id)
+        if table is None:
+            return 0
+        pool = self.device if table.location is KV_DEVICE else self.host
+        if pool.num_shared == 0:
+            return len(table.blocks)
+        return sum(1 for b in table.blocks if pool.refcount[b] == 1)
+
     def block_ids(self, request_id: str) -> list[int]:
         return self.tables[request_id].blocks
 
@@ -119,8 +138,8 @@ class BlockManager:
         extra = -(-num_tokens // self.block_size) - len(blocks)
         if extra < 0:
             extra = 0
-        if (num_tokens > table.num_tokens and blocks and table.num_tokens % self.block_size != 0
-                and self.device.refcount[blocks[-1]] > 1):
+        if (num_tokens > table.num_tokens and table.copies_tail and blocks
+                and table.num_tokens % self.block_size != 0 and self.device.refcount[blocks[-1]] > 1):
             extra += 1  # copy-on-write of the last block
         return extra
 
@@ -161,7 +180,7 @@ class BlockManager:
         # hot path (most decode steps): the new slots fit in blocks the table already holds and its
         # partial last block is not shared, so no block moves; the general path below gives the same
         if num_tokens <= len(blocks) * self.block_size and (
-            have % self.block_size == 0 or self.device.refcount[blocks[-1]] <= 1
+            not table.copies_tail or have % self.block_size == 0 or self.device.refcount[blocks[-1]] <= 1
         ):
             table.num_tokens = num_tokens
             return []
@@ -191,13 +210,16 @@ class BlockManager:
             pool.decref(b)
 
     def fork(self, src_id: str, dst_id: str) -> None:
-        """`dst` shares all of `src`'s device blocks (e.g. a common prefix); writes copy on demand."""
+        """`dst` shares all of `src`'s device blocks (e.g. a prompt's); `dst` copies the partly filled
+        last block before it writes into it, `src` fills it in place if it is its sole writer so far."""
         src = self.tables[src_id]
         if src.location is not KV_DEVICE or dst_id in self.tables:
             raise ValueError(f"fork: {src_id!r} must be on device and {dst_id!r} new")
+        if src.blocks and self.device.refcount[src.blocks[-1]] == 1:
+            src.copies_tail = False  # it alone holds its last block: it owns the slots not yet filled
         for b in src.blocks:
             self.device.incref(b)
-        self.tables[dst_id] = BlockTable(list(src.blocks), src.num_tokens, KV_DEVICE)
+        self.tables[dst_id] = BlockTable(list(src.blocks), src.num_tokens, KV_DEVICE, copies_tail=True)
 
     def swap_out(self, request_id: str) -> CopyPlan:
         """Move a table to the host pool; returns [(device_block, host_block)]."""
@@ -224,6 +246,12 @@ class BlockManager:
                 for b in t.blocks:
                     _check(0 <= b < pool.num_blocks, f"{rid}: block {b} outside its pool")
                     refs[b] += 1
+            if loc is KV_DEVICE:  # a shared, partly filled block has at most one writer in place
+                writers = [t.blocks[-1] for t in self.tables.values() if t.location is loc and t.blocks
+                           and t.num_tokens % self.block_size and not t.copies_tail]
+                shared = [b for b in writers if refs[b] > 1]
+                _check(len(set(shared)) == len(shared), "a shared block has two in-place writers")
+            _check(pool.num_shared == sum(r > 1 for r in refs), f"{loc.value}: num_shared is off")
             free = set(pool.free)
             _check(len(free) == len(pool.free), f"{loc.value}: a block is on the free list twice")
             for b in range(pool.num_blocks):
@@ -233,7 +261,7 @@ class BlockManager:
 
     # ---- helpers -------------------------------------------------------------------------------
     def _shared_partial_tail(self, table: BlockTable) -> bool:
-        return (bool(table.blocks) and table.num_tokens % self.block_size != 0
+        return (table.copies_tail and bool(table.blocks) and table.num_tokens % self.block_size != 0
                 and self.device.refcount[table.blocks[-1]] > 1)
 
     @staticmethod

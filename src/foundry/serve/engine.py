@@ -25,8 +25,9 @@ from foundry.serve.memory_plan import MemoryPlan, advance, apply_decision
 from foundry.serve.model_runner import ModelRunner
 from foundry.serve.outputs import EngineStats, IterationRecord, RequestOutput, TokenLogprob
 from foundry.serve.policies import Policy, SchedulerOutput, build_policy
+from foundry.serve.sample_groups import SampleGroups
 from foundry.serve.sampler import sample
-from foundry.serve.sampling_params import SamplingParams
+from foundry.serve.sampling_params import SamplingParams, sample_params, sample_request_ids
 from foundry.serve.sequence import KVLocation, Sequence, SequenceStatus
 
 
@@ -126,6 +127,7 @@ class LLMEngine:
         self.iteration_records: list[IterationRecord] = []
         self.weight_version = 0
         self._requests: dict[str, _Request] = {}
+        self._groups: SampleGroups[_Request] = SampleGroups()  # n > 1: samples and their shared prompt
         self._seed_rng = random.Random(config.seed)
         self._num_steps = self._num_finished = self._num_aborted = 0
         self._num_preemptions = self._num_swapped_out = self._num_swapped_in = 0
@@ -134,11 +136,17 @@ class LLMEngine:
     # ---- requests ------------------------------------------------------------------------------
     def add_request(self, request_id: str, prompt: str | list[int], params: SamplingParams,
                     arrival_time: float | None = None) -> None:
+        """Queue a request. With `params.n > 1` it becomes n samples `{request_id}-{j}` (outputs carry
+        those ids) whose prompt is computed once: sample 0 computes it, the others then fork its KV
+        blocks (copy-on-write) and sample from the same last logits; a seeded sample j uses seed + j.
+        `abort_request(request_id)` aborts them all, `abort_request(f"{request_id}-{j}")` one."""
         if not isinstance(request_id, str) or not request_id:
             raise ValueError(f"request_id: must be a non-empty string, got {request_id!r}")
-        if request_id in self._requests:
-            raise ValueError(f"request_id: {request_id!r} is already in the engine")
         params.validate()
+        sample_ids = sample_request_ids(request_id, params.n)
+        for rid in dict.fromkeys([request_id, *sample_ids]):
+            if rid in self._requests or self._groups.is_taken(rid):
+                raise ValueError(f"request_id: {rid!r} is already in the engine")
         if isinstance(prompt, str):
             ids = self.tokenizer.encode(prompt)
         else:
@@ -157,30 +165,56 @@ class LLMEngine:
             raise ValueError(f"max_tokens: prompt + max_tokens need {need} KV blocks, the device pool "
                              f"has {self.block_manager.device.num_blocks}")
         now = self.clock() if arrival_time is None else arrival_time
-        seq = Sequence(request_id, ids, params, now)
+        if params.n == 1:
+            samples = {request_id: self._new_request(request_id, ids, params, now)}
+        else:
+            samples = {sid: self._new_request(sid, ids, sample_params(params, j), now)
+                       for j, sid in enumerate(sample_ids)}
+            self._groups.add(request_id, samples)
+        leader = samples[sample_ids[0]]
+        self._requests[sample_ids[0]] = leader
+        self.policy.add(leader.seq, now)
+
+    def _new_request(self, request_id: str, ids: list[int], params: SamplingParams, now: float) -> _Request:
         gen = None
         if not params.is_greedy:
             seed = params.seed if params.seed is not None else self._seed_rng.getrandbits(63)
             gen = torch.Generator(device=self.device).manual_seed(seed)
         detok = IncrementalDetokenizer(self.tokenizer, ids, params.stop)
-        self._requests[request_id] = _Request(seq, gen, detok)
-        self.policy.add(seq, now)
+        return _Request(Sequence(request_id, ids, params, now), gen, detok)
 
     def abort_request(self, request_id: str) -> None:
+        """Abort a request (all its samples when it has n > 1), or one sample `{id}-{j}`."""
+        for rid in self._groups.sample_ids(request_id) or [request_id]:
+            self._abort_one(rid)
+
+    def _abort_one(self, request_id: str) -> None:
         req = self._requests.pop(request_id, None)
-        if req is None:
-            return
-        self.policy.remove(req.seq)
-        self.block_manager.free(request_id)
+        if req is not None:
+            self.policy.remove(req.seq)
+            self.block_manager.free(request_id)
+            promoted = self._groups.promote(request_id)  # it led samples still waiting for the prompt
+            if promoted is not None:
+                self._requests[promoted.seq.request_id] = promoted
+                self.policy.add(promoted.seq, self.clock())
+        else:
+            req = self._groups.take_waiting(request_id)
+            if req is None:
+                return
+        self._groups.forget(request_id)
         req.seq.kv_location = KVLocation.NONE
         req.seq.is_finished, req.seq.finish_reason = True, "abort"
         self._num_aborted += 1
 
     def migrate_out(self, request_id: str, keep_kv: bool = True) -> MigratedRequest:
         """Take an unfinished request out of this engine, with its KV (or for recompute elsewhere)."""
+        if request_id in self._groups.waiting:
+            raise ValueError(f"request_id: {request_id!r} has samples waiting for its prompt; migrate it "
+                             "once its first token is out")
         req = self._requests.pop(request_id, None)
         if req is None:
             raise ValueError(f"request_id: {request_id!r} is not in the engine")
+        self._groups.forget(request_id)
         seq = req.seq
         self.policy.remove(seq)
         kv = None
@@ -216,6 +250,8 @@ class LLMEngine:
     def step(self) -> list[RequestOutput]:
         start = self.clock()
         decision = self.policy.schedule(start, self.block_manager)  # 1. the policy decides
+        if decision.is_empty and self._requests:
+            self._release_shared_kv()
         self._check_decision(decision)
         plan = apply_decision(decision, self.block_manager)  # 2. the block manager plans memory
         self.cache_engine.execute(plan)  # 3. the cache engine copies KV
@@ -232,9 +268,17 @@ class LLMEngine:
             return _StepResult([], [], [], 0, 0)
         num_decode = sum(1 for s in d.scheduled if s.num_tokens == 1 and s.seq.num_computed_tokens > 0)
         logits, inp = self.runner.execute(d.scheduled, self.block_manager)
-        gens = [self._requests[s.request_id].generator for s in inp.sampled]
-        tokens, logprobs = sample(logits, [s.params for s in inp.sampled], gens, self.config.logprobs_mode)
-        return _StepResult(inp.sampled, tokens, logprobs, inp.sum_context_len, num_decode)
+        reqs = [self._requests[s.request_id] for s in inp.sampled]
+        if self._groups.waiting:  # samples waiting for a prompt completed now sample from its logits too
+            expanded, rows = [], []
+            for i, r in enumerate(reqs):
+                for x in (r, *self._groups.waiting.get(r.seq.request_id, {}).values()):
+                    expanded.append(x)
+                    rows.append(i)
+            reqs, logits = expanded, logits[rows]
+        tokens, logprobs = sample(logits, [r.seq.params for r in reqs], [r.generator for r in reqs],
+                                  self.config.logprobs_mode)
+        return _StepResult([r.seq for r in reqs], tokens, logprobs, inp.sum_context_len, num_decode)
 
     def _record(self, d: SchedulerOutput, plan: MemoryPlan, r: _StepResult, start: float, exec_start: float,
                 end: float) -> None:
@@ -263,6 +307,9 @@ class LLMEngine:
 
     def _postprocess(self, d: SchedulerOutput, r: _StepResult, now: float) -> list[RequestOutput]:
         advance(d)
+        if self._groups.waiting:
+            for seq in r.sampled:
+                self._fork_samples(seq, now)
         eos = self.tokenizer.eos_token_id
         outputs = []
         for seq, tok, lp in zip(r.sampled, r.tokens, r.logprobs, strict=True):
@@ -306,12 +353,34 @@ class LLMEngine:
         self.block_manager.free(seq.request_id)
         seq.kv_location = KVLocation.NONE
         del self._requests[seq.request_id]
+        self._groups.forget(seq.request_id)
         self._num_finished += 1
+
+    def _fork_samples(self, leader: Sequence, now: float) -> None:
+        """The leader's prompt is computed: its waiting samples share its blocks and join the policy."""
+        for req in self._groups.pop_waiting(leader.request_id):
+            seq = req.seq
+            self.block_manager.fork(leader.request_id, seq.request_id)
+            seq.num_computed_tokens, seq.kv_location = leader.num_computed_tokens, KVLocation.DEVICE
+            self._requests[seq.request_id] = req
+            self.policy.add(seq, now)
+
+    def _release_shared_kv(self) -> None:
+        """Liveness: nothing could run, and forked samples may pin shared blocks that no policy can
+        preempt (a sample waiting for its first turn holds them). Drop every table holding a shared
+        block for recompute; with n = 1 no block is shared and this does nothing."""
+        bm, refcount = self.block_manager, self.block_manager.device.refcount
+        if bm.device.num_shared == 0:
+            return
+        pinned = [r.seq for r in self._requests.values() if r.seq.kv_location is KVLocation.DEVICE
+                  and any(refcount[b] > 1 for b in bm.block_ids(r.seq.request_id))]
+        if pinned:
+            self._num_preemptions += apply_decision(SchedulerOutput(recompute=pinned), bm).num_preempted
 
     # ---- conveniences --------------------------------------------------------------------------
     def generate(self, prompts: list[str | list[int]],
                  params: SamplingParams | list[SamplingParams]) -> list[RequestOutput]:
-        """Run until these prompts finish; final outputs in input order."""
+        """Run until these prompts finish; final outputs in input order (a prompt's n samples in a row)."""
         plist = params if isinstance(params, list) else [params] * len(prompts)
         if len(plist) != len(prompts):
             raise ValueError(f"params: {len(plist)} sampling params for {len(prompts)} prompts")
@@ -324,23 +393,26 @@ class LLMEngine:
             for rid in ids:
                 self.abort_request(rid)
             raise
+        samples = [sid for rid, p in zip(ids, plist, strict=True) for sid in sample_request_ids(rid, p.n)]
         final: dict[str, RequestOutput] = {}
-        wanted = set(ids)
-        while len(final) < len(ids):
-            if not any(rid in self._requests for rid in ids if rid not in final):
+        wanted = set(samples)
+        while len(final) < len(samples):
+            if not any(sid in self._requests or self._groups.is_taken(sid) for sid in samples
+                       if sid not in final):
                 raise RuntimeError("generate: a request was aborted before it finished")
             for out in self.step():
                 if out.finished and out.request_id in wanted:
                     final[out.request_id] = out
-        return [final[rid] for rid in ids]
+        return [final[sid] for sid in samples]
 
     def stats(self) -> EngineStats:
         counts = {s: 0 for s in SequenceStatus}
         for req in self._requests.values():
             counts[req.seq.status] += 1
         return EngineStats(
-            num_waiting=counts[SequenceStatus.WAITING], num_running=counts[SequenceStatus.RUNNING],
-            num_swapped=counts[SequenceStatus.SWAPPED], device_kv_usage=self.block_manager.device_usage,
+            num_waiting=counts[SequenceStatus.WAITING] + self._groups.num_waiting,
+            num_running=counts[SequenceStatus.RUNNING], num_swapped=counts[SequenceStatus.SWAPPED],
+            device_kv_usage=self.block_manager.device_usage,
             host_kv_usage=self.block_manager.host_usage, num_preemptions=self._num_preemptions,
             num_swapped_out=self._num_swapped_out, num_swapped_in=self._num_swapped_in,
             num_steps=self._num_steps, num_finished=self._num_finished, num_aborted=self._num_aborted,

@@ -7,7 +7,6 @@ about (``param``), as do the engine's refusals turned into OpenAI's error status
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from typing import Any
@@ -39,19 +38,6 @@ def _field_of(message: str) -> str | None:
     """The field a ``ValueError`` names: its message starts with ``field:`` by the engine's convention."""
     m = re.match(r"([A-Za-z_][\w.\[\]]*)\s*:", message)
     return m.group(1) if m else None
-
-
-def expand_n(
-    prompts: list[list[int]], params: list[SamplingParams], n: int
-) -> tuple[list[list[int]], list[SamplingParams]]:
-    """``n`` samples per prompt, prompt-major (choice index = prompt index * n + j); a seeded request
-    gives sample j the seed ``seed + j`` so that the samples differ but stay reproducible."""
-    out_prompts, out_params = [], []
-    for ids, p in zip(prompts, params, strict=True):
-        for j in range(n):
-            out_prompts.append(ids)
-            out_params.append(p if j == 0 or p.seed is None else dataclasses.replace(p, seed=p.seed + j))
-    return out_prompts, out_params
 
 
 class OpenAIAdapter:
@@ -137,6 +123,7 @@ class OpenAIAdapter:
             max_tokens = max(1, self.max_model_len - num_prompt_tokens)
         stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
         params = SamplingParams(
+            n=req.n,
             max_tokens=max_tokens,
             temperature=1.0 if req.temperature is None else req.temperature,
             top_k=-1 if req.top_k is None else req.top_k,
@@ -169,9 +156,10 @@ class OpenAIAdapter:
 
     async def submit(
         self, request_id: str, prompt_ids: list[int], params: SamplingParams, prompt_field: str
-    ) -> RequestStream:
+    ) -> list[RequestStream]:
+        """One engine request of ``params.n`` samples (the prompt computed once); a stream per sample."""
         try:
-            return await self.engine.add_request(request_id, prompt_ids, params)
+            return await self.engine.add_samples(request_id, prompt_ids, params)
         except QueueFullError as e:
             raise APIError(
                 429,
@@ -189,11 +177,13 @@ class OpenAIAdapter:
     async def submit_all(
         self, request_id: str, prompts: list[list[int]], params: list[SamplingParams], prompt_field: str
     ) -> list[RequestStream]:
-        """Submit one engine request per prompt (ids ``{request_id}-{i}``); all or none are accepted."""
+        """Submit one engine request per prompt (ids ``{request_id}-{i}``), each of ``n`` samples (seeded:
+        sample j has seed ``seed + j``); streams prompt-major (choice index = prompt index * n + j);
+        all or none are accepted."""
         streams: list[RequestStream] = []
         try:
             for i, (ids, p) in enumerate(zip(prompts, params, strict=True)):
-                streams.append(await self.submit(f"{request_id}-{i}", ids, p, prompt_field))
+                streams += await self.submit(f"{request_id}-{i}", ids, p, prompt_field)
         except BaseException:
             for stream in streams:
                 stream.cancel()

@@ -1,8 +1,8 @@
-"""SamplingParams: how one request samples and when it stops."""
+"""SamplingParams: how one request samples and when it stops; `n` samples of one prompt."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 MAX_LOGPROBS = 20
 
@@ -19,6 +19,7 @@ class SamplingParams:
     ignore_eos: bool = False
     logprobs: int | None = None  # top alternatives reported per sampled token, 0..20
     return_output_logprobs: bool = False  # keep every output token's logprob (RequestOutput.output_logprobs)
+    n: int = 1  # samples of the prompt: one prefill, shared KV blocks (ids: `sample_request_ids`)
 
     @property
     def is_greedy(self) -> bool:
@@ -26,6 +27,8 @@ class SamplingParams:
 
     def validate(self) -> None:
         """Raise ValueError whose message starts with the offending field's name."""
+        if not isinstance(self.n, int) or isinstance(self.n, bool) or self.n < 1:
+            raise ValueError(f"n: must be an integer >= 1, got {self.n!r}")
         if not isinstance(self.max_tokens, int) or isinstance(self.max_tokens, bool) or self.max_tokens < 1:
             raise ValueError(f"max_tokens: must be an integer >= 1, got {self.max_tokens!r}")
         if not isinstance(self.temperature, int | float) or not self.temperature >= 0:
@@ -53,3 +56,15 @@ class SamplingParams:
             raise ValueError(
                 f"logprobs: must be an integer in [0, {MAX_LOGPROBS}] or None, got {self.logprobs!r}"
             )
+
+
+def sample_request_ids(request_id: str, n: int) -> list[str]:
+    """The engine request ids of `n` samples of request `request_id`: itself when n = 1, else `{id}-{j}`."""
+    return [request_id] if n == 1 else [f"{request_id}-{j}" for j in range(n)]
+
+
+def sample_params(params: SamplingParams, j: int) -> SamplingParams:
+    """Sample j's own params: one sample, and seed `seed + j` when seeded (the samples differ but are
+    reproducible: sample j equals a single request with that seed)."""
+    seed = None if params.seed is None else params.seed + j
+    return replace(params, n=1, seed=seed)

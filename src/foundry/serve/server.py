@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from foundry.serve.async_engine import AsyncEngine
 from foundry.serve.http_thread import serve_in_thread
 from foundry.serve.metrics import ServerMetrics
-from foundry.serve.openai_adapter import APIError, OpenAIAdapter, expand_n
+from foundry.serve.openai_adapter import APIError, OpenAIAdapter
 from foundry.serve.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
@@ -117,8 +117,7 @@ def create_app(llm_engine: Any, *, max_waiting: int = 256, retry_after_s: float 
         prompt_field: str,
     ):
         """Submit ``n`` samples of each prompt, then answer whole or as a stream in ``shape``."""
-        prompts, params = expand_n(*inputs, req.n)
-        streams = await adapter.submit_all(shape.request_id, prompts, params, prompt_field)
+        streams = await adapter.submit_all(shape.request_id, *inputs, prompt_field)
         if req.stream:
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
             return stream(shape, streams, raw.receive, req.n, include_usage)

@@ -55,7 +55,8 @@ class MemoryBudget:
         return self.memory.num_new_blocks(seq.request_id, total)
 
     def device_blocks_held(self, seq: Sequence) -> int:
-        return self.memory.num_blocks(seq.request_id) if seq.kv_location is KV_DEVICE else 0
+        """Device blocks that dropping or swapping out `seq`'s KV frees (not those a fork shares)."""
+        return self.memory.num_exclusive_blocks(seq.request_id) if seq.kv_location is KV_DEVICE else 0
 
 
 class Policy(ABC):

@@ -36,8 +36,9 @@ class FCFSPolicy(Policy):
     def schedule(self, now: float, memory: BlockManager) -> SchedulerOutput:
         out = SchedulerOutput()
         mem = MemoryBudget(memory)
-        # blocks promised to running requests but not yet allocated
-        reserved = sum(memory.blocks_for(s.max_num_tokens) - mem.device_blocks_held(s) for s in self.running)
+        # blocks promised to running requests but not yet allocated (`num_new_blocks` also counts the
+        # copy of a last block shared with a forked sample; otherwise it is blocks_for(max) - held)
+        reserved = sum(memory.num_new_blocks(s.request_id, s.max_num_tokens) for s in self.running)
         free = mem.free_device - reserved
         budget = self.max_num_batched_tokens
         for seq in self.running:
@@ -48,7 +49,7 @@ class FCFSPolicy(Policy):
             budget -= n
         while self.waiting and len(self.running) < self.max_num_seqs and budget > 0:
             seq = self.waiting[0]
-            need = memory.blocks_for(seq.max_num_tokens)
+            need = memory.num_new_blocks(seq.request_id, seq.max_num_tokens)  # a forked sample holds some
             if need > free:
                 break
             if seq.num_uncomputed_tokens > budget and out.scheduled:
