@@ -143,8 +143,11 @@ def test_waiting_queue_is_bounded() -> None:
     long = SamplingParams(max_tokens=200, temperature=0.0, ignore_eos=True)
 
     async def main(gate: StepGate) -> None:
-        release = threading.Event()
-        hold = asyncio.create_task(engine.call(lambda e: release.wait()))  # the thread takes nothing in
+        holding, release = threading.Event(), threading.Event()
+        hold = asyncio.create_task(engine.call(lambda e: (holding.set(), release.wait())))
+        # once the engine thread runs the call it takes nothing in until released; waiting for that
+        # (not just queueing the call) matters: the thread may be past its calls, about to take requests in
+        assert await asyncio.to_thread(holding.wait, 60)
         adds = [asyncio.create_task(engine.add_request(f"run{i}", "busy", long)) for i in range(2)]
         await until(lambda: engine.num_waiting() == 2)
         release.set()
