@@ -1,19 +1,15 @@
-"""Test helper: the engine's post-step bookkeeping without a model, for driving policies in pure Python."""
+"""Test helper: the engine core's post-step half without a model, for driving policies in pure Python."""
 
 from foundry.serve.block_manager import BlockManager
+from foundry.serve.core import EngineCore
 from foundry.serve.policies.base import Policy, SchedulerOutput
-from foundry.serve.sequence import KVLocation
 
 
 def emit_placeholder_tokens(decision: SchedulerOutput, policy: Policy, bm: BlockManager, now: float) -> None:
-    """Each scheduled request whose tokens are all computed emits token 0; one that reached
-    `max_tokens` finishes at `now`, leaves the policy and frees its blocks."""
-    for item in decision.scheduled:
-        s = item.seq
-        if s.num_computed_tokens == s.num_tokens:
-            s.output_token_ids.append(0)
-            if s.num_output_tokens >= s.params.max_tokens:
-                s.is_finished, s.finish_time = True, now
-                policy.remove(s)
-                bm.free(s.request_id)
-                s.kv_location = KVLocation.NONE
+    """`EngineCore.emit` on the batch that ran: its tokens are computed, each request that caught up emits
+    token 0, and one that reached `max_tokens` finishes at `now` (the policy forgets it, its blocks are
+    freed). The tests add requests to the policy directly, so the core's table is the batch."""
+    core = EngineCore(policy, bm, executor=None, max_num_seqs=policy.max_num_seqs,
+                      max_num_batched_tokens=policy.max_num_batched_tokens)
+    core.requests.update((item.seq.request_id, item.seq) for item in decision.scheduled)
+    core.emit(decision, None, now)

@@ -40,7 +40,7 @@ def run_workload(engine: LLMEngine, requests, arrivals, aborts=()):
             engine.add_request(f"r{i}", prompt, SamplingParams(max_tokens=max_tokens, temperature=0.0,
                                                                 ignore_eos=True))
         if step in aborts and engine.has_unfinished_requests():
-            engine.abort_request(sorted(engine._requests)[0])
+            engine.abort_request(sorted(engine.core.requests)[0])
         for out in engine.step():
             if out.finished:
                 finished[out.request_id] = out.output_token_ids
@@ -119,8 +119,8 @@ def test_migrating_requests_between_engines_keeps_greedy_outputs(tiny_ckpt, keep
     for _ in range(10):  # memory pressure: some decoding on device, some swapped out mid-prompt
         for out in a.step():
             finished[out.request_id] = out
-    where = {rid: a._requests[rid].seq.kv_location.value for rid in ("r1", "r2", "r3")}
-    assert where == {"r1": "device", "r2": "host", "r3": "host"} and a._requests["r3"].seq.is_prefilling
+    where = {rid: a.core.requests[rid].kv_location.value for rid in ("r1", "r2", "r3")}
+    assert where == {"r1": "device", "r2": "host", "r3": "host"} and a.core.requests["r3"].is_prefilling
     for rid in ("r1", "r2", "r3"):
         b.migrate_in(a.migrate_out(rid, keep_kv=keep_kv))
     a.block_manager.check_invariants()

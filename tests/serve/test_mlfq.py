@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from foundry.serve.block_manager import BlockManager
-from foundry.serve.memory_plan import advance, apply_decision
+from foundry.serve.memory_plan import apply_decision
 from foundry.serve.policies import MLFQPolicy, ScheduledRequest, SchedulerOutput, skip_join_level
 from foundry.serve.profile import Profile
 from foundry.serve.sampling_params import SamplingParams
@@ -26,7 +26,6 @@ def seq(rid: str, prompt: int, max_tokens: int, t: float = 0.0) -> Sequence:
 def step(policy, bm, now=0.0, elapsed=0.01):
     decision = policy.schedule(now, bm)
     apply_decision(decision, bm)
-    advance(decision)
     policy.update(decision, now + elapsed, elapsed)
     emit_placeholder_tokens(decision, policy, bm, now + elapsed)
     bm.check_invariants()
@@ -466,7 +465,6 @@ def average_jct(policy, specs) -> float:
             now = pending[0].arrival_time
             continue
         apply_decision(d, bm)
-        advance(d)
         dt = virtual_cost([item.num_tokens for item in d.scheduled])
         now += dt
         policy.update(d, now, dt)

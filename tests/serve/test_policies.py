@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from foundry.serve.block_manager import BlockManager
-from foundry.serve.memory_plan import advance, apply_decision
+from foundry.serve.memory_plan import apply_decision
 from foundry.serve.policies import FCFSPolicy, VLLMPolicy
 from foundry.serve.sampling_params import SamplingParams
 from foundry.serve.sequence import KVLocation, Sequence
@@ -31,7 +31,6 @@ def toy_step(policy, bm, now=0.0):
     decision = policy.schedule(now, bm)
     assert snapshot(bm) == before, "schedule() must only read the block manager"
     apply_decision(decision, bm)
-    advance(decision)
     emit_placeholder_tokens(decision, policy, bm, now)
     policy.update(decision, now, 0.01)
     bm.check_invariants()
@@ -195,7 +194,7 @@ def test_apply_decision_refuses_infeasible_actions():
     with pytest.raises(RuntimeError, match="5 tokens"):
         apply_decision(SchedulerOutput(scheduled=[ScheduledRequest(s, 5)]), bm)
     apply_decision(SchedulerOutput(scheduled=[ScheduledRequest(s, 4)]), bm)
-    advance(SchedulerOutput(scheduled=[ScheduledRequest(s, 4)]))
+    s.num_computed_tokens += 4  # the batch ran
     s.output_token_ids.append(0)
     apply_decision(SchedulerOutput(swap_out=[s]), bm)
     with pytest.raises(RuntimeError, match="host"):

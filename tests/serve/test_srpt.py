@@ -12,11 +12,10 @@ def seq(rid: str, prompt: int, max_tokens: int, t: float = 0.0) -> Sequence:
 
 
 def run(policy, bm, now):
-    from foundry.serve.memory_plan import advance, apply_decision
+    from foundry.serve.memory_plan import apply_decision
 
     d = policy.schedule(now, bm)
     apply_decision(d, bm)
-    advance(d)
     policy.update(d, now + 0.01, 0.01)
     emit_placeholder_tokens(d, policy, bm, now)
     bm.check_invariants()

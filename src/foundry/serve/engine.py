@@ -1,8 +1,10 @@
-"""LLMEngine: the iteration loop that ties policy, block manager, cache engine and executor together.
+"""LLMEngine: an `EngineCore` with the model executor, plus tokenisation, detokenisation and outputs.
 
-One `step()`: the policy picks the batch and memory actions → the block manager plans them → the
-cache engine copies KV → the model runner executes and the sampler picks tokens → the policy is
-told how long it took → outputs (tokens, text deltas, finish) are emitted. Not thread-safe.
+One `step()` is one `EngineCore.step(now)` on the engine's clock (the policy decides → the block
+manager plans memory → the `ModelExecutor` copies KV, runs the model and samples → the policy hears
+how long it took → the core emits tokens and finishes requests), then the text deltas and
+`RequestOutput`s. Admission, the decision check and finishing are the core's, shared with the
+simulator. Not thread-safe.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ from foundry.llm.tokenizer import Tokenizer
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.cache_engine import CacheEngine, kv_bytes_per_token
 from foundry.serve.config import EngineConfig
+from foundry.serve.core import EngineCore
 from foundry.serve.detokenizer import IncrementalDetokenizer
-from foundry.serve.memory_plan import MemoryPlan, advance, apply_decision
+from foundry.serve.memory_plan import MemoryPlan, apply_decision
+from foundry.serve.model_executor import ModelExecutor, ModelStepResult
 from foundry.serve.model_runner import ModelRunner
-from foundry.serve.outputs import EngineStats, IterationRecord, RequestOutput, TokenLogprob
+from foundry.serve.outputs import EngineStats, IterationRecord, RequestOutput
 from foundry.serve.policies import Policy, SchedulerOutput, build_policy
 from foundry.serve.sample_groups import SampleGroups
-from foundry.serve.sampler import sample
 from foundry.serve.sampling_params import SamplingParams, sample_params, sample_request_ids
 from foundry.serve.sequence import KVLocation, Sequence, SequenceStatus
 
@@ -42,16 +45,7 @@ class MigratedRequest:
 
 
 @dataclass
-class _StepResult:
-    sampled: list[Sequence]  # requests that got a token, in order
-    tokens: list[int]
-    logprobs: list[TokenLogprob | None]
-    sum_context_len: int
-    num_decode: int
-
-
-@dataclass
-class _Request:
+class _Request:  # what the engine keeps beside the core's request state: the sampler stream, the text
     seq: Sequence
     generator: torch.Generator | None
     detok: IncrementalDetokenizer
@@ -123,15 +117,28 @@ class LLMEngine:
             mcfg, bs, num_device_blocks, config.num_host_blocks, self.device, dtype
         )
         self.runner = ModelRunner(self.model, self.cache_engine, bs, self.device)
-        self.policy = policy if policy is not None else make_policy(config)
+        executor = ModelExecutor(self.runner, self.cache_engine, self.block_manager, clock,
+                                 lambda rid: self._requests[rid].generator, self._waiting_samples,
+                                 config.logprobs_mode)
+        self.core = EngineCore(
+            policy if policy is not None else make_policy(config), self.block_manager, executor,
+            max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens,
+            max_model_len=self.max_model_len, stop=self._is_stop,
+        )
         self.iteration_records: list[IterationRecord] = []
         self.weight_version = 0
-        self._requests: dict[str, _Request] = {}
+        self._requests: dict[str, _Request] = {}  # every unfinished sample, also those not yet in the core
         self._groups: SampleGroups[_Request] = SampleGroups()  # n > 1: samples and their shared prompt
         self._seed_rng = random.Random(config.seed)
-        self._num_steps = self._num_finished = self._num_aborted = 0
-        self._num_preemptions = self._num_swapped_out = self._num_swapped_in = 0
         self._generate_counter = 0
+
+    @property
+    def policy(self) -> Policy:
+        return self.core.policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        self.core.policy = policy
 
     # ---- requests ------------------------------------------------------------------------------
     def add_request(self, request_id: str, prompt: str | list[int], params: SamplingParams,
@@ -155,15 +162,7 @@ class LLMEngine:
             bad = [t for t in ids if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab]
             if bad:
                 raise ValueError(f"prompt: token ids must be integers in [0, {vocab}), got {bad[:3]}")
-        if not ids:
-            raise ValueError("prompt: must not be empty")
-        if len(ids) + params.max_tokens > self.max_model_len:
-            raise ValueError(f"prompt: {len(ids)} prompt tokens + max_tokens {params.max_tokens} exceed "
-                             f"max_model_len {self.max_model_len}")
-        need = self.block_manager.blocks_for(len(ids) + params.max_tokens)
-        if need > self.block_manager.device.num_blocks:
-            raise ValueError(f"max_tokens: prompt + max_tokens need {need} KV blocks, the device pool "
-                             f"has {self.block_manager.device.num_blocks}")
+        self.core.check_admission(len(ids), params.max_tokens)  # against max_model_len and the device pool
         now = self.clock() if arrival_time is None else arrival_time
         if params.n == 1:
             samples = {request_id: self._new_request(request_id, ids, params, now)}
@@ -171,9 +170,8 @@ class LLMEngine:
             samples = {sid: self._new_request(sid, ids, sample_params(params, j), now)
                        for j, sid in enumerate(sample_ids)}
             self._groups.add(request_id, samples)
-        leader = samples[sample_ids[0]]
-        self._requests[sample_ids[0]] = leader
-        self.policy.add(leader.seq, now)
+        self._requests.update(samples)
+        self.core.adopt(samples[sample_ids[0]].seq, now)  # the leader; the others wait for its prompt
 
     def _new_request(self, request_id: str, ids: list[int], params: SamplingParams, now: float) -> _Request:
         gen = None
@@ -183,46 +181,42 @@ class LLMEngine:
         detok = IncrementalDetokenizer(self.tokenizer, ids, params.stop)
         return _Request(Sequence(request_id, ids, params, now), gen, detok)
 
+    def _waiting_samples(self, leader_id: str) -> list[Sequence]:
+        return [r.seq for r in self._groups.waiting.get(leader_id, {}).values()]
+
     def abort_request(self, request_id: str) -> None:
         """Abort a request (all its samples when it has n > 1), or one sample `{id}-{j}`."""
         for rid in self._groups.sample_ids(request_id) or [request_id]:
             self._abort_one(rid)
 
     def _abort_one(self, request_id: str) -> None:
-        req = self._requests.pop(request_id, None)
-        if req is not None:
-            self.policy.remove(req.seq)
-            self.block_manager.free(request_id)
+        if self.core.abort(request_id) is not None:
             promoted = self._groups.promote(request_id)  # it led samples still waiting for the prompt
             if promoted is not None:
-                self._requests[promoted.seq.request_id] = promoted
-                self.policy.add(promoted.seq, self.clock())
+                self.core.adopt(promoted.seq, self.clock())
         else:
             req = self._groups.take_waiting(request_id)
             if req is None:
                 return
+            self.core.aborted(req.seq)
         self._groups.forget(request_id)
-        req.seq.kv_location = KVLocation.NONE
-        req.seq.is_finished, req.seq.finish_reason = True, "abort"
-        self._num_aborted += 1
+        del self._requests[request_id]
 
     def migrate_out(self, request_id: str, keep_kv: bool = True) -> MigratedRequest:
         """Take an unfinished request out of this engine, with its KV (or for recompute elsewhere)."""
         if request_id in self._groups.waiting:
             raise ValueError(f"request_id: {request_id!r} has samples waiting for its prompt; migrate it "
                              "once its first token is out")
-        req = self._requests.pop(request_id, None)
-        if req is None:
+        seq = self.core.requests.get(request_id)
+        if seq is None:
             raise ValueError(f"request_id: {request_id!r} is not in the engine")
-        self._groups.forget(request_id)
-        seq = req.seq
-        self.policy.remove(seq)
         kv = None
         if keep_kv and seq.kv_location is not KVLocation.NONE:
             pool = "device" if seq.kv_location is KVLocation.DEVICE else "host"
             kv = self.cache_engine.read_blocks(self.block_manager.block_ids(request_id), pool)
-        self.block_manager.free(request_id)
-        seq.kv_location = KVLocation.NONE
+        self.core.release(request_id)
+        self._groups.forget(request_id)
+        req = self._requests.pop(request_id)
         if kv is None:
             seq.num_computed_tokens = 0
         return MigratedRequest(seq, req.generator, req.detok, kv)
@@ -230,8 +224,7 @@ class LLMEngine:
     def migrate_in(self, m: MigratedRequest) -> None:
         """Adopt a request from `migrate_out` of an engine with the same model and block size."""
         seq = m.seq
-        if seq.request_id in self._requests:
-            raise ValueError(f"request_id: {seq.request_id!r} is already in the engine")
+        self.core.check_new(seq.request_id)
         if m.kv is not None:
             if m.kv.shape[4] != self.block_manager.block_size:
                 raise ValueError(f"kv: block size {m.kv.shape[4]} != {self.block_manager.block_size}")
@@ -241,129 +234,23 @@ class LLMEngine:
             self.cache_engine.write_blocks(self.block_manager.block_ids(seq.request_id), m.kv)
             seq.kv_location = KVLocation.DEVICE
         self._requests[seq.request_id] = _Request(seq, m.generator, m.detok)
-        self.policy.add(seq, self.clock())
+        self.core.adopt(seq, self.clock())
 
     def has_unfinished_requests(self) -> bool:
-        return bool(self._requests)
+        return bool(self.core.requests)
 
     # ---- the loop ------------------------------------------------------------------------------
     def step(self) -> list[RequestOutput]:
         start = self.clock()
-        decision = self.policy.schedule(start, self.block_manager)  # 1. the policy decides
-        if decision.is_empty and self._requests:
+        decision = self.core.schedule(start)  # the policy decides (checked)
+        if decision.is_empty and self.core.requests:
             self._release_shared_kv()
-        self._check_decision(decision)
-        plan = apply_decision(decision, self.block_manager)  # 2. the block manager plans memory
-        self.cache_engine.execute(plan)  # 3. the cache engine copies KV
-        exec_start = self.clock()
-        result = self._execute(decision)  # 4. the model runs, tokens are sampled
-        end = self.clock()
-        self.policy.update(decision, end, end - start)  # 5. the policy hears how long it took
-        outputs = self._postprocess(decision, result, end)  # 6. tokens, text, finishes
-        self._record(decision, plan, result, start, exec_start, end)
+        plan, result = self.core.run(decision, start)  # plan memory, execute, update, tokens, finishes
+        for leader, _, _ in result.forks or ():
+            self._groups.pop_waiting(leader.request_id)  # its samples joined the core
+        outputs = self._outputs(result)  # text deltas and RequestOutputs
+        self._record(decision, plan, result, start)
         return outputs
-
-    def _execute(self, d: SchedulerOutput) -> _StepResult:
-        if not d.scheduled:
-            return _StepResult([], [], [], 0, 0)
-        num_decode = sum(1 for s in d.scheduled if s.num_tokens == 1 and s.seq.num_computed_tokens > 0)
-        logits, inp = self.runner.execute(d.scheduled, self.block_manager)
-        reqs = [self._requests[s.request_id] for s in inp.sampled]
-        if self._groups.waiting:  # samples waiting for a prompt completed now sample from its logits too
-            expanded, rows = [], []
-            for i, r in enumerate(reqs):
-                for x in (r, *self._groups.waiting.get(r.seq.request_id, {}).values()):
-                    expanded.append(x)
-                    rows.append(i)
-            reqs, logits = expanded, logits[rows]
-        tokens, logprobs = sample(logits, [r.seq.params for r in reqs], [r.generator for r in reqs],
-                                  self.config.logprobs_mode)
-        return _StepResult([r.seq for r in reqs], tokens, logprobs, inp.sum_context_len, num_decode)
-
-    def _record(self, d: SchedulerOutput, plan: MemoryPlan, r: _StepResult, start: float, exec_start: float,
-                end: float) -> None:
-        self.iteration_records.append(IterationRecord(
-            step=self._num_steps, start_time=start, elapsed=self.clock() - start,
-            execute_time=end - exec_start, num_prefill_tokens=d.num_batched_tokens - r.num_decode,
-            num_decode_tokens=r.num_decode, num_seqs=len(d.scheduled), sum_context_len=r.sum_context_len,
-            num_swapped_out=plan.num_swapped_out, num_swapped_in=plan.num_swapped_in,
-            num_preempted=plan.num_preempted,
-        ))
-        self._num_steps += 1
-        self._num_preemptions += plan.num_preempted
-        self._num_swapped_out += plan.num_swapped_out
-        self._num_swapped_in += plan.num_swapped_in
-
-    def _check_decision(self, d: SchedulerOutput) -> None:
-        name = type(self.policy).__name__
-        if len(d.scheduled) > self.config.max_num_seqs:
-            raise RuntimeError(f"{name}: scheduled {len(d.scheduled)} requests > max_num_seqs")
-        if d.num_batched_tokens > self.config.max_num_batched_tokens:
-            raise RuntimeError(f"{name}: scheduled {d.num_batched_tokens} tokens > max_num_batched_tokens")
-        for item in d.scheduled:
-            s = item.seq
-            if s.is_finished or s.request_id not in self._requests:
-                raise RuntimeError(f"{name}: scheduled finished or unknown request {s.request_id!r}")
-
-    def _postprocess(self, d: SchedulerOutput, r: _StepResult, now: float) -> list[RequestOutput]:
-        advance(d)
-        if self._groups.waiting:
-            for seq in r.sampled:
-                self._fork_samples(seq, now)
-        eos = self.tokenizer.eos_token_id
-        outputs = []
-        for seq, tok, lp in zip(r.sampled, r.tokens, r.logprobs, strict=True):
-            req = self._requests[seq.request_id]
-            seq.output_token_ids.append(tok)
-            seq.weight_versions.append(self.weight_version)
-            if seq.first_token_time is None:
-                seq.first_token_time = now
-            p = seq.params
-            if p.return_output_logprobs:
-                seq.output_logprobs.append(lp.logprob)
-            reason = None
-            if (not p.ignore_eos and tok == eos) or tok in p.stop_token_ids:
-                reason = "stop"
-            else:
-                req.detok.add(tok)
-                if req.detok.stopped:
-                    reason = "stop"
-            if reason is None and (seq.num_output_tokens >= p.max_tokens
-                                   or seq.num_tokens >= self.max_model_len):
-                reason = "length"
-            if reason is not None:
-                req.detok.flush()
-            new_text = req.detok.take_delta(finished=reason is not None)
-            if reason is not None:
-                self._finish(seq, reason, now)
-            outputs.append(RequestOutput(
-                request_id=seq.request_id, prompt_token_ids=seq.prompt_token_ids,
-                output_token_ids=list(seq.output_token_ids), new_token_ids=[tok], text=req.detok.emitted_text,
-                new_text=new_text, logprobs=None if p.logprobs is None else [lp],
-                finished=reason is not None, finish_reason=reason, arrival_time=seq.arrival_time,
-                first_token_time=seq.first_token_time, finish_time=seq.finish_time,
-                weight_versions=list(seq.weight_versions),
-                output_logprobs=list(seq.output_logprobs) if p.return_output_logprobs else None,
-            ))
-        return outputs
-
-    def _finish(self, seq: Sequence, reason: str, now: float) -> None:
-        seq.is_finished, seq.finish_reason, seq.finish_time = True, reason, now
-        self.policy.remove(seq)
-        self.block_manager.free(seq.request_id)
-        seq.kv_location = KVLocation.NONE
-        del self._requests[seq.request_id]
-        self._groups.forget(seq.request_id)
-        self._num_finished += 1
-
-    def _fork_samples(self, leader: Sequence, now: float) -> None:
-        """The leader's prompt is computed: its waiting samples share its blocks and join the policy."""
-        for req in self._groups.pop_waiting(leader.request_id):
-            seq = req.seq
-            self.block_manager.fork(leader.request_id, seq.request_id)
-            seq.num_computed_tokens, seq.kv_location = leader.num_computed_tokens, KVLocation.DEVICE
-            self._requests[seq.request_id] = req
-            self.policy.add(seq, now)
 
     def _release_shared_kv(self) -> None:
         """Liveness: nothing could run, and forked samples may pin shared blocks that no policy can
@@ -372,10 +259,55 @@ class LLMEngine:
         bm, refcount = self.block_manager, self.block_manager.device.refcount
         if bm.device.num_shared == 0:
             return
-        pinned = [r.seq for r in self._requests.values() if r.seq.kv_location is KVLocation.DEVICE
-                  and any(refcount[b] > 1 for b in bm.block_ids(r.seq.request_id))]
+        pinned = [s for s in self.core.requests.values() if s.kv_location is KVLocation.DEVICE
+                  and any(refcount[b] > 1 for b in bm.block_ids(s.request_id))]
         if pinned:
-            self._num_preemptions += apply_decision(SchedulerOutput(recompute=pinned), bm).num_preempted
+            plan = apply_decision(SchedulerOutput(recompute=pinned), bm)
+            self.core.stats.num_preemptions += plan.num_preempted
+
+    def _is_stop(self, seq: Sequence, token: int) -> bool:
+        """The core asks, per sampled token: EOS, a stop token id, or a stop string completed by it."""
+        p = seq.params
+        if (not p.ignore_eos and token == self.tokenizer.eos_token_id) or token in p.stop_token_ids:
+            return True
+        detok = self._requests[seq.request_id].detok
+        detok.add(token)
+        return detok.stopped
+
+    def _outputs(self, r: ModelStepResult) -> list[RequestOutput]:
+        outputs = []
+        tokens = r.tokens + [t for _, _, t in r.forks or ()]  # r.sampled: the batch's, then forked samples
+        for seq, tok, lp in zip(r.sampled, tokens, r.logprobs, strict=True):
+            seq.weight_versions.append(self.weight_version)
+            p = seq.params
+            if p.return_output_logprobs:
+                seq.output_logprobs.append(lp.logprob)
+            finished = seq.is_finished
+            detok = self._requests[seq.request_id].detok
+            if finished:
+                detok.flush()
+                del self._requests[seq.request_id]
+                self._groups.forget(seq.request_id)
+            new_text = detok.take_delta(finished=finished)
+            outputs.append(RequestOutput(
+                request_id=seq.request_id, prompt_token_ids=seq.prompt_token_ids,
+                output_token_ids=list(seq.output_token_ids), new_token_ids=[tok], text=detok.emitted_text,
+                new_text=new_text, logprobs=None if p.logprobs is None else [lp],
+                finished=finished, finish_reason=seq.finish_reason, arrival_time=seq.arrival_time,
+                first_token_time=seq.first_token_time, finish_time=seq.finish_time,
+                weight_versions=list(seq.weight_versions),
+                output_logprobs=list(seq.output_logprobs) if p.return_output_logprobs else None,
+            ))
+        return outputs
+
+    def _record(self, d: SchedulerOutput, plan: MemoryPlan, r: ModelStepResult, start: float) -> None:
+        self.iteration_records.append(IterationRecord(
+            step=self.core.stats.num_steps - 1, start_time=start, elapsed=self.clock() - start,
+            execute_time=r.execute_time, num_prefill_tokens=d.num_batched_tokens - r.num_decode,
+            num_decode_tokens=r.num_decode, num_seqs=len(d.scheduled), sum_context_len=r.sum_context_len,
+            num_swapped_out=plan.num_swapped_out, num_swapped_in=plan.num_swapped_in,
+            num_preempted=plan.num_preempted,
+        ))
 
     # ---- conveniences --------------------------------------------------------------------------
     def generate(self, prompts: list[str | list[int]],
@@ -397,8 +329,7 @@ class LLMEngine:
         final: dict[str, RequestOutput] = {}
         wanted = set(samples)
         while len(final) < len(samples):
-            if not any(sid in self._requests or self._groups.is_taken(sid) for sid in samples
-                       if sid not in final):
+            if not any(sid in self._requests for sid in samples if sid not in final):
                 raise RuntimeError("generate: a request was aborted before it finished")
             for out in self.step():
                 if out.finished and out.request_id in wanted:
@@ -407,15 +338,16 @@ class LLMEngine:
 
     def stats(self) -> EngineStats:
         counts = {s: 0 for s in SequenceStatus}
-        for req in self._requests.values():
-            counts[req.seq.status] += 1
+        for seq in self.core.requests.values():
+            counts[seq.status] += 1
+        c = self.core.stats
         return EngineStats(
             num_waiting=counts[SequenceStatus.WAITING] + self._groups.num_waiting,
             num_running=counts[SequenceStatus.RUNNING], num_swapped=counts[SequenceStatus.SWAPPED],
             device_kv_usage=self.block_manager.device_usage,
-            host_kv_usage=self.block_manager.host_usage, num_preemptions=self._num_preemptions,
-            num_swapped_out=self._num_swapped_out, num_swapped_in=self._num_swapped_in,
-            num_steps=self._num_steps, num_finished=self._num_finished, num_aborted=self._num_aborted,
+            host_kv_usage=self.block_manager.host_usage, num_preemptions=c.num_preemptions,
+            num_swapped_out=c.num_swapped_out, num_swapped_in=c.num_swapped_in,
+            num_steps=c.num_steps, num_finished=c.num_finished, num_aborted=c.num_aborted,
             weight_version=self.weight_version, policy_stats=self.policy.stats(),
         )
 

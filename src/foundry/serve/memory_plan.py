@@ -64,8 +64,3 @@ def apply_decision(decision: SchedulerOutput, memory: BlockManager) -> MemoryPla
             raise RuntimeError(f"request {seq.request_id!r}: scheduled while its KV is on the host")
     return plan
 
-
-def advance(decision: SchedulerOutput) -> None:
-    """After the batch ran: the scheduled tokens are now in the cache."""
-    for item in decision.scheduled:
-        item.seq.num_computed_tokens += item.num_tokens

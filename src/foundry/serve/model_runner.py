@@ -40,11 +40,9 @@ class ModelRunner:
 
     def prepare(self, batch: list[ScheduledRequest], memory: BlockManager) -> ModelInput:
         bs = self.block_size
-        is_decode = [r.num_tokens == 1 and r.seq.num_computed_tokens > 0 for r in batch]
         # decodes sorted by context and grouped so that padding stays under 2x within a group
-        decodes = sorted((r for r, d in zip(batch, is_decode, strict=True) if d),
-                         key=lambda r: r.seq.num_computed_tokens)
-        prefills = [r for r, d in zip(batch, is_decode, strict=True) if not d]
+        decodes = sorted((r for r in batch if r.is_decode), key=lambda r: r.seq.num_computed_tokens)
+        prefills = [r for r in batch if not r.is_decode]
         ids: list[int] = []
         pos: list[int] = []
         slots: list[int] = []
@@ -64,7 +62,7 @@ class ModelRunner:
             slots.append(table[c // bs] * bs + c % bs)
             group.append((table, c + 1))
             sum_ctx += c + 1
-            if c + 1 == seq.num_tokens:  # a 1-token prompt chunk also lands here; it samples nothing
+            if r.is_last_chunk:
                 sample_rows.append(len(ids) - 1)
                 sampled.append(seq)
         if group:
@@ -81,7 +79,7 @@ class ModelRunner:
             meta.prefill_context_lens.append(c + n)
             meta.prefill_block_tables.append(table.to(self.device))
             sum_ctx += c + n
-            if c + n == seq.num_tokens:
+            if r.is_last_chunk:
                 sample_rows.append(len(ids) - 1)
                 sampled.append(seq)
         slot_t = torch.tensor(slots, dtype=torch.long)

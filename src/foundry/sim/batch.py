@@ -3,8 +3,9 @@
 One function, `batch_features`, is used by the simulator's executor and by `RecordingPolicy` when
 the real engine is calibrated, so fitted coefficients mean the same thing on both sides.
 
-A scheduled request computing `n` tokens after `c` cached ones is a *decode* when `n == 1` and
-`c > 0` (the engine's own split), otherwise a *prefill* (a prompt, a chunk of one, or a recompute).
+A scheduled request computing `n` tokens after `c` cached ones is a *decode* when
+`ScheduledRequest.is_decode` (the engine's own split: `n == 1` and `c > 0`), otherwise a *prefill*
+(a prompt, a chunk of one, or a recompute).
 Its attention work is n·c + n²/2 query-key pairs; `sum_prefill_sq` counts n² + 2·n·c per prefill,
 which is l² for a fresh prompt of l tokens, so DistServe's Σl² term carries over to chunks.
 """
@@ -37,7 +38,7 @@ def batch_features(decision: SchedulerOutput) -> BatchFeatures:
     np_ = sp = sq = nd = sd = 0
     for item in decision.scheduled:
         n, c = item.num_tokens, item.seq.num_computed_tokens
-        if n == 1 and c > 0:
+        if n == 1 and c > 0:  # ScheduledRequest.is_decode, inlined: this loop runs once per token
             nd += 1
             sd += c + 1
         else:

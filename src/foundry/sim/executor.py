@@ -1,13 +1,15 @@
-"""The cost-model executor: what the engine's model runner is to the engine, with no tensors.
+"""The cost-model executor: what the engine's `ModelExecutor` is to the engine, with no tensors.
 
-It runs a step by asking the cost model how long the batch takes, and adds the time to move the
-step's swapped blocks over the host link (bytes / bandwidth). The block manager has already
-applied the decision (`memory_plan.apply_decision`), so the device and host pools are tracked by
-the same accounting objects as in the engine; here they only cost time.
+The simulator's `EngineCore` calls it each step. It asks the cost model how long the batch takes, and
+adds the time to move the step's swapped blocks over the host link (bytes / bandwidth). The core has
+already applied the decision to the block manager (`memory_plan.apply_decision`), so the device and
+host pools are tracked by the same accounting objects as in the engine; here they only cost time.
+Its tokens are placeholders (the core emits 0): lengths, not text, are simulated.
 """
 
 from __future__ import annotations
 
+from foundry.serve.core import StepResult
 from foundry.serve.memory_plan import MemoryPlan
 from foundry.serve.policies.base import SchedulerOutput
 from foundry.sim.batch import batch_features
@@ -29,9 +31,10 @@ class CostModelExecutor:
         self.compute_time = 0.0
         self.swap_time = 0.0
 
-    def execute(self, decision: SchedulerOutput, plan: MemoryPlan) -> float:
+    def execute(self, decision: SchedulerOutput, plan: MemoryPlan, now: float) -> StepResult:
         compute = self.cost_model.predict(batch_features(decision))
         swap = (len(plan.swap_out) + len(plan.swap_in)) * self.seconds_per_block
         self.compute_time += compute
         self.swap_time += swap
-        return max(compute, swap) if self.overlap_swap else compute + swap
+        elapsed = max(compute, swap) if self.overlap_swap else compute + swap
+        return StepResult(now + elapsed, elapsed, None)

@@ -22,6 +22,17 @@ class ScheduledRequest:
     seq: Sequence
     num_tokens: int  # tokens to compute this step: a prefill chunk, a recompute chunk or 1 decode
 
+    @property
+    def is_decode(self) -> bool:
+        """One token after cached ones. A 1-token chunk of a fresh prompt is a prefill (nothing cached)."""
+        return self.num_tokens == 1 and self.seq.num_computed_tokens > 0
+
+    @property
+    def is_last_chunk(self) -> bool:
+        """It catches up with all its tokens this step, so the step's last logits give it a token."""
+        s = self.seq
+        return s.num_computed_tokens + self.num_tokens == len(s.prompt_token_ids) + len(s.output_token_ids)
+
 
 @dataclass
 class SchedulerOutput:
