@@ -69,12 +69,14 @@ class EngineCore:
     `max_num_seqs`/`max_num_batched_tokens` are the limits every decision is checked against;
     `max_model_len` (None: no limit) bounds prompt + output; `stop(seq, token)` says whether a sampled
     token ends its request (the engine's stop tokens and strings; None: only lengths end requests).
-    `check_invariants` runs the block manager's invariant check after every step (tests, debugging).
+    `on_finish(seq)` observes each request that finishes (the simulator's records; it keeps no finished
+    request alive). `check_invariants` runs the block manager's invariant check after every step.
     """
 
     def __init__(self, policy: Policy, block_manager: BlockManager, executor: Executor, *, max_num_seqs: int,
                  max_num_batched_tokens: int, max_model_len: int | None = None,
-                 stop: Callable[[Sequence, int], bool] | None = None, check_invariants: bool = False) -> None:
+                 stop: Callable[[Sequence, int], bool] | None = None,
+                 on_finish: Callable[[Sequence], None] | None = None, check_invariants: bool = False) -> None:
         self.policy = policy
         self.block_manager = block_manager
         self.executor = executor
@@ -82,6 +84,7 @@ class EngineCore:
         self.max_num_batched_tokens = max_num_batched_tokens
         self.max_model_len = max_model_len
         self.stop = stop
+        self.on_finish = on_finish
         self.check_invariants = check_invariants
         self.requests: dict[str, Sequence] = {}  # the unfinished requests, by id
         self.stats = CoreStats()
@@ -198,6 +201,8 @@ class EngineCore:
         seq.is_finished, seq.finish_reason, seq.finish_time = True, reason, now
         self.release(seq.request_id)
         self.stats.num_finished += 1
+        if self.on_finish is not None:
+            self.on_finish(seq)
 
     def abort(self, request_id: str) -> Sequence | None:
         """Drop an unfinished request (None if there is none by that id)."""

@@ -72,12 +72,19 @@ class Simulator:
         specs = sorted(enumerate(workload.requests), key=lambda x: x[1].arrival_time)
         ids = request_ids or [f"r{i}" for i in range(len(workload))]
         records = [RequestRecord(s.prompt_len, s.output_len, s.arrival_time) for s in workload.requests]
-        admitted: list[tuple[Sequence, RequestRecord]] = []
+        by_id = {ids[i]: records[i] for i in range(len(records))}
+
+        def on_finish(seq: Sequence) -> None:  # (the record is filled once, when the request finishes)
+            rec = by_id[seq.request_id]
+            rec.first_token_time, rec.finish_time = seq.first_token_time, seq.finish_time
+            rec.num_output_tokens = seq.num_output_tokens
+
         schedule: list[list[tuple[str, int]]] | None = [] if self.record_schedule else None
         policy = self.policy
         core = EngineCore(policy, self.block_manager, self.executor, max_num_seqs=policy.max_num_seqs,
                           max_num_batched_tokens=policy.max_num_batched_tokens,
-                          max_model_len=self.max_model_len, check_invariants=self.check_invariants)
+                          max_model_len=self.max_model_len, on_finish=on_finish,
+                          check_invariants=self.check_invariants)
         live = core.requests
         wall = time.perf_counter()
         now, area, nxt, n = 0.0, 0.0, 0, len(specs)
@@ -89,7 +96,6 @@ class Simulator:
                 try:  # the engine's own checks, so a request is refused here exactly when there
                     params.validate()
                     core.add(seq, spec.arrival_time)
-                    admitted.append((seq, records[i]))
                 except ValueError as e:
                     records[i].error = f"ValueError: {e}"
                 nxt += 1
@@ -110,9 +116,6 @@ class Simulator:
             if schedule is not None:
                 schedule.append([(it.seq.request_id, it.num_tokens) for it in decision.scheduled])
             now = result.end
-        for seq, rec in admitted:
-            rec.first_token_time, rec.finish_time = seq.first_token_time, seq.finish_time
-            rec.num_output_tokens = seq.num_output_tokens
         stats = SimStats(**asdict(core.stats), compute_time=self.executor.compute_time,
                          swap_time=self.executor.swap_time, end_time=now, in_system_area=area,
                          wall_time=time.perf_counter() - wall, policy_stats=policy.stats())
