@@ -23,6 +23,22 @@ def test_serve_json_is_the_bench_report():
     assert d["info"]["simulator"]["num_steps"] > 0
 
 
+def test_serve_instances_report_per_instance_and_cluster_figures():
+    r = runner.invoke(app, ["sim", "serve", "--policy", "vllm", "--rate", "8", "--num-requests", "40",
+                            "--instances", "2", "--dispatch", "least-loaded", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    inst = d["info"]["simulator"]["instances"]
+    info = d["info"]
+    assert d["num_completed"] == 40 and (info["num_instances"], info["dispatch"]) == (2, "least-loaded")
+    assert sum(i["num_requests"] for i in inst) == 40
+    assert sum(i["num_steps"] for i in inst) == d["info"]["simulator"]["num_steps"]
+    r = runner.invoke(app, ["sim", "serve", "--num-requests", "5", "--instances", "2"])
+    assert r.exit_code == 0 and "instance 1:" in r.output, r.output
+    r = runner.invoke(app, ["sim", "serve", "--num-requests", "5", "--dispatch", "random"])
+    assert r.exit_code != 0 and "--dispatch" in r.output, r.output
+
+
 def test_serve_roofline_table():
     r = runner.invoke(app, ["sim", "serve", "--cost", "roofline:h100:llama-3-8b", "--num-requests", "30"])
     assert r.exit_code == 0, r.output

@@ -162,23 +162,32 @@ def serve_cmd(
     mlfq_memory_mode: MemoryMode = None,
     mlfq_starvation_threshold: Starvation = None,
     mlfq_starvation_hold: Hold = None,
+    instances: Annotated[int, typer.Option("--instances", min=1,
+                                           help="Instances (each a copy of the deployment).")] = 1,
+    dispatch: Annotated[str, typer.Option(help="How requests are placed on instances: "
+                                          "round-robin, least-loaded.")] = "round-robin",
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON only.")] = False,
 ) -> None:
     """Simulate one benchmark run; prints the same report as `foundry serve bench`."""
     from rich.console import Console
 
     from foundry.serve.bench.report import render_table
+    from foundry.sim.dispatch import DISPATCHERS
     from foundry.sim.run import simulate_report
 
     dep = _deployment(cost, block_size, num_device_blocks, num_host_blocks, link_bandwidth_gbs)
     opts = _policy_options(preemption_mode, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_threshold,
                            mlfq_starvation_hold)
     _check_policies([policy], dep, opts, max_num_seqs, max_num_batched_tokens, "--policy")
+    if dispatch not in DISPATCHERS:
+        raise typer.BadParameter(f"unknown {dispatch!r}; known: {', '.join(DISPATCHERS)}",
+                                 param_hint="--dispatch")
     w = _workload_factory(workload, trace, trace_arrivals, time_scale, num_requests, prompt_len, output_len,
                           length_scale, max_prompt_len, max_output_len, seed)(rate, cv)
     result = simulate_report(w, dep, policy, max_num_seqs=max_num_seqs,
                              max_num_batched_tokens=max_num_batched_tokens, max_model_len=max_model_len,
-                             overlap_swap=overlap_swap, policy_options=opts)
+                             overlap_swap=overlap_swap, policy_options=opts, num_instances=instances,
+                             dispatch=dispatch)
     result.info.update({"rate": rate, "cv": cv, "cost_model": dep.cost_model.describe()})
     if json_out:
         typer.echo(json.dumps(result.to_dict()))
@@ -188,6 +197,10 @@ def serve_cmd(
     typer.echo(f"simulated {sim['num_steps']} steps ({sim['busy_time_s']:.1f} s busy) in "
                f"{sim['wall_time_s']:.2f} s; {sim['num_preemptions']} preemptions, "
                f"{sim['num_swapped_out']} swap-outs")
+    for k, inst in enumerate(sim.get("instances", [])):
+        e2e = "-" if inst["mean_e2e_s"] is None else f"{inst['mean_e2e_s']:.3f} s"
+        typer.echo(f"  instance {k}: {inst['num_requests']} requests, mean E2E {e2e}, {inst['num_steps']} "
+                   f"steps ({inst['busy_time_s']:.1f} s busy), {inst['num_preemptions']} preemptions")
 
 
 @app.command("sweep")
