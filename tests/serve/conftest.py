@@ -20,7 +20,7 @@ def tiny_ckpt(tmp_path_factory) -> str:
 def make_engine(tiny_ckpt):
     from foundry.serve import EngineConfig, LLMEngine
 
-    def make(**overrides) -> LLMEngine:
-        return LLMEngine(EngineConfig(model=tiny_ckpt, **overrides))
+    def make(*, check_invariants: bool = False, **overrides) -> LLMEngine:
+        return LLMEngine(EngineConfig(model=tiny_ckpt, **overrides), check_invariants=check_invariants)
 
     return make

@@ -13,19 +13,6 @@ SEEDED = SamplingParams(max_tokens=6, temperature=1.0, seed=7, ignore_eos=True)
 GREEDY = SamplingParams(max_tokens=6, temperature=0.0, ignore_eos=True)
 
 
-def checked(engine):
-    """Audit the block manager after every step, as the other engine tests do."""
-    original = engine.step
-
-    def step():
-        out = original()
-        engine.block_manager.check_invariants()
-        return out
-
-    engine.step = step
-    return engine
-
-
 def singles(make_engine, params, n, prompt=PROMPT):
     """What n independent requests give: sample j with seed + j."""
     engine = make_engine(block_size=4)
@@ -40,7 +27,7 @@ def used_blocks(engine):
 
 
 def test_n_samples_allocate_the_prompts_blocks_once(make_engine):
-    engine = checked(make_engine(block_size=4, num_device_blocks=64))
+    engine = make_engine(block_size=4, num_device_blocks=64, check_invariants=True)
     engine.add_request("g", PROMPT, dataclasses.replace(SEEDED, n=4))
     outs = engine.step()  # the prefill step: the leader computes the prompt, all four sample from it
     assert sorted(o.request_id for o in outs) == ["g-0", "g-1", "g-2", "g-3"]
@@ -63,7 +50,7 @@ def test_n_samples_allocate_the_prompts_blocks_once(make_engine):
 
 
 def test_greedy_samples_equal_the_single_request(make_engine):
-    engine = checked(make_engine(block_size=4))
+    engine = make_engine(block_size=4, check_invariants=True)
     outs = engine.generate([PROMPT], dataclasses.replace(GREEDY, n=2))
     [single] = singles(make_engine, GREEDY, 1)
     assert [o.request_id for o in outs] == ["generate-1-0-0", "generate-1-0-1"]
@@ -72,7 +59,7 @@ def test_greedy_samples_equal_the_single_request(make_engine):
 
 
 def test_seeded_sample_j_equals_a_single_request_with_seed_plus_j(make_engine):
-    engine = checked(make_engine(block_size=4))
+    engine = make_engine(block_size=4, check_invariants=True)
     params = dataclasses.replace(SEEDED, n=3, return_output_logprobs=True)
     outs = engine.generate([PROMPT, PROMPT[:5]], params)
     assert [o.output_token_ids for o in outs[:3]] == singles(make_engine, SEEDED, 3)
@@ -101,7 +88,7 @@ def test_n_errors_and_ids(make_engine):
 
 
 def test_aborting_one_sample_frees_only_its_own_blocks(make_engine):
-    engine = checked(make_engine(block_size=4))
+    engine = make_engine(block_size=4, check_invariants=True)
     engine.add_request("g", PROMPT, dataclasses.replace(SEEDED, n=3))
     engine.step()
     engine.step()  # every sample has its own copy of the last block now
@@ -120,7 +107,7 @@ def test_aborting_one_sample_frees_only_its_own_blocks(make_engine):
 @pytest.mark.parametrize("who", ["g-0", "g-1"])
 def test_aborting_a_sample_before_the_prompt_is_computed(make_engine, who):
     # the prompt takes three chunked steps; abort the leader (the next sample takes over) or a waiting one
-    engine = checked(make_engine(block_size=4, max_num_batched_tokens=4))
+    engine = make_engine(block_size=4, max_num_batched_tokens=4, check_invariants=True)
     engine.add_request("g", PROMPT, dataclasses.replace(SEEDED, n=3))
     engine.step()
     engine.abort_request(who)
@@ -152,7 +139,7 @@ def test_groups_under_memory_pressure_finish_with_the_pool_clean(make_engine, ti
     prompt = PROMPT[:6]
     cfg = EngineConfig(model=tiny_ckpt, block_size=4, num_device_blocks=num_device_blocks,
                        num_host_blocks=8, max_num_seqs=8, max_num_batched_tokens=64)
-    engine = checked(LLMEngine(cfg, policy=POLICIES[policy]()))
+    engine = LLMEngine(cfg, policy=POLICIES[policy](), check_invariants=True)
     outs = engine.generate([prompt, PROMPT[4:10]], dataclasses.replace(SEEDED, n=3))
     assert [o.output_token_ids for o in outs[:3]] == singles(make_engine, SEEDED, 3, prompt)
     assert [o.output_token_ids for o in outs[3:]] == singles(make_engine, SEEDED, 3, PROMPT[4:10])

@@ -47,15 +47,7 @@ def test_greedy_outputs_unchanged_by_preemption_and_swaps_and_no_block_leak(name
     host = 4 if "small-host" in name else 64
     cfg = EngineConfig(model=tiny_ckpt, block_size=4, num_device_blocks=18, num_host_blocks=host,
                        max_num_seqs=4, max_num_batched_tokens=48)
-    engine = LLMEngine(cfg, policy=POLICIES[name]())
-    original = engine.step
-
-    def checked_step():
-        out = original()
-        engine.block_manager.check_invariants()
-        return out
-
-    engine.step = checked_step
+    engine = LLMEngine(cfg, policy=POLICIES[name](), check_invariants=True)  # after every step
     outs = engine.generate(PROMPTS, [greedy(n) for n in MAX_TOKENS])
     assert [o.output_token_ids for o in outs] == reference
     s = engine.stats()

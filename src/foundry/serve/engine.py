@@ -83,11 +83,13 @@ class LLMEngine:
     `config.model`: the engine runs that very module, sharing its parameters by reference (nothing is
     copied), so the owner's in-place updates are what the next step computes with (announce them with
     `set_weight_version`). Its parameters must already be on `config.device` in `config.dtype`.
+    `check_invariants` audits the block manager after every step (tests).
     """
 
     def __init__(self, config: EngineConfig, policy: Policy | None = None,
                  clock: Callable[[], float] = time.monotonic, *, model: LlamaForCausalLM | None = None,
-                 tokenizer: Tokenizer | None = None, model_name: str = "in-memory") -> None:
+                 tokenizer: Tokenizer | None = None, model_name: str = "in-memory",
+                 check_invariants: bool = False) -> None:
         self.config = config
         self.clock = clock
         self.device = resolve_device(config.device)
@@ -123,7 +125,7 @@ class LLMEngine:
         self.core = EngineCore(
             policy if policy is not None else make_policy(config), self.block_manager, executor,
             max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens,
-            max_model_len=self.max_model_len, stop=self._is_stop,
+            max_model_len=self.max_model_len, stop=self._is_stop, check_invariants=check_invariants,
         )
         self.iteration_records: list[IterationRecord] = []
         self.weight_version = 0
