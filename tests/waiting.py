@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from foundry.serve.core import StepObserver
+
 PATIENCE_S = 60.0  # how long a broken test may hang before it fails
 
 
@@ -36,30 +38,33 @@ async def until(cond: Callable[[], bool], timeout: float = PATIENCE_S) -> None:
         await asyncio.sleep(0.005)
 
 
-class StepGate:
-    """Holds an engine's ``step()`` until the test grants it: each step takes one permit.
+class StepGate(StepObserver):
+    """Holds an engine's steps until the test grants them: each step takes one permit.
 
-    ``allow(n)`` grants n steps, ``open()`` lifts the gate. Leaving the ``with`` block opens it and
-    restores the engine's own ``step``, so a failing test never leaves an engine thread blocked.
+    An observer of the engine's core: it waits at ``step_starting`` (before the step reads its clock)
+    and counts a step at ``step_ended`` (when its outputs are made). ``allow(n)`` grants n steps,
+    ``open()`` lifts the gate. Leaving the ``with`` block opens it and detaches it, so a failing test
+    never leaves an engine thread blocked.
     """
 
     def __init__(self, engine: Any, permits: int = 0) -> None:
         self._engine = engine
-        self._inner = engine.step
         self._cond = threading.Condition()
         self._permits: int | None = permits  # None: open
+        self._attached: Any = None
         self.steps = 0  # steps completed through the gate
         self.waiting = False  # a step is held at the gate now
 
     def __enter__(self) -> StepGate:
-        self._engine.step = self._step
+        self._attached = self._engine.core.observe(self)
+        self._attached.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.open()
-        del self._engine.step  # the instance attribute goes; the class's method shows through again
+        self._attached.__exit__(None, None, None)
 
-    def _step(self) -> Any:
+    def step_starting(self) -> None:
         with self._cond:
             self.waiting = True
             self._cond.notify_all()
@@ -67,11 +72,11 @@ class StepGate:
             self.waiting = False
             if self._permits is not None:
                 self._permits -= 1
-        out = self._inner()
+
+    def step_ended(self, *_: Any) -> None:
         with self._cond:
             self.steps += 1
             self._cond.notify_all()
-        return out
 
     def allow(self, n: int = 1) -> None:
         with self._cond:

@@ -84,11 +84,11 @@ def median_row(rounds: list[dict]) -> dict:
     return out
 
 
-def run_point(engine: LLMEngine, config: EngineConfig, profile, policy: str, workload, seed: int,
+def run_point(base: LLMEngine, config: EngineConfig, profile, policy: str, workload, seed: int,
               memory_mode: str = "proactive-swap") -> dict:
     cfg = config.model_copy(update={"policy": policy, "mlfq_memory_mode": memory_mode,
                                     "mlfq_base_quantum_s": None, "preemption_mode": "recompute"})
-    engine.policy = build_policy(cfg, profile)  # the engine is idle between runs
+    engine = base.rebuilt(cfg, build_policy(cfg, profile))  # the same weights, a fresh KV cache and core
     before = engine.stats()
     result = run_benchmark(workload, InProcessTarget(engine), seed=seed)
     if result.errors:

@@ -93,7 +93,7 @@ def one_trial(policy: str, index: int, trial: int, cal_engine: LLMEngine, args: 
     # 2. the test trace on an engine with the policy under test (warmed up on another seed)
     engine = LLMEngine(config, build_policy(config, profile))
     run_engine(engine, workload(args, 2000 + trial, args.warmup_requests))
-    engine.policy = build_policy(config, profile)
+    engine = engine.rebuilt(policy=build_policy(config, profile))  # same weights, fresh policy state
     test = workload(args, args.seed + trial, args.num_requests)
     loads.append(os.getloadavg()[0])
     preemptions_before = engine.stats().num_preemptions

@@ -9,6 +9,7 @@ import pytest
 
 from foundry.serve import EngineConfig, LLMEngine, SamplingParams
 from foundry.serve.async_engine import AsyncEngine, EngineDeadError, QueueFullError
+from foundry.serve.core import StepObserver
 from tests.waiting import StepGate, until
 
 CONFIG = EngineConfig(max_num_seqs=2, max_model_len=256, num_device_blocks=64)
@@ -213,16 +214,14 @@ def test_shutdown_fails_open_streams_and_refuses_new_requests() -> None:
 def test_a_failing_step_stops_the_thread_and_fails_every_stream() -> None:
     llm = LLMEngine(CONFIG)
     engine = AsyncEngine(llm)
-    real_step, calls = llm.step, []
 
-    def flaky_step():
-        calls.append(1)
-        if len(calls) == 3:
-            raise RuntimeError("device lost")
-        return real_step()
+    class DeviceLostOnStep3(StepObserver):
+        calls = 0
 
-    llm.step = flaky_step
-    engine.start()
+        def step_starting(self) -> None:
+            self.calls += 1
+            if self.calls == 3:
+                raise RuntimeError("device lost")
 
     async def main() -> None:
         stream = await engine.add_request("x", "x", SamplingParams(max_tokens=50, ignore_eos=True))
@@ -230,8 +229,10 @@ def test_a_failing_step_stops_the_thread_and_fails_every_stream() -> None:
             async for _ in stream:
                 pass
 
-    asyncio.run(main())
-    engine.shutdown()
+    with llm.core.observe(DeviceLostOnStep3()):  # attached before the engine thread starts
+        engine.start()
+        asyncio.run(main())
+        engine.shutdown()
     assert isinstance(engine.error, RuntimeError) and not engine.is_alive
 
 

@@ -104,8 +104,7 @@ def _build_engine(config: Any):
 
         typer.echo(f"policy {config.policy}: measuring a latency profile of this engine (pass --profile FILE "
                    "to reuse one from `foundry serve profile`) ...", err=True)
-        engine.policy = build_policy(config, measure_profile(engine, repeats=2))
-        engine.config = config
+        engine = engine.rebuilt(config, build_policy(config, measure_profile(engine, repeats=2)))
     return engine
 
 

@@ -17,11 +17,15 @@ once, here, and the engine and the simulator cannot drift apart. One step:
 
 `step(now)` does both halves. The simulator calls `schedule` and `run` apart, because on a virtual
 clock a decision that does nothing is no step: it idles until the next arrival instead.
+
+Observers (`StepObserver`, attached with `observe`) see every step without changing it: the calibration
+recorder reads each decision, a test's gate holds the engine between steps. Nothing is swapped out.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NoReturn, Protocol
 
@@ -49,6 +53,20 @@ class Executor(Protocol):
     def execute(self, decision: SchedulerOutput, plan: MemoryPlan, now: float) -> StepResult:
         """Run the batch after the block manager applied `plan`; `now` is when the step started."""
         ...
+
+
+class StepObserver:
+    """Hooks around each step; override what you need (the defaults do nothing)."""
+
+    def step_starting(self) -> None:
+        """Before the step reads its clock (`EngineCore.begin_step`); a test's gate may block here."""
+
+    def decided(self, decision: SchedulerOutput) -> None:
+        """The checked decision, before the block manager or the requests change."""
+
+    def step_ended(self, decision: SchedulerOutput, plan: MemoryPlan, result: StepResult) -> None:
+        """When the step is wholly done: tokens emitted, finished requests gone, outputs made
+        (`EngineCore.end_step`)."""
 
 
 @dataclass(slots=True)
@@ -88,6 +106,16 @@ class EngineCore:
         self.check_invariants = check_invariants
         self.requests: dict[str, Sequence] = {}  # the unfinished requests, by id
         self.stats = CoreStats()
+        self.observers: tuple[StepObserver, ...] = ()
+
+    @contextmanager
+    def observe(self, observer: StepObserver) -> Iterator[StepObserver]:
+        """Attach `observer` for the `with` block."""
+        self.observers = (*self.observers, observer)
+        try:
+            yield observer
+        finally:
+            self.observers = tuple(o for o in self.observers if o is not observer)
 
     # ---- admission -----------------------------------------------------------------------------
     def check_new(self, request_id: str) -> None:
@@ -120,9 +148,21 @@ class EngineCore:
         self.policy.add(seq, now)
 
     # ---- the step ------------------------------------------------------------------------------
+    def begin_step(self) -> None:
+        """Called by the driver before it reads the clock for a step (observers may hold it here)."""
+        for o in self.observers:
+            o.step_starting()
+
+    def end_step(self, decision: SchedulerOutput, plan: MemoryPlan, result: StepResult) -> None:
+        """Called by the driver once the step is wholly done (its outputs, too)."""
+        for o in self.observers:
+            o.step_ended(decision, plan, result)
+
     def step(self, now: float) -> tuple[SchedulerOutput, MemoryPlan, StepResult]:
+        self.begin_step()
         decision = self.schedule(now)
         plan, result = self.run(decision, now)
+        self.end_step(decision, plan, result)
         return decision, plan, result
 
     def schedule(self, now: float) -> SchedulerOutput:
@@ -137,6 +177,8 @@ class EngineCore:
             num_tokens += item.num_tokens
         if num_tokens > self.max_num_batched_tokens:
             self._refuse(f"scheduled {num_tokens} tokens > max_num_batched_tokens")
+        for o in self.observers:
+            o.decided(d)
         return d
 
     def _refuse(self, what: str) -> NoReturn:

@@ -138,9 +138,12 @@ class LLMEngine:
     def policy(self) -> Policy:
         return self.core.policy
 
-    @policy.setter
-    def policy(self, policy: Policy) -> None:
-        self.core.policy = policy
+    def rebuilt(self, config: EngineConfig | None = None, policy: Policy | None = None) -> LLMEngine:
+        """A fresh engine over this one's model (its weights shared, not copied) with its own KV cache,
+        clock and an idle core: `config` (default: this one's) with `policy` (default: the config's).
+        This engine is left as it was; drop it to free its KV cache."""
+        return LLMEngine(config or self.config, policy, self.clock, model=self.model,
+                         tokenizer=self.tokenizer, model_name=self.model_name)
 
     # ---- requests ------------------------------------------------------------------------------
     def add_request(self, request_id: str, prompt: str | list[int], params: SamplingParams,
@@ -243,6 +246,7 @@ class LLMEngine:
 
     # ---- the loop ------------------------------------------------------------------------------
     def step(self) -> list[RequestOutput]:
+        self.core.begin_step()  # observers first (a test's gate holds the step before its clock starts)
         start = self.clock()
         decision = self.core.schedule(start)  # the policy decides (checked)
         if decision.is_empty and self.core.requests:
@@ -252,6 +256,7 @@ class LLMEngine:
             self._groups.pop_waiting(leader.request_id)  # its samples joined the core
         outputs = self._outputs(result)  # text deltas and RequestOutputs
         self._record(decision, plan, result, start)
+        self.core.end_step(decision, plan, result)
         return outputs
 
     def _release_shared_kv(self) -> None:

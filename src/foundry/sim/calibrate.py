@@ -1,8 +1,8 @@
 """Run a workload through the real engine, open loop on the wall clock, and keep what the simulator needs.
 
 The driver is the simulator's loop with real time: requests join when the wall clock passes their
-arrival, the engine steps while it has work, and it sleeps until the next arrival when idle. The
-engine's policy is wrapped in a `RecordingPolicy`, so each step yields (`BatchFeatures`, seconds):
+arrival, the engine steps while it has work, and it sleeps until the next arrival when idle. A
+`StepRecorder` observes the engine's core, so each step yields (`BatchFeatures`, seconds):
 the calibration samples of the fitted cost model. A step's seconds run from its start to the next
 step's start (admissions and output handling included: the simulator has no gaps between steps).
 The engine is passed in (no torch import here).
@@ -20,13 +20,13 @@ from foundry.serve.bench.runner import prompt_token_ids
 from foundry.serve.bench.workloads import Workload
 from foundry.serve.sampling_params import SamplingParams
 from foundry.sim.batch import BatchFeatures
-from foundry.sim.recording import RecordingPolicy
+from foundry.sim.recording import StepRecorder
 
 
 @dataclass
 class EngineRun:
     records: list[RequestRecord]
-    recording: RecordingPolicy
+    recording: StepRecorder
     step_times: list[float]  # each step's wall time, start to the next start when the engine stayed busy
 
     @property
@@ -38,15 +38,14 @@ def run_engine(engine: Any, workload: Workload, *, seed: int = 0) -> EngineRun:
     """Drive an idle `LLMEngine` through `workload`; request ids are r0, r1, ... as in the simulator."""
     if engine.has_unfinished_requests():
         raise ValueError("engine: must be idle")
-    recording = RecordingPolicy(engine.policy)
-    engine.policy = recording
+    recording = StepRecorder()
     prompts = prompt_token_ids(workload, seed)
     specs = sorted(enumerate(workload.requests), key=lambda x: x[1].arrival_time)
     records = [RequestRecord(s.prompt_len, s.output_len, s.arrival_time) for s in workload.requests]
     index = {f"r{i}": i for i in range(len(workload))}
     first_step = len(engine.iteration_records)
     clock = engine.clock  # the engine's own: a test's virtual clock drives the arrivals too
-    try:
+    with engine.core.observe(recording):
         t0 = clock()
         nxt, n = 0, len(specs)
         busy_since: float | None = None  # start of the previous step, unless the engine idled since
@@ -72,8 +71,6 @@ def run_engine(engine: Any, workload: Workload, *, seed: int = 0) -> EngineRun:
                 rec.num_output_tokens = len(out.output_token_ids)
                 if out.finished:
                     rec.finish_time = out.finish_time - t0
-    finally:
-        engine.policy = recording.inner
     steps = [r.elapsed for r in engine.iteration_records[first_step:]]
     if busy_since is not None:  # the last step: nothing follows it
         intervals.append(steps[-1])

@@ -141,6 +141,7 @@ class Simulator:
             if k < 0:
                 break  # no arrival to come and no work left
             core = cores[k]
+            core.begin_step()
             decision = core.schedule(now)
             if decision.is_empty:  # on a virtual clock an empty decision is no step: wait for an arrival
                 if nxt >= n:
@@ -149,11 +150,12 @@ class Simulator:
                 nows[k] = max(now, specs[nxt][1].arrival_time)
                 continue
             num_live = len(core.requests)
-            _, result = core.run(decision, now)
+            plan, result = core.run(decision, now)
             areas[k] += num_live * result.elapsed
             if schedule is not None:
                 schedule.append([(it.seq.request_id, it.num_tokens) for it in decision.scheduled])
             nows[k] = result.end
+            core.end_step(decision, plan, result)
         wall = time.perf_counter() - wall
         per = [SimStats(**asdict(c.stats), compute_time=x.executor.compute_time,
                         swap_time=x.executor.swap_time, end_time=t, in_system_area=a, wall_time=wall,
