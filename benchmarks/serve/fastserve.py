@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from foundry.config_cli import replace
 from foundry.serve import EngineConfig, LLMEngine
 from foundry.serve.bench import InProcessTarget, RequestSpec, Workload, build_workload, run_benchmark
 from foundry.serve.bench.arrivals import arrival_times
@@ -86,9 +87,9 @@ def median_row(rounds: list[dict]) -> dict:
 
 def run_point(base: LLMEngine, config: EngineConfig, profile, policy: str, workload, seed: int,
               memory_mode: str = "proactive-swap") -> dict:
-    cfg = config.model_copy(update={"policy": policy, "mlfq_memory_mode": memory_mode,
-                                    "mlfq_base_quantum_s": None, "preemption_mode": "recompute"})
-    engine = base.rebuilt(cfg, build_policy(cfg, profile))  # the same weights, a fresh KV cache and core
+    cfg = replace(config, policy=policy, mlfq_memory_mode=memory_mode, mlfq_base_quantum=None,
+                  preemption_mode="recompute")
+    engine = base.rebuilt(cfg, build_policy(cfg.scheduler, profile))  # same weights, fresh KV cache and core
     before = engine.stats()
     result = run_benchmark(workload, InProcessTarget(engine), seed=seed)
     if result.errors:
@@ -260,10 +261,11 @@ def main() -> None:
                                 "num_requests": len(wl), **median_row(rounds[pol]), "rounds": rounds[pol]})
 
     # memory modes under a small device pool, at the highest pareto rate
-    small = config.model_copy(update={"num_device_blocks": args.ablation_device_blocks})
-    engine_small = LLMEngine(small) if args.ablation_device_blocks else None
+    blocks = args.ablation_device_blocks
+    small = replace(config, num_device_blocks=blocks) if blocks else config
+    engine_small = LLMEngine(small) if blocks else None
     rate = max(sweeps[0][1], default=0.0)
-    pool = args.ablation_device_blocks * config.block_size
+    pool = args.ablation_device_blocks * config.cache.block_size
     clipped = argparse.Namespace(**{**vars(args), "max_prompt_len": min(args.max_prompt_len, pool // 3),
                                     "max_output_len": min(args.max_output_len, pool - pool // 3)})
     wl = workloads(clipped, rate, "pareto") if engine_small and rate else None

@@ -53,7 +53,7 @@ def rel(sim: float, real: float) -> float:
 
 def engine_config(policy: str, args: argparse.Namespace) -> EngineConfig:
     base = {"policy": policy, "max_num_seqs": args.max_num_seqs, "max_num_batched_tokens": args.max_tokens,
-            "num_host_blocks": args.host_blocks, "mlfq_base_quantum_s": None if "mlfq" in policy else 0.01}
+            "num_host_blocks": args.host_blocks, "mlfq_base_quantum": None if "mlfq" in policy else 0.01}
     if args.device_blocks:
         base["num_device_blocks"] = args.device_blocks
     if policy == "vllm" and args.swap:
@@ -69,7 +69,7 @@ def workload(args: argparse.Namespace, seed: int, num_requests: int):
 
 def one_trial(policy: str, index: int, trial: int, cal_engine: LLMEngine, args: argparse.Namespace) -> dict:
     config = engine_config(policy, args)
-    meta = {"engine": "foundry-tiny cpu float32", "block_size": config.block_size,
+    meta = {"engine": "foundry-tiny cpu float32", "block_size": config.cache.block_size,
             "num_device_blocks": cal_engine.block_manager.device.num_blocks,
             "num_host_blocks": args.host_blocks,
             "kv_bytes_per_token": kv_bytes_per_token(cal_engine.model.config, torch.float32)}
@@ -91,9 +91,9 @@ def one_trial(policy: str, index: int, trial: int, cal_engine: LLMEngine, args: 
     profile = single.to_profile(decode_context=64)
 
     # 2. the test trace on an engine with the policy under test (warmed up on another seed)
-    engine = LLMEngine(config, build_policy(config, profile))
+    engine = LLMEngine(config, build_policy(config.scheduler, profile))
     run_engine(engine, workload(args, 2000 + trial, args.warmup_requests))
-    engine = engine.rebuilt(policy=build_policy(config, profile))  # same weights, fresh policy state
+    engine = engine.rebuilt(policy=build_policy(config.scheduler, profile))  # same weights, fresh policy
     test = workload(args, args.seed + trial, args.num_requests)
     loads.append(os.getloadavg()[0])
     preemptions_before = engine.stats().num_preemptions
@@ -116,9 +116,9 @@ def one_trial(policy: str, index: int, trial: int, cal_engine: LLMEngine, args: 
            "fit": {"robust": robust_report.__dict__, "single": single_report.__dict__,
                    "in_sample": in_report.__dict__}}
     for key, m in (("robust", robust), ("single", single), ("in_sample", in_sample)):
-        dep = Deployment(m, config.block_size, meta["num_device_blocks"], args.host_blocks, 0.0, float("inf"))
-        sim = simulate(test, dep, build_policy(config, profile), max_num_seqs=args.max_num_seqs,
-                       max_num_batched_tokens=args.max_tokens)
+        dep = Deployment(m, config.cache.block_size, meta["num_device_blocks"], args.host_blocks, 0.0,
+                         float("inf"))
+        sim = simulate(test, dep, build_policy(config.scheduler, profile))  # the engine's limits
         s_jct = [r.e2e for r in sim.records]
         s_ttft = [r.ttft for r in sim.records]
         out[key] = {

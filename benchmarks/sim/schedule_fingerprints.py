@@ -26,7 +26,7 @@ from foundry.serve.bench.workloads import build_workload  # noqa: E402
 from foundry.sim import resolve_deployment, simulate  # noqa: E402
 
 POLICIES = (("vllm", {}), ("vllm", {"preemption_mode": "swap"}), ("fcfs", {}), ("sj-mlfq", {}),
-            ("mlfq", {"mlfq_base_quantum_s": 0.01}), ("sj-mlfq", {"mlfq_memory_mode": "reactive-swap"}),
+            ("mlfq", {"mlfq_base_quantum": 0.01}), ("sj-mlfq", {"mlfq_memory_mode": "reactive-swap"}),
             ("sj-mlfq", {"mlfq_memory_mode": "recompute"}), ("srpt", {}))
 WORKLOADS = (("azure-conv", 2.0, 0), ("azure-conv", 2.0, 1), ("pareto", 5.0, 0))
 
@@ -42,7 +42,7 @@ def fingerprints(num_requests: int) -> dict[str, list]:
                 pools = {"num_device_blocks": 300, "num_host_blocks": 200} if small else {}
                 res = simulate(w, resolve_deployment("opt-13b-a100", **pools), policy, max_num_seqs=16,
                                max_num_batched_tokens=2048, record_schedule=True, check_invariants=small,
-                               policy_options=options)
+                               **options)
                 h = hashlib.sha256(repr(res.schedule).encode())
                 h.update(repr([(r.first_token_time, r.finish_time, r.error) for r in res.records]).encode())
                 s = res.stats

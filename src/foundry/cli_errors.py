@@ -22,6 +22,8 @@ def field_and_message(e: Exception) -> tuple[str | None, str]:
     if isinstance(e, ValidationError):
         err = e.errors()[0]
         msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] != "value_error" and isinstance(err.get("input"), str | int | float):
+            msg += f", got {err['input']!r}"  # pydantic's own messages do not repeat the value
         if err.get("loc"):
             return str(err["loc"][0]), msg
         e = ValueError(msg)

@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from foundry.serve.block_manager import BlockManager
-from foundry.serve.core import EngineCore, StepResult
+from foundry.serve.core import EngineCore, StepObserver, StepResult
 from foundry.serve.policies import FCFSPolicy, ScheduledRequest, SchedulerOutput, VLLMPolicy
 from foundry.serve.policies.base import Policy
 from foundry.serve.sampling_params import SamplingParams
@@ -144,3 +144,28 @@ def test_release_and_adopt_move_a_request_between_cores():
     while dst.requests:
         dst.step(2.0)
     assert a.output_token_ids == [100, 100, 101, 102] and a.finish_reason == "length"
+
+
+def test_observers_see_each_step_in_order_and_leave_with_their_block():
+    events = []
+
+    class Log(StepObserver):
+        def step_starting(self):
+            events.append("starting")
+
+        def decided(self, decision):  # before anything changes: the request has computed nothing yet
+            events.append(("decided", [(it.seq.request_id, it.seq.num_computed_tokens)
+                                       for it in decision.scheduled]))
+
+        def step_ended(self, decision, plan, result):
+            events.append(("ended", result.tokens))
+
+    core = make_core()
+    core.add(seq("a", 3, 2), 0.0)
+    log = Log()
+    with core.observe(log) as attached:
+        assert attached is log and core.observers == (log,)
+        core.step(0.0)
+    core.step(1.0)  # detached: not seen
+    assert events == ["starting", ("decided", [("a", 0)]), ("ended", [100])]
+    assert core.observers == ()

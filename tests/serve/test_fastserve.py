@@ -107,9 +107,10 @@ def test_starvation_hold_is_an_engine_option(tiny_ckpt):
     from foundry.serve.policies import build_policy
 
     for hold in ("quantum", "finish", "off"):
-        policy = build_policy(EngineConfig(model=str(tiny_ckpt), policy="mlfq", mlfq_starvation_hold=hold))
+        config = EngineConfig(model=str(tiny_ckpt), policy="mlfq", mlfq_starvation_hold=hold)
+        policy = build_policy(config.scheduler)
         assert isinstance(policy, MLFQPolicy) and policy.starvation_hold == hold
-    with pytest.raises(ValueError, match="mlfq_starvation_hold"):
+    with pytest.raises(ValueError, match="mlfq.starvation_hold"):
         EngineConfig(model=str(tiny_ckpt), policy="mlfq", mlfq_starvation_hold="forever")
     result = CliRunner().invoke(
         app, ["bench", "--in-process", "--model", str(tiny_ckpt), "--mlfq-starvation-hold", "forever"]

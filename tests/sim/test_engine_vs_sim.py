@@ -18,7 +18,7 @@ from foundry.sim.deployment import Deployment  # noqa: E402
 CASES = {
     "fcfs": {},
     "vllm": {"preemption_mode": "swap"},
-    "mlfq": {"mlfq_base_quantum_s": 0.001, "mlfq_memory_mode": "proactive-swap"},
+    "mlfq": {"mlfq_base_quantum": 0.001, "mlfq_memory_mode": "proactive-swap"},
     "srpt": {"mlfq_memory_mode": "recompute"},
 }
 
@@ -36,7 +36,7 @@ def test_replayed_step_times_give_the_engines_schedule(policy):
     assert all(r.ok for r in run.records)
     dep = Deployment(ReplayCostModel(run.recording.update_elapsed), 8, 16, 40, 0.0, math.inf)
     res = simulate(w, dep, policy, max_num_seqs=4, max_num_batched_tokens=64, max_model_len=256,
-                   record_schedule=True, check_invariants=True, policy_options=opts)
+                   record_schedule=True, check_invariants=True, **opts)
     assert res.schedule == run.recording.steps
     assert [r.num_output_tokens for r in res.records] == [r.num_output_tokens for r in run.records]
     if policy in ("vllm", "mlfq"):

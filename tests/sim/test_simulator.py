@@ -48,8 +48,7 @@ def test_every_request_completes_under_memory_pressure(policy):
     w = build_workload(num_requests=60, rate=40, generator="lognormal", prompt_len=100, output_len=40,
                        max_prompt_len=600, max_output_len=300, seed=3)
     opts = {"preemption_mode": "swap"} if policy == "vllm" else {}
-    res = simulate(w, dep, policy, max_num_seqs=8, max_num_batched_tokens=512, check_invariants=True,
-                   policy_options=opts)
+    res = simulate(w, dep, policy, max_num_seqs=8, max_num_batched_tokens=512, check_invariants=True, **opts)
     assert all(r.ok for r in res.records)
     assert [r.num_output_tokens for r in res.records] == [s.output_len for s in w.requests]
     assert all(r.first_token_time <= r.finish_time for r in res.records)
@@ -95,7 +94,7 @@ def test_unknown_policy_names_the_registry():
 def test_swap_time_is_bytes_over_link_bandwidth():
     # all arrive at once and vllm reads no clock: both runs take the same decisions
     w = build_workload(num_requests=40, rate=math.inf, generator="fixed", prompt_len=200, output_len=100)
-    kw = {"max_num_seqs": 8, "policy_options": {"preemption_mode": "swap"}}
+    kw = {"max_num_seqs": 8, "preemption_mode": "swap"}
     fast = simulate(w, _deployment(60, 400, link=math.inf), "vllm", **kw)
     slow = simulate(w, _deployment(60, 400, link=1e9), "vllm", **kw)
     blocks = fast.stats.num_swapped_blocks

@@ -7,21 +7,15 @@ from typing import Annotated
 
 import typer
 
+from foundry.config_cli import config_options
+from foundry.mimo.sweep import SweepConfig
+
 app = typer.Typer(
     help="Widely-linear precoding for massive MIMO under transmit IQ imbalance (arXiv 1702.08703).",
     no_args_is_help=True,
 )
 
 _Opt = typer.Option
-
-
-def _floats(text: str, option: str) -> list[float]:
-    try:
-        return [float(t) for t in text.split(",") if t.strip()]
-    except ValueError as err:
-        raise typer.BadParameter(
-            f"expected comma-separated numbers, got {text!r}", param_hint=option
-        ) from err
 
 
 def _load_config_file(path: Path) -> dict:
@@ -70,23 +64,9 @@ def _validated(fields: dict, config: Path | None):
 
 
 @app.command()
+@config_options(SweepConfig, param="given", build=False, exclude=("chunk",))
 def sweep(
-    bs_antennas: Annotated[int | None, _Opt(help="N, BS antennas [64]")] = None,
-    users: Annotated[int | None, _Opt(help="K, users [16]")] = None,
-    user_antennas: Annotated[int | None, _Opt(help="M_k, antennas per user [1]")] = None,
-    sigma_theta_deg: Annotated[float | None, _Opt(help="σ_θ phase mismatch, degrees, 0–45 [10]")] = None,
-    sigma_g: Annotated[float | None, _Opt(help="σ_g gain mismatch, 0–0.5 [0.1]")] = None,
-    theta_law: Annotated[str | None, _Opt(help="σ_θ read as 'variance' (std) or 'range' [variance]")] = None,
-    snr_db: Annotated[str | None, _Opt(help="comma-separated SNRs in dB [0,5,…,30]")] = None,
-    draws: Annotated[int | None, _Opt(help="channel + IQ realisations [500]")] = None,
-    precoders: Annotated[
-        str | None, _Opt(help="comma-separated, from zf,mmse,mf,bd,wl-zf,wl-mmse,wl-mf,wl-bd")
-    ] = None,
-    normalization: Annotated[str | None, _Opt(help="'global' or 'per_stream' power [global]")] = None,
-    rate: Annotated[str | None, _Opt(help="'logdet' or 'per_stream' sum rate [logdet]")] = None,
-    tx_correlation: Annotated[float | None, _Opt(help="exponential BS-antenna correlation ρ [0]")] = None,
-    rx_correlation: Annotated[float | None, _Opt(help="exponential correlation within a user [0]")] = None,
-    seed: Annotated[int | None, _Opt(help="random seed [0]")] = None,
+    given: dict,
     config: Annotated[
         Path | None, _Opt(help="YAML/JSON file with the same fields; options override it")
     ] = None,
@@ -97,23 +77,7 @@ def sweep(
     from foundry.mimo import sweep as sweep_mod
 
     fields = _load_config_file(config) if config else {}
-    given = {
-        "bs_antennas": bs_antennas,
-        "users": users,
-        "user_antennas": user_antennas,
-        "sigma_theta_deg": sigma_theta_deg,
-        "sigma_g": sigma_g,
-        "theta_law": theta_law,
-        "draws": draws,
-        "normalization": normalization,
-        "rate": rate,
-        "tx_correlation": tx_correlation,
-        "rx_correlation": rx_correlation,
-        "seed": seed,
-        "snr_db": _floats(snr_db, "--snr-db") if snr_db is not None else None,
-        "precoders": [p.strip().lower() for p in precoders.split(",") if p.strip()] if precoders else None,
-    }
-    fields.update({k: v for k, v in given.items() if v is not None})
+    fields.update(given)
     cfg = _validated(fields, config)
 
     start = time.perf_counter()

@@ -7,7 +7,7 @@ chunks of `chunk` realisations as (chunk, …) arrays: no Python loop runs per d
 
 import csv
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,15 +30,23 @@ class SweepConfig(BaseModel):
     sigma_theta_deg: float = Field(10.0, ge=0.0, le=45.0, description="σ_θ, phase mismatch, degrees")
     sigma_g: float = Field(0.1, ge=0.0, le=0.5, description="σ_g, gain mismatch (std of g_n)")
     theta_law: ThetaLaw = Field("variance", description="σ_θ as std ('variance') or half-width ('range')")
-    snr_db: list[float] = Field([0, 5, 10, 15, 20, 25, 30], min_length=1, description="ρ = P/σ_n², dB")
+    snr_db: list[float] = Field([0, 5, 10, 15, 20, 25, 30], min_length=1,
+                                description="ρ = P/σ_n² in dB, comma-separated")
     draws: int = Field(500, ge=1, description="channel + IQ realisations")
-    precoders: list[str] = Field(["zf", "wl-zf", "mmse", "wl-mmse", "mf", "wl-mf"], min_length=1)
+    precoders: list[str] = Field(["zf", "wl-zf", "mmse", "wl-mmse", "mf", "wl-mf"], min_length=1,
+                                 description="comma-separated, from zf,mmse,mf,bd,wl-zf,wl-mmse,wl-mf,wl-bd")
     normalization: Normalization = Field("global", description="'global' β or 'per_stream'")
     rate: Literal["logdet", "per_stream"] = Field("logdet", description="joint Re/Im log-det or per stream")
     tx_correlation: float = Field(0.0, ge=0.0, lt=1.0, description="exponential ρ between BS antennas")
     rx_correlation: float = Field(0.0, ge=0.0, lt=1.0, description="exponential ρ between a user's antennas")
-    seed: int = 0
+    seed: int = Field(0, description="random seed")
     chunk: int = Field(250, ge=1, description="draws per batched array (memory bound)")
+
+    @field_validator("snr_db", "precoders", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: Any) -> Any:
+        """A command line gives lists as "a,b,c"."""
+        return [t.strip().lower() for t in v.split(",") if t.strip()] if isinstance(v, str) else v
 
     @field_validator("precoders")
     @classmethod

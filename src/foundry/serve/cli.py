@@ -1,7 +1,8 @@
 """`foundry serve`: run the OpenAI-compatible server; `foundry serve bench`: the load generator.
 
-Engine options default to None, meaning "EngineConfig's default", so every default lives in one
-place (``foundry.serve.EngineConfig``). Heavy imports (torch, fastapi) happen inside the commands.
+Engine options are made from ``foundry.serve.EngineConfig``'s fields (``foundry.config_cli``): each
+defaults to None, meaning "EngineConfig's default", so every default and description lives there.
+Heavy imports (torch, fastapi) happen inside the commands.
 """
 
 from __future__ import annotations
@@ -17,115 +18,38 @@ from typing import Annotated, Any
 import typer
 
 from foundry.cli_errors import bad_option, positive_list
+from foundry.config_cli import config_options
 
 app = typer.Typer(
     help="Serve an LLM over an OpenAI-compatible HTTP API (no sub-command), or benchmark one (bench).",
     add_completion=False,
 )
 
-# --- engine options, shared by the server and the in-process benchmark ------------------------------
-Model = Annotated[
-    str | None,
-    typer.Option(
-        help="'foundry-tiny' or a local Hugging Face checkpoint directory. "
-        "[bench over HTTP: the served model name; default: the server's]"
-    ),
-]
-Policy = Annotated[
-    str | None,
-    typer.Option(help="Policy: fcfs, vllm, mlfq, sj-mlfq, or srpt (oracle: max_tokens = output length)."),
-]
-PreemptionMode = Annotated[str | None, typer.Option(help="vllm policy: recompute or swap.")]
-BlockSize = Annotated[int | None, typer.Option(help="Tokens per KV block.")]
-NumDeviceBlocks = Annotated[int | None, typer.Option(help="Device KV blocks (default: from the KV budget).")]
-NumHostBlocks = Annotated[int | None, typer.Option(help="Host (swap) KV blocks.")]
-KvCacheMemoryMb = Annotated[float | None, typer.Option(help="Device KV budget in MiB.")]
-MaxNumSeqs = Annotated[int | None, typer.Option(help="Most requests in one batch.")]
-MaxNumBatchedTokens = Annotated[int | None, typer.Option(help="Most tokens computed in one step.")]
-MaxModelLen = Annotated[int | None, typer.Option(help="Context limit (default: the model's).")]
-Seed = Annotated[int | None, typer.Option(help="Seed for foundry-tiny's weights and unseeded sampling.")]
-Device = Annotated[str | None, typer.Option(help="cpu, cuda, cuda:N or auto.")]
-Dtype = Annotated[str | None, typer.Option(help="float32, float16 or bfloat16.")]
-# --- FastServe policies (mlfq, sj-mlfq, srpt); defaults are the paper's, see docs/fastserve.md -------
-ProfilePath = Annotated[
-    str | None,
-    typer.Option("--profile", help="Latency profile from `foundry serve profile` (default: measure one)."),
-]
-MlfqBaseQuantum = Annotated[
-    str | None,
-    typer.Option(help="MLFQ base quantum q0 in seconds, or 'auto': the paper's 10 ms scaled to the profile."),
-]
-MlfqMemoryMode = Annotated[str | None, typer.Option(help="proactive-swap, reactive-swap or recompute.")]
-MlfqStarvationInterval = Annotated[int | None, typer.Option(help="Steps between starvation checks.")]
-MlfqStarvationThreshold = Annotated[float | None, typer.Option(help="Idle seconds before promotion.")]
-MlfqDeferHostFreeRatio = Annotated[
-    float | None, typer.Option(help="Defer new prefills while the free host-block fraction is below this.")
-]
-MlfqStarvationHold = Annotated[
-    str | None, typer.Option(help="Promoted jobs held from demotion: quantum, finish or off (paper).")
-]
-MlfqMinFreeBlocks = Annotated[int | None, typer.Option(help="Proactive reserve: max(max-num-seqs, this)")]
-
-
-def _engine_config(**options: Any):
-    """An ``EngineConfig`` from the options given; a bad value exits with a message naming its option."""
-    from foundry.serve import EngineConfig
-
-    given = {k: v for k, v in options.items() if v is not None}
-    quantum = given.get("mlfq_base_quantum_s")
-    if quantum == "auto":
-        given["mlfq_base_quantum_s"] = None
-    elif quantum is not None:
-        try:
-            given["mlfq_base_quantum_s"] = float(quantum)
-        except ValueError:
-            raise typer.BadParameter(f"expected seconds or 'auto', got {quantum!r}",
-                                     param_hint="--mlfq-base-quantum") from None
-    try:
-        return EngineConfig(**given)
-    except ValueError as e:  # pydantic's ValidationError
-        options = {field: "--" + name.replace("_", "-") for name, field in ENGINE_OPTIONS.items()}
-        raise bad_option(e, default="--model", options=options) from None
-
-
 def _build_engine(config: Any):
     """The engine; a policy that needs a latency profile and got none measures this engine first."""
     from foundry.serve import LLMEngine
     from foundry.serve.policies import build_policy, needs_profile
 
-    measure = needs_profile(config) and config.profile is None
+    measure = needs_profile(config.scheduler) and config.scheduler.profile is None
     try:
-        engine = LLMEngine(config.model_copy(update={"policy": "fcfs"}) if measure else config)
+        engine = LLMEngine(config, build_policy(config.scheduler.with_policy("fcfs")) if measure else None)
     except (ValueError, FileNotFoundError) as e:
         hint = "--profile" if str(e).startswith("profile") else "--model"
         raise typer.BadParameter(str(e), param_hint=hint) from None
     if measure:
         from foundry.serve.profile import measure_profile
 
-        typer.echo(f"policy {config.policy}: measuring a latency profile of this engine (pass --profile FILE "
-                   "to reuse one from `foundry serve profile`) ...", err=True)
-        engine = engine.rebuilt(config, build_policy(config, measure_profile(engine, repeats=2)))
+        typer.echo(f"policy {config.scheduler.policy}: measuring a latency profile of this engine (pass "
+                   "--profile FILE to reuse one from `foundry serve profile`) ...", err=True)
+        engine = engine.rebuilt(config, build_policy(config.scheduler, measure_profile(engine, repeats=2)))
     return engine
 
 
-# The engine options `serve` and `bench --in-process` share: CLI parameter name -> EngineConfig field.
-ENGINE_OPTIONS = {
-    "model": "model", "policy": "policy", "preemption_mode": "preemption_mode", "block_size": "block_size",
-    "num_device_blocks": "num_device_blocks", "num_host_blocks": "num_host_blocks",
-    "kv_cache_memory_mb": "kv_cache_memory_mb", "max_num_seqs": "max_num_seqs",
-    "max_num_batched_tokens": "max_num_batched_tokens", "max_model_len": "max_model_len", "seed": "seed",
-    "device": "device", "dtype": "dtype", "profile": "profile", "mlfq_base_quantum": "mlfq_base_quantum_s",
-    "mlfq_memory_mode": "mlfq_memory_mode", "mlfq_starvation_interval": "mlfq_starvation_interval",
-    "mlfq_starvation_threshold": "mlfq_starvation_threshold_s",
-    "mlfq_starvation_hold": "mlfq_starvation_hold",
-    "mlfq_defer_host_free_ratio": "mlfq_defer_host_free_ratio",
-    "mlfq_min_free_blocks": "mlfq_min_free_blocks",
-}
+def engine_options(**kwargs: Any) -> Any:
+    """The engine's options (every `EngineConfig` field by its flat name), built into `config`."""
+    from foundry.serve.config import EngineConfig
 
-
-def _engine_options(cli_values: dict[str, Any]) -> dict[str, Any]:
-    """The EngineConfig fields from a command's parameters (pass its ``locals()``)."""
-    return {field: cli_values[name] for name, field in ENGINE_OPTIONS.items()}
+    return config_options(EngineConfig, default_hint="--model", **kwargs)
 
 
 DEFAULT_PROFILE = Path("out/profile.json")  # out/ is git-ignored
@@ -154,29 +78,10 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 @app.callback(invoke_without_command=True)
+@engine_options()
 def serve(
     ctx: typer.Context,
-    model: Model = None,
-    policy: Policy = None,
-    preemption_mode: PreemptionMode = None,
-    block_size: BlockSize = None,
-    num_device_blocks: NumDeviceBlocks = None,
-    num_host_blocks: NumHostBlocks = None,
-    kv_cache_memory_mb: KvCacheMemoryMb = None,
-    max_num_seqs: MaxNumSeqs = None,
-    max_num_batched_tokens: MaxNumBatchedTokens = None,
-    max_model_len: MaxModelLen = None,
-    seed: Seed = None,
-    device: Device = None,
-    dtype: Dtype = None,
-    profile: ProfilePath = None,
-    mlfq_base_quantum: MlfqBaseQuantum = None,
-    mlfq_memory_mode: MlfqMemoryMode = None,
-    mlfq_starvation_interval: MlfqStarvationInterval = None,
-    mlfq_starvation_threshold: MlfqStarvationThreshold = None,
-    mlfq_starvation_hold: MlfqStarvationHold = None,
-    mlfq_defer_host_free_ratio: MlfqDeferHostFreeRatio = None,
-    mlfq_min_free_blocks: MlfqMinFreeBlocks = None,
+    config: Any,
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to bind.", min=0, max=65535)] = 8000,
     max_waiting: Annotated[
@@ -191,7 +96,6 @@ def serve(
         raise typer.BadParameter(
             f"expected one of {', '.join(LOG_LEVELS)}, got {log_level!r}", param_hint="--log-level"
         )
-    config = _engine_config(**_engine_options(locals()))
     import uvicorn
 
     from foundry.serve.server import create_app
@@ -199,7 +103,8 @@ def serve(
     with _bind(host, port) as sock:  # before the model loads: a taken port fails at once
         engine = _build_engine(config)
         port = sock.getsockname()[1]  # the one the OS chose for --port 0
-        typer.echo(f"serving {engine.model_name} (policy {config.policy}) on http://{host}:{port}", err=True)
+        policy = config.scheduler.policy
+        typer.echo(f"serving {engine.model_name} (policy {policy}) on http://{host}:{port}", err=True)
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler that was
         # installed before it; make that handler a normal exit (status 0, buffered output flushed).
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -212,6 +117,9 @@ def serve(
 
 
 @app.command()
+@engine_options(passthrough=("model",), helps={
+    "model": "'foundry-tiny' or a local Hugging Face checkpoint directory [default: foundry-tiny]; over "
+             "HTTP: the served model name [default: the server's]"})
 def bench(
     url: Annotated[str | None, typer.Option(help="Server base URL, e.g. http://127.0.0.1:8000.")] = None,
     wait: Annotated[
@@ -241,27 +149,8 @@ def bench(
     max_output_len: Annotated[int | None, typer.Option(help="Clip output lengths.", min=1)] = None,
     bench_seed: Annotated[int, typer.Option(help="Seed of the workload (arrivals, lengths, prompts).")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON only.")] = False,
-    model: Model = None,
-    policy: Policy = None,
-    preemption_mode: PreemptionMode = None,
-    block_size: BlockSize = None,
-    num_device_blocks: NumDeviceBlocks = None,
-    num_host_blocks: NumHostBlocks = None,
-    kv_cache_memory_mb: KvCacheMemoryMb = None,
-    max_num_seqs: MaxNumSeqs = None,
-    max_num_batched_tokens: MaxNumBatchedTokens = None,
-    max_model_len: MaxModelLen = None,
-    seed: Seed = None,
-    device: Device = None,
-    dtype: Dtype = None,
-    profile: ProfilePath = None,
-    mlfq_base_quantum: MlfqBaseQuantum = None,
-    mlfq_memory_mode: MlfqMemoryMode = None,
-    mlfq_starvation_interval: MlfqStarvationInterval = None,
-    mlfq_starvation_threshold: MlfqStarvationThreshold = None,
-    mlfq_starvation_hold: MlfqStarvationHold = None,
-    mlfq_defer_host_free_ratio: MlfqDeferHostFreeRatio = None,
-    mlfq_min_free_blocks: MlfqMinFreeBlocks = None,
+    model: str | None = None,
+    config: Any = None,
 ) -> None:
     """Open-loop load generator: TTFT, TPOT, E2E latency (JCT), s/token, throughput."""
     from foundry.serve.bench.report import render_table
@@ -294,7 +183,6 @@ def bench(
     if len(wl) == 0:
         raise typer.BadParameter("no request arrives before --duration", param_hint="--duration")
     if in_process:
-        config = _engine_config(**_engine_options(locals()))
         target: Any = InProcessTarget(_build_engine(config))
     else:
         target = HttpTarget(url.rstrip("/"), model=model, wait_s=wait)
@@ -347,6 +235,9 @@ def bench(
 
 
 @app.command("profile")
+@engine_options(fixed={"policy": "fcfs"}, only=("model", "block_size", "max_num_seqs",
+                                                "max_num_batched_tokens", "max_model_len", "seed", "device",
+                                                "dtype"))
 def profile_cmd(
     output: Annotated[Path, typer.Option(help="Where to write the profile (JSON).")] = DEFAULT_PROFILE,
     prefill_lens: Annotated[
@@ -354,14 +245,7 @@ def profile_cmd(
     ] = "8,16,32,64,128,256,384,512,768,1024",
     decode_batches: Annotated[str, typer.Option(help="Comma-separated decode batch sizes.")] = "1,2,4,8,16",
     repeats: Annotated[int, typer.Option(help="Runs per point (the median is kept).", min=1)] = 3,
-    model: Model = None,
-    block_size: BlockSize = None,
-    max_num_seqs: MaxNumSeqs = None,
-    max_num_batched_tokens: MaxNumBatchedTokens = None,
-    max_model_len: MaxModelLen = None,
-    seed: Seed = None,
-    device: Device = None,
-    dtype: Dtype = None,
+    config: Any = None,
 ) -> None:
     """Measure this engine on this model (prefill time by length, decode step time) for the MLFQ policies."""
     from foundry.serve.policies import skip_join_level
@@ -369,9 +253,6 @@ def profile_cmd(
 
     lens = tuple(positive_list(prefill_lens, int, "--prefill-lens"))
     batches = tuple(positive_list(decode_batches, int, "--decode-batches"))
-    config = _engine_config(model=model, policy="fcfs", block_size=block_size, max_num_seqs=max_num_seqs,
-                            max_num_batched_tokens=max_num_batched_tokens, max_model_len=max_model_len,
-                            seed=seed, device=device, dtype=dtype)
     engine = _build_engine(config)
     try:
         prof = measure_profile(engine, lens, batches, repeats=repeats)

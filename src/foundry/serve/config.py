@@ -1,74 +1,50 @@
-"""EngineConfig: every engine knob, validated once at construction and never mutated."""
+"""EngineConfig: every engine knob in nested sections, validated once at construction, never mutated.
+
+    EngineConfig            model, max_model_len, seed, logprobs_mode
+      .scheduler            policy, max_num_seqs, max_num_batched_tokens, profile
+        .vllm, .mlfq, ...   one section per option group of the policy registry (`POLICIES`)
+      .cache                block_size, num_device_blocks, num_host_blocks, kv_cache_memory_mb
+      .device               device, dtype
+
+Every leaf also has a flat name (`foundry.config_cli`): its own name, or for a policy's option group
+its prefix and name (`mlfq_base_quantum`). `EngineConfig(max_num_seqs=8, mlfq_memory_mode="recompute")`
+is `EngineConfig(scheduler={"max_num_seqs": 8, "mlfq": {"memory_mode": "recompute"}})`, and the
+command-line options are the flat names. Knob names follow vLLM's where one exists.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+
+from foundry.config_cli import replace, with_flat_names
+from foundry.serve.policies import POLICIES
 
 DTYPES = ("float32", "float16", "bfloat16")
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
 
 
-class EngineConfig(BaseModel):
-    """Engine limits and choices. Knob names follow vLLM's where one exists."""
+class CacheConfig(BaseModel):
+    """The paged KV cache."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str = Field("foundry-tiny", description="'foundry-tiny' or a local Hugging Face checkpoint dir")
-    policy: Literal["fcfs", "vllm", "mlfq", "sj-mlfq", "srpt"] = Field(
-        "vllm", description="scheduling policy (srpt is an oracle: it reads max_tokens as the output length)"
-    )
-    preemption_mode: Literal["recompute", "swap"] = Field(
-        "recompute", description="vllm policy: drop a preempted request's KV, or swap it to the host pool"
-    )
-    # FastServe (mlfq, sj-mlfq, srpt); defaults are the paper's values (serving reference §2.2-2.3)
-    profile: str | None = Field(
-        None, description="latency profile JSON from `foundry serve profile` (sj-mlfq needs one)"
-    )
-    mlfq_base_quantum_s: float | None = Field(
-        0.010, gt=0, description="base quantum q0 (s); None: the paper's 10 ms scaled to the profile"
-    )
-    mlfq_starvation_interval: int = Field(1000, ge=1, description="steps between starvation checks")
-    mlfq_starvation_threshold_s: float = Field(
-        3.0, ge=0, description="idle time (s) after which a job is promoted to level 0"
-    )
-    mlfq_starvation_hold: Literal["quantum", "finish", "off"] = Field(
-        "quantum", description="how long a promoted starved job is kept from demotion ('off': paper)"
-    )
-    mlfq_defer_host_free_ratio: float = Field(
-        0.1, ge=0, le=1, description="defer new prefills while free/total host blocks is below this"
-    )
-    mlfq_memory_mode: Literal["proactive-swap", "reactive-swap", "recompute"] = Field(
-        "proactive-swap", description="how mlfq/sj-mlfq/srpt free device KV of preempted jobs"
-    )
-    mlfq_min_free_blocks: int = Field(
-        0, ge=0, description="proactive-swap reserve: max(max_num_seqs, this) free device blocks"
-    )
-    logprobs_mode: Literal["raw", "processed"] = Field(
-        "raw", description="logprobs reported: 'raw' = log_softmax(logits); 'processed' = of the "
-        "distribution each token was sampled from (logits / temperature, after top-k/top-p)"
-    )
+    model_config = _FROZEN
     block_size: int = Field(16, ge=1, le=1024, description="tokens per KV block")
     num_device_blocks: int | None = Field(
-        None, ge=1, description="device KV blocks; None derives them from kv_cache_memory_mb"
+        None, ge=1, description="device KV blocks (unset: as many as kv_cache_memory_mb holds)"
     )
     num_host_blocks: int = Field(512, ge=0, description="host (swap) KV blocks")
     kv_cache_memory_mb: float = Field(
-        64.0, gt=0, description="device KV budget (MiB) when num_device_blocks is None"
+        64.0, gt=0, description="device KV budget in MiB, when num_device_blocks is unset"
     )
-    max_num_seqs: int = Field(16, ge=1, description="most requests in one batch")
-    max_num_batched_tokens: int = Field(512, ge=1, description="most tokens computed in one step")
-    max_model_len: int | None = Field(None, ge=2, description="context limit; None uses the model's")
-    seed: int = Field(0, description="seed for foundry-tiny's weights and for unseeded sampling")
-    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when present)")
-    dtype: str = Field("float32", description="one of float32, float16, bfloat16")
 
-    @field_validator("dtype")
-    @classmethod
-    def _check_dtype(cls, v: str) -> str:
-        if v not in DTYPES:
-            raise ValueError(f"dtype: must be one of {DTYPES}, got {v!r}")
-        return v
+
+class DeviceConfig(BaseModel):
+    """Where the model runs, and in which precision."""
+
+    model_config = _FROZEN
+    device: str = Field("cpu", description="'cpu', 'cuda', 'cuda:N' or 'auto' (cuda when present)")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field("float32", description="weights and KV dtype")
 
     @field_validator("device")
     @classmethod
@@ -76,3 +52,63 @@ class EngineConfig(BaseModel):
         if not (v in ("cpu", "cuda", "auto") or (v.startswith("cuda:") and v[5:].isdigit())):
             raise ValueError(f"device: must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {v!r}")
         return v
+
+
+class _SchedulerBase(BaseModel):
+    model_config = _FROZEN
+    flat_prefix: ClassVar[str] = ""
+
+    policy: Literal[tuple(POLICIES)] = Field(  # type: ignore[valid-type]
+        "vllm", description="scheduling policy (srpt is an oracle: it reads max_tokens as the output length)"
+    )
+    max_num_seqs: int = Field(16, ge=1, description="most requests in one batch")
+    # vLLM's default for online serving with chunked prefill
+    max_num_batched_tokens: int = Field(2048, ge=1, description="most tokens computed in one step")
+    profile: str | None = Field(
+        None, description="latency profile JSON from `foundry serve profile` (sj-mlfq needs one)"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        return with_flat_names(cls, data)
+
+    def with_policy(self, policy: str) -> SchedulerConfig:
+        """This config with another policy (validated)."""
+        return replace(self, policy=policy)
+
+    @property
+    def policy_options(self) -> BaseModel | None:
+        """The option group of the configured policy (None for a policy without options)."""
+        group = POLICIES[self.policy].options
+        return None if group is None else getattr(self, group[0])
+
+
+# One section per option group of the registry, so that registering a policy is the only edit.
+_GROUPS = {name: model for spec in POLICIES.values() if spec.options for name, model in [spec.options]}
+SchedulerConfig = create_model(
+    "SchedulerConfig", __base__=_SchedulerBase, __doc__="The policy and its limits; a section per policy "
+    "option group.", **{name: (model, Field(default_factory=model)) for name, model in _GROUPS.items()},
+)
+
+
+class EngineConfig(BaseModel):
+    """Engine limits and choices, in sections; flat names are accepted as keywords too."""
+
+    model_config = _FROZEN
+
+    model: str = Field("foundry-tiny", description="'foundry-tiny' or a local Hugging Face checkpoint dir")
+    max_model_len: int | None = Field(None, ge=2, description="context limit (unset: the model's)")
+    seed: int = Field(0, description="seed for foundry-tiny's weights and for unseeded sampling")
+    logprobs_mode: Literal["raw", "processed"] = Field(
+        "raw", description="logprobs reported: 'raw' = log_softmax(logits); 'processed' = of the "
+        "distribution each token was sampled from (logits / temperature, after top-k/top-p)"
+    )
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)  # type: ignore[valid-type]
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        return with_flat_names(cls, data)

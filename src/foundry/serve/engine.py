@@ -51,10 +51,6 @@ class _Request:  # what the engine keeps beside the core's request state: the sa
     detok: IncrementalDetokenizer
 
 
-def make_policy(config: EngineConfig) -> Policy:
-    return build_policy(config)  # the registry in foundry.serve.policies
-
-
 def check_in_memory_model(model: LlamaForCausalLM, device: torch.device, dtype: torch.dtype) -> None:
     """A handed-over model must already sit where the config says: moving it would copy its weights."""
     for name, p in model.named_parameters():
@@ -82,7 +78,7 @@ class LLMEngine:
     `model` and `tokenizer` hand over a model already in memory (an RL trainer's) instead of loading
     `config.model`: the engine runs that very module, sharing its parameters by reference (nothing is
     copied), so the owner's in-place updates are what the next step computes with (announce them with
-    `set_weight_version`). Its parameters must already be on `config.device` in `config.dtype`.
+    `set_weight_version`). Its parameters must already be on `config.device.device` in `config.device.dtype`.
     `check_invariants` audits the block manager after every step (tests).
     """
 
@@ -92,8 +88,8 @@ class LLMEngine:
                  check_invariants: bool = False) -> None:
         self.config = config
         self.clock = clock
-        self.device = resolve_device(config.device)
-        dtype = getattr(torch, config.dtype)
+        self.device = resolve_device(config.device.device)
+        dtype = getattr(torch, config.device.dtype)
         if (model is None) != (tokenizer is None):
             raise ValueError("model: pass a model together with its tokenizer, or neither")
         if model is None:
@@ -108,23 +104,24 @@ class LLMEngine:
         if self.max_model_len > mcfg.max_position_embeddings:
             raise ValueError(f"max_model_len: {self.max_model_len} exceeds the model's "
                              f"{mcfg.max_position_embeddings} positions")
-        bs = config.block_size
+        bs, cache = config.cache.block_size, config.cache
         per_seq = -(-self.max_model_len // bs)
-        num_device_blocks = config.num_device_blocks
+        num_device_blocks = cache.num_device_blocks
         if num_device_blocks is None:
-            budget = int(config.kv_cache_memory_mb * 2**20) // (bs * kv_bytes_per_token(mcfg, dtype))
-            num_device_blocks = max(1, min(budget, config.max_num_seqs * per_seq))
-        self.block_manager = BlockManager(bs, num_device_blocks, config.num_host_blocks)
+            budget = int(cache.kv_cache_memory_mb * 2**20) // (bs * kv_bytes_per_token(mcfg, dtype))
+            num_device_blocks = max(1, min(budget, config.scheduler.max_num_seqs * per_seq))
+        self.block_manager = BlockManager(bs, num_device_blocks, cache.num_host_blocks)
         self.cache_engine = CacheEngine(
-            mcfg, bs, num_device_blocks, config.num_host_blocks, self.device, dtype
+            mcfg, bs, num_device_blocks, cache.num_host_blocks, self.device, dtype
         )
         self.runner = ModelRunner(self.model, self.cache_engine, bs, self.device)
         executor = ModelExecutor(self.runner, self.cache_engine, self.block_manager, clock,
                                  lambda rid: self._requests[rid].generator, self._waiting_samples,
                                  config.logprobs_mode)
         self.core = EngineCore(
-            policy if policy is not None else make_policy(config), self.block_manager, executor,
-            max_num_seqs=config.max_num_seqs, max_num_batched_tokens=config.max_num_batched_tokens,
+            policy if policy is not None else build_policy(config.scheduler), self.block_manager, executor,
+            max_num_seqs=config.scheduler.max_num_seqs,
+            max_num_batched_tokens=config.scheduler.max_num_batched_tokens,
             max_model_len=self.max_model_len, stop=self._is_stop, check_invariants=check_invariants,
         )
         self.iteration_records: list[IterationRecord] = []

@@ -122,8 +122,8 @@ def measure_profile(engine: Any, prefill_lens: tuple[int, ...] = DEFAULT_PREFILL
             samples.append(sum(r.elapsed for r in engine.iteration_records[start:]))
         prefill_times.append(statistics.median(samples))
 
-    batches = sorted({b for b in decode_batches if 1 <= b <= engine.config.max_num_seqs})
-    budget = engine.config.max_num_batched_tokens
+    batches = sorted({b for b in decode_batches if 1 <= b <= engine.config.scheduler.max_num_seqs})
+    budget = engine.config.scheduler.max_num_batched_tokens
     ctx = max(1, min(decode_context, limit - decode_steps))
     decode_times = []
     for b in batches:
@@ -138,7 +138,8 @@ def measure_profile(engine: Any, prefill_lens: tuple[int, ...] = DEFAULT_PREFILL
             raise RuntimeError(f"decode_batches: no pure decode step at batch {b} (token budget too small?)")
         decode_times.append(statistics.median(steps))
     cfg = engine.config
-    meta = {"model": engine.model_name, "device": str(engine.device), "dtype": cfg.dtype,
-            "max_num_batched_tokens": cfg.max_num_batched_tokens, "block_size": cfg.block_size,
+    meta = {"model": engine.model_name, "device": str(engine.device), "dtype": cfg.device.dtype,
+            "max_num_batched_tokens": cfg.scheduler.max_num_batched_tokens,
+            "block_size": cfg.cache.block_size,
             "repeats": repeats, "decode_context": ctx}
     return Profile(lens, prefill_times, batches, decode_times, meta)

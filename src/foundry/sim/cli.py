@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from foundry.cli_errors import bad_option, positive_list
+from foundry.config_cli import config_options
 
 app = typer.Typer(help="Serving simulator: the engine's policies on a virtual clock with cost models.",
                   no_args_is_help=True)
@@ -30,26 +31,16 @@ LengthScale = Annotated[float, typer.Option(help="Multiply all lengths by this."
 MaxPromptLen = Annotated[int | None, typer.Option(help="Clip prompt lengths.", min=1)]
 MaxOutputLen = Annotated[int | None, typer.Option(help="Clip output lengths.", min=1)]
 Seed = Annotated[int, typer.Option(help="Workload seed (arrivals and lengths).")]
-MaxNumSeqs = Annotated[int, typer.Option(help="Most requests in one batch.", min=1)]
-MaxTokens = Annotated[int, typer.Option(help="Most tokens computed in one step.", min=1)]
 BlockSize = Annotated[int, typer.Option(help="Tokens per KV block.", min=1)]
 DevBlocks = Annotated[int | None, typer.Option(help="Device KV blocks (default: from GPU memory).", min=1)]
 HostBlocks = Annotated[int | None, typer.Option(help="Host KV blocks (default: 56 GB of swap).", min=0)]
 Link = Annotated[float | None, typer.Option(help="Host link GB/s for swaps (default: the GPU's PCIe).")]
 MaxModelLen = Annotated[int | None, typer.Option(help="Context limit.", min=2)]
 Overlap = Annotated[bool, typer.Option(help="Hide swap time behind compute (pipelined swapping).")]
-Preemption = Annotated[str | None, typer.Option(help="vllm policy: recompute or swap.")]
-Quantum = Annotated[str | None, typer.Option(help="MLFQ base quantum (s), or 'auto'.")]
-MemoryMode = Annotated[str | None, typer.Option(help="mlfq, sj-mlfq, srpt: proactive-swap, reactive-swap, "
-                                                      "recompute.")]
-Starvation = Annotated[float | None, typer.Option(help="MLFQ: idle seconds before promotion to level 0.")]
-Hold = Annotated[str | None, typer.Option(help="MLFQ: promoted jobs held: quantum, finish or off (paper).")]
 
 
-# Config fields whose option is not `--field-name` (the EngineConfig field carries its unit).
-OPTION_OF_FIELD = {"mlfq_base_quantum_s": "--mlfq-base-quantum",
-                   "mlfq_starvation_threshold_s": "--mlfq-starvation-threshold",
-                   "cost": "--cost", "gpu": "--cost", "model": "--cost"}
+# Deployment fields whose option is not `--field-name`.
+OPTION_OF_FIELD = {"cost": "--cost", "gpu": "--cost", "model": "--cost"}
 
 
 def _deployment(cost: str, block_size: int, num_device_blocks: int | None, num_host_blocks: int | None,
@@ -69,41 +60,28 @@ def _deployment(cost: str, block_size: int, num_device_blocks: int | None, num_h
     return dep
 
 
-def _policy_options(preemption_mode, base_quantum, memory_mode, starvation, hold=None) -> dict[str, Any]:
-    opts: dict[str, Any] = {}
-    if preemption_mode is not None:
-        opts["preemption_mode"] = preemption_mode
-    if base_quantum is not None:
-        if base_quantum == "auto":
-            opts["mlfq_base_quantum_s"] = None
-        else:
-            try:
-                opts["mlfq_base_quantum_s"] = float(base_quantum)
-            except ValueError:
-                raise typer.BadParameter(f"expected seconds or 'auto', got {base_quantum!r}",
-                                         param_hint="--mlfq-base-quantum") from None
-    if memory_mode is not None:
-        opts["mlfq_memory_mode"] = memory_mode
-    if starvation is not None:
-        opts["mlfq_starvation_threshold_s"] = starvation
-    if hold is not None:
-        opts["mlfq_starvation_hold"] = hold
-    return opts
+def scheduler_options(**kwargs: Any) -> Any:
+    """The scheduler's options (`SchedulerConfig` by flat names: the engine's), built into `scheduler`;
+    a profile comes from the cost model here, so there is no --profile."""
+    from foundry.serve.config import SchedulerConfig
+
+    return config_options(SchedulerConfig, param="scheduler", exclude=("profile", *kwargs.pop("exclude", ())),
+                          **kwargs)
 
 
-def _check_policies(names: list[str], deployment, opts: dict[str, Any], max_num_seqs: int,
-                    max_tokens: int, option: str) -> None:
+def _check_policies(names: list[str], deployment, scheduler, option: str) -> None:
     """Build each policy once, so a bad name or option fails before any run; `option` lists the names."""
+    from foundry.config_cli import bad_config
+    from foundry.serve.config import SchedulerConfig
     from foundry.sim.run import make_policy
 
     if not names:
         raise typer.BadParameter("expected at least one policy", param_hint=option)
     for name in names:
         try:
-            make_policy(name, deployment, max_num_seqs=max_num_seqs, max_num_batched_tokens=max_tokens,
-                        **opts)
+            make_policy(scheduler.with_policy(name), deployment)
         except ValueError as e:  # pydantic's ValidationError is a ValueError too
-            raise bad_option(e, default=option, options={**OPTION_OF_FIELD, "policy": option}) from None
+            raise bad_config(e, SchedulerConfig, default=option, options={"policy": option}) from None
 
 
 def _workload_factory(workload: str, trace: Path | None, trace_arrivals: bool, time_scale: float,
@@ -133,9 +111,10 @@ def _workload_factory(workload: str, trace: Path | None, trace_arrivals: bool, t
 
 
 @app.command("serve")
+@scheduler_options(default_hint="--policy")
 def serve_cmd(
+    scheduler: Any,
     cost: Cost = "opt-13b-a100",
-    policy: Annotated[str, typer.Option(help="fcfs, vllm, mlfq, sj-mlfq, srpt (registered).")] = "vllm",
     workload: Workload_ = "fixed",
     trace: TraceOpt = None,
     trace_arrivals: TraceArrivals = False,
@@ -149,19 +128,12 @@ def serve_cmd(
     max_prompt_len: MaxPromptLen = None,
     max_output_len: MaxOutputLen = None,
     seed: Seed = 0,
-    max_num_seqs: MaxNumSeqs = 16,
-    max_num_batched_tokens: MaxTokens = 2048,
     block_size: BlockSize = 16,
     num_device_blocks: DevBlocks = None,
     num_host_blocks: HostBlocks = None,
     link_bandwidth_gbs: Link = None,
     max_model_len: MaxModelLen = None,
     overlap_swap: Overlap = False,
-    preemption_mode: Preemption = None,
-    mlfq_base_quantum: Quantum = None,
-    mlfq_memory_mode: MemoryMode = None,
-    mlfq_starvation_threshold: Starvation = None,
-    mlfq_starvation_hold: Hold = None,
     instances: Annotated[int, typer.Option("--instances", min=1,
                                            help="Instances (each a copy of the deployment).")] = 1,
     dispatch: Annotated[str, typer.Option(help="How requests are placed on instances: "
@@ -176,17 +148,14 @@ def serve_cmd(
     from foundry.sim.run import simulate_report
 
     dep = _deployment(cost, block_size, num_device_blocks, num_host_blocks, link_bandwidth_gbs)
-    opts = _policy_options(preemption_mode, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_threshold,
-                           mlfq_starvation_hold)
-    _check_policies([policy], dep, opts, max_num_seqs, max_num_batched_tokens, "--policy")
+    _check_policies([scheduler.policy], dep, scheduler, "--policy")
     if dispatch not in DISPATCHERS:
         raise typer.BadParameter(f"unknown {dispatch!r}; known: {', '.join(DISPATCHERS)}",
                                  param_hint="--dispatch")
     w = _workload_factory(workload, trace, trace_arrivals, time_scale, num_requests, prompt_len, output_len,
                           length_scale, max_prompt_len, max_output_len, seed)(rate, cv)
-    result = simulate_report(w, dep, policy, max_num_seqs=max_num_seqs,
-                             max_num_batched_tokens=max_num_batched_tokens, max_model_len=max_model_len,
-                             overlap_swap=overlap_swap, policy_options=opts, num_instances=instances,
+    result = simulate_report(w, dep, scheduler, max_model_len=max_model_len, overlap_swap=overlap_swap,
+                             num_instances=instances,
                              dispatch=dispatch)
     result.info.update({"rate": rate, "cv": cv, "cost_model": dep.cost_model.describe()})
     if json_out:
@@ -204,7 +173,9 @@ def serve_cmd(
 
 
 @app.command("sweep")
+@scheduler_options(exclude=("policy",), default_hint="--policies")
 def sweep_cmd(
+    scheduler: Any,
     output_dir: Annotated[Path, typer.Option(help="Folder for sweep.csv and sweep.png.")] = Path("out/sim"),
     cost: Cost = "opt-13b-a100",
     policies: Annotated[str, typer.Option(help="Comma-separated policies.")] = "fcfs,vllm,mlfq,sj-mlfq,srpt",
@@ -221,19 +192,12 @@ def sweep_cmd(
     max_prompt_len: MaxPromptLen = None,
     max_output_len: MaxOutputLen = None,
     seed: Seed = 0,
-    max_num_seqs: MaxNumSeqs = 16,
-    max_num_batched_tokens: MaxTokens = 2048,
     block_size: BlockSize = 16,
     num_device_blocks: DevBlocks = None,
     num_host_blocks: HostBlocks = None,
     link_bandwidth_gbs: Link = None,
     max_model_len: MaxModelLen = None,
     overlap_swap: Overlap = False,
-    preemption_mode: Preemption = None,
-    mlfq_base_quantum: Quantum = None,
-    mlfq_memory_mode: MemoryMode = None,
-    mlfq_starvation_threshold: Starvation = None,
-    mlfq_starvation_hold: Hold = None,
 ) -> None:
     """Policies × rates × CVs through the simulator: writes sweep.csv and sweep.png."""
     from foundry.sim.sweep import plot, run_sweep, write_csv
@@ -241,17 +205,15 @@ def sweep_cmd(
     rate_list, cv_list = positive_list(rates, float, "--rates"), positive_list(cvs, float, "--cvs")
     names = [p.strip() for p in policies.split(",") if p.strip()]
     dep = _deployment(cost, block_size, num_device_blocks, num_host_blocks, link_bandwidth_gbs)
-    opts = _policy_options(preemption_mode, mlfq_base_quantum, mlfq_memory_mode, mlfq_starvation_threshold,
-                           mlfq_starvation_hold)
-    _check_policies(names, dep, opts, max_num_seqs, max_num_batched_tokens, "--policies")
+    _check_policies(names, dep, scheduler, "--policies")
     make = _workload_factory(workload, trace, trace_arrivals, time_scale, num_requests, prompt_len,
                              output_len, length_scale, max_prompt_len, max_output_len, seed)
-    rows = run_sweep(make, dep, names, rate_list, cv_list, max_num_seqs=max_num_seqs,
-                     max_num_batched_tokens=max_num_batched_tokens, max_model_len=max_model_len,
-                     overlap_swap=overlap_swap, policy_options=opts)
+    rows = run_sweep(make, dep, scheduler, names, rate_list, cv_list, max_model_len=max_model_len,
+                     overlap_swap=overlap_swap)
     output_dir.mkdir(parents=True, exist_ok=True)
     write_csv(rows, output_dir / "sweep.csv")
-    plot(rows, output_dir / "sweep.png", f"{cost}, {workload}, {num_requests} requests, batch {max_num_seqs}")
+    title = f"{cost}, {workload}, {num_requests} requests, batch {scheduler.max_num_seqs}"
+    plot(rows, output_dir / "sweep.png", title)
     for r in rows:
         typer.echo(f"{r['policy']:>8} rate {r['rate']:g} cv {r['cv']:g}: mean JCT {r['jct_mean']:.3f} s, "
                    f"P99 {r['jct_p99']:.3f} s, {r['s_per_token_mean']:.4f} s/token")

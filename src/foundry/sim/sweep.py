@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from foundry.serve.bench.workloads import Workload
+from foundry.serve.config import SchedulerConfig
 from foundry.sim.deployment import Deployment
 from foundry.sim.run import simulate_report
 
@@ -16,15 +17,17 @@ COLUMNS = ("policy", "rate", "cv", "num_completed", "request_throughput", "ttft_
            "num_swapped_out", "wall_time_s")
 
 
-def run_sweep(make_workload: Callable[[float, float], Workload], deployment: Deployment, policies: list[str],
-              rates: list[float], cvs: list[float], **sim_kwargs: Any) -> list[dict[str, Any]]:
-    """One row per (policy, rate, cv); the same workload (seeded) for every policy at a point."""
+def run_sweep(make_workload: Callable[[float, float], Workload], deployment: Deployment,
+              scheduler: SchedulerConfig, policies: list[str], rates: list[float], cvs: list[float],
+              **sim_kwargs: Any) -> list[dict[str, Any]]:
+    """One row per (policy, rate, cv): `scheduler` with each policy in turn; the same workload (seeded)
+    for every policy at a point."""
     rows = []
     for cv in cvs:
         for rate in rates:
             workload = make_workload(rate, cv)
             for policy in policies:
-                r = simulate_report(workload, deployment, policy, **sim_kwargs)
+                r = simulate_report(workload, deployment, scheduler.with_policy(policy), **sim_kwargs)
                 sim = r.info["simulator"]
                 rows.append({"policy": policy, "rate": rate, "cv": cv, "num_completed": r.num_completed,
                              "request_throughput": r.request_throughput, "ttft_mean": r.ttft_s.mean,

@@ -50,7 +50,9 @@ import math
 from collections import deque
 from collections.abc import Callable, Iterator
 from itertools import chain, islice
-from typing import Literal
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.policies.base import MemoryBudget, Policy, ScheduledRequest, SchedulerOutput
@@ -60,6 +62,38 @@ MemoryMode = Literal["proactive-swap", "reactive-swap", "recompute"]
 MEMORY_MODES = ("proactive-swap", "reactive-swap", "recompute")
 StarvationHold = Literal["quantum", "finish", "off"]
 STARVATION_HOLDS = ("quantum", "finish", "off")
+
+
+class MLFQOptions(BaseModel):
+    """Options of mlfq, sj-mlfq and srpt (`SchedulerConfig.mlfq`; flat names `mlfq_*`). The defaults
+    are the paper's values (serving reference §2.2-2.3) except `starvation_hold` (docs/fastserve.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    flat_prefix: ClassVar[str] = "mlfq_"
+
+    base_quantum: float | None = Field(
+        0.010, gt=0, description="base quantum q0 in seconds, or 'auto' (None in Python): the paper's "
+        "10 ms scaled to the latency profile"
+    )
+    starvation_interval: int = Field(1000, ge=1, description="steps between starvation checks")
+    starvation_threshold: float = Field(3.0, ge=0, description="idle seconds after which a job is promoted")
+    starvation_hold: StarvationHold = Field(
+        "quantum", description="how long a promoted starved job is kept from demotion ('off': the paper)"
+    )
+    defer_host_free_ratio: float = Field(
+        0.1, ge=0, le=1, description="defer new prefills while free/total host blocks is below this"
+    )
+    memory_mode: MemoryMode = Field(
+        "proactive-swap", description="how mlfq, sj-mlfq and srpt free the device KV of preempted jobs"
+    )
+    min_free_blocks: int = Field(
+        0, ge=0, description="proactive-swap reserve: max(max_num_seqs, this) free device blocks"
+    )
+
+    @field_validator("base_quantum", mode="before")
+    @classmethod
+    def _auto(cls, v: Any) -> Any:
+        return None if v == "auto" else v
 
 
 def skip_join_level(prefill_time: float, base_quantum: float) -> int:

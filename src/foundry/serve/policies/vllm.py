@@ -11,11 +11,25 @@ a step that preempted.
 from __future__ import annotations
 
 from collections import deque
-from typing import Literal
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.policies.base import MemoryBudget, Policy, ScheduledRequest, SchedulerOutput
 from foundry.serve.sequence import KV_DEVICE, Sequence
+
+
+class VLLMOptions(BaseModel):
+    """The vllm policy's options (`SchedulerConfig.vllm`; flat names as they are)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    flat_prefix: ClassVar[str] = ""
+
+    preemption_mode: Literal["recompute", "swap"] = Field(
+        "recompute", description="what the vllm policy does with a preempted request's KV: drop it, or swap "
+        "it to the host pool",
+    )
 
 
 class VLLMPolicy(Policy):
