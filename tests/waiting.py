@@ -112,16 +112,7 @@ class StepGate(StepObserver):
 
 @contextmanager
 def watch_aborts(async_engine: Any) -> Iterator[threading.Event]:
-    """An event set when anything asks ``async_engine`` to abort a request (observed, then passed on)."""
+    """An event set when anything asks ``async_engine`` to abort a request (an abort observer)."""
     event = threading.Event()
-    real_abort = async_engine.abort
-
-    def abort(request_id: str) -> None:
-        real_abort(request_id)
-        event.set()
-
-    async_engine.abort = abort
-    try:
+    with async_engine.observe_aborts(lambda request_id: event.set()):
         yield event
-    finally:
-        del async_engine.abort

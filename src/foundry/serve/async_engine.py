@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +121,7 @@ class AsyncEngine:
         self._stop = threading.Event()
         self._pending: dict[str, _PendingAdd] = {}
         self._aborts: set[str] = set()
+        self._abort_observers: tuple[Callable[[str], None], ...] = ()
         self._calls: list[tuple[Callable[[Any], Any], asyncio.AbstractEventLoop, asyncio.Future]] = []
         self._streams: dict[str, tuple[asyncio.AbstractEventLoop, RequestStream]] = {}
         self._stats = engine.stats()
@@ -216,6 +218,17 @@ class AsyncEngine:
         if pending is not None:
             self._send(pending.loop, _resolve, pending.accepted, asyncio.CancelledError())
         self._wake.set()
+        for observe in self._abort_observers:
+            observe(request_id)
+
+    @contextmanager
+    def observe_aborts(self, callback: Callable[[str], None]) -> Iterator[None]:
+        """Call ``callback(request_id)`` on every abort asked for in the ``with`` block (from any thread)."""
+        self._abort_observers = (*self._abort_observers, callback)
+        try:
+            yield
+        finally:
+            self._abort_observers = tuple(c for c in self._abort_observers if c is not callback)
 
     async def call(self, fn: Callable[[Any], Any]) -> Any:
         """Run ``fn(engine)`` in the engine thread between two steps and return its result.
