@@ -6,14 +6,18 @@ copies it first (copy-on-write), except by the fork's source, which goes on fill
 forked table reads only the slots filled when it forked, so one in-place writer per block is safe (a
 running source then never needs more blocks than before the fork). Swaps move a whole table between
 pools and return a copy plan `[(src_block, dst_block), ...]` that the cache engine executes.
-`check_invariants` audits it all.
+`check_invariants` audits it all. With prefix caching (`prefix_cache.py`), full device blocks are
+also entered by content; a new request takes the cached blocks of its prompt's longest cached prefix
+(`acquire_cached`), and a cached block whose last user left waits on the free list until reused.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
+from foundry.serve.prefix_cache import ROOT, PrefixCache
 from foundry.serve.sequence import KV_DEVICE, KV_HOST, KV_NONE, KVLocation
 
 CopyPlan = list[tuple[int, int]]
@@ -31,11 +35,12 @@ def _check(ok: bool, message: str) -> None:
 class BlockPool:
     """Free list and refcounts of one pool."""
 
-    def __init__(self, num_blocks: int) -> None:
+    def __init__(self, num_blocks: int, on_reuse: Callable[[int], None] | None = None) -> None:
         self.num_blocks = num_blocks
         self.free: deque[int] = deque(range(num_blocks))
         self.refcount = [0] * num_blocks
         self.num_shared = 0  # blocks with refcount > 1 (none unless tables were forked)
+        self.on_reuse = on_reuse  # told of each block handed out (the prefix cache forgets it)
 
     @property
     def num_free(self) -> int:
@@ -46,7 +51,17 @@ class BlockPool:
             raise RuntimeError("block pool exhausted: the caller must check capacity first")
         block = self.free.popleft()
         self.refcount[block] = 1
+        if self.on_reuse is not None:
+            self.on_reuse(block)
         return block
+
+    def take(self, block: int) -> None:
+        """One more reference to a block found in the prefix cache (free, or in use by others)."""
+        if self.refcount[block] == 0:
+            self.free.remove(block)  # (C-speed scan; only on a cache hit)
+            self.refcount[block] = 1
+        else:
+            self.incref(block)
 
     def incref(self, block: int) -> None:
         _check(self.refcount[block] > 0, f"block {block} is free")
@@ -69,10 +84,12 @@ class BlockTable:
     num_tokens: int  # slots in use (KV written or about to be written this step)
     location: KVLocation
     copies_tail: bool = False  # forked: copy a shared, partly filled last block before writing into it
+    cached: list[int] = field(default_factory=list)  # prefix-cache entry ids of its first full blocks
 
 
 class BlockManager:
-    def __init__(self, block_size: int, num_device_blocks: int, num_host_blocks: int = 0) -> None:
+    def __init__(self, block_size: int, num_device_blocks: int, num_host_blocks: int = 0, *,
+                 prefix_caching: bool = False) -> None:
         if block_size < 1:
             raise ValueError(f"block_size: must be >= 1, got {block_size}")
         if num_device_blocks < 1:
@@ -80,7 +97,8 @@ class BlockManager:
         if num_host_blocks < 0:
             raise ValueError(f"num_host_blocks: must be >= 0, got {num_host_blocks}")
         self.block_size = block_size
-        self.device = BlockPool(num_device_blocks)
+        self.prefix_cache = PrefixCache(block_size) if prefix_caching else None
+        self.device = BlockPool(num_device_blocks, self.prefix_cache.evict if self.prefix_cache else None)
         self.host = BlockPool(num_host_blocks)
         self.tables: dict[str, BlockTable] = {}
 
@@ -219,7 +237,42 @@ class BlockManager:
             src.copies_tail = False  # it alone holds its last block: it owns the slots not yet filled
         for b in src.blocks:
             self.device.incref(b)
-        self.tables[dst_id] = BlockTable(list(src.blocks), src.num_tokens, KV_DEVICE, copies_tail=True)
+        self.tables[dst_id] = BlockTable(list(src.blocks), src.num_tokens, KV_DEVICE, copies_tail=True,
+                                         cached=list(src.cached))
+
+    # ---- prefix caching ------------------------------------------------------------------------
+    def acquire_cached(self, request_id: str, token_ids: Sequence[int]) -> int:
+        """A new request's table starts with the cached blocks of its longest cached prefix; returns the
+        tokens they hold (0 without a hit or a cache). At least the last prompt token is left to compute:
+        its logits give the first output token."""
+        cache = self.prefix_cache
+        if cache is None or request_id in self.tables:
+            return 0
+        hits = cache.match(token_ids, (len(token_ids) - 1) // self.block_size)
+        cache.queried_tokens += len(token_ids)
+        if not hits:
+            return 0
+        for block, _ in hits:
+            self.device.take(block)
+        num_tokens = len(hits) * self.block_size
+        cache.hit_tokens += num_tokens
+        self.tables[request_id] = BlockTable([b for b, _ in hits], num_tokens, KV_DEVICE,
+                                             cached=[e for _, e in hits])
+        return num_tokens
+
+    def register_computed(self, request_id: str, prompt: list[int], output: list[int],
+                          num_computed: int) -> None:
+        """Enter the request's full device blocks whose KV is now computed (of prompt + output tokens)
+        into the prefix cache."""
+        table = self.tables.get(request_id)
+        if self.prefix_cache is None or table is None or table.location is not KV_DEVICE \
+                or num_computed // self.block_size <= len(table.cached):
+            return
+        bs, cached, token_ids = self.block_size, table.cached, prompt + output
+        for k in range(len(cached), num_computed // bs):
+            parent = cached[-1] if cached else ROOT
+            tokens = tuple(token_ids[k * bs:(k + 1) * bs])
+            cached.append(self.prefix_cache.insert(table.blocks[k], parent, tokens))
 
     def swap_out(self, request_id: str) -> CopyPlan:
         """Move a table to the host pool; returns [(device_block, host_block)]."""
@@ -252,6 +305,10 @@ class BlockManager:
                 shared = [b for b in writers if refs[b] > 1]
                 _check(len(set(shared)) == len(shared), "a shared block has two in-place writers")
             _check(pool.num_shared == sum(r > 1 for r in refs), f"{loc.value}: num_shared is off")
+            if loc is KV_DEVICE and self.prefix_cache is not None:
+                for block, (key, _) in self.prefix_cache.entry.items():
+                    _check(0 <= block < pool.num_blocks and self.prefix_cache.by_key.get(key) == block,
+                           f"prefix cache: block {block} and its key disagree")
             free = set(pool.free)
             _check(len(free) == len(pool.free), f"{loc.value}: a block is on the free list twice")
             for b in range(pool.num_blocks):

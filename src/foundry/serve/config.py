@@ -37,6 +37,9 @@ class CacheConfig(BaseModel):
     kv_cache_memory_mb: float = Field(
         64.0, gt=0, description="device KV budget in MiB, when num_device_blocks is unset"
     )
+    enable_prefix_caching: bool = Field(
+        False, description="reuse the KV of full blocks of earlier requests' identical prefixes"
+    )
 
 
 class DeviceConfig(BaseModel):

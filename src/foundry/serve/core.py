@@ -142,8 +142,14 @@ class EngineCore:
 
     def adopt(self, seq: Sequence, now: float) -> None:
         """Put a request that passed admission (here, or on another instance before a migration, its KV
-        already placed) into the table and the policy."""
+        already placed) into the table and the policy. A request with nothing computed yet starts from
+        its prompt's longest cached prefix when the block manager caches prefixes."""
         self.check_new(seq.request_id)
+        if self.block_manager.prefix_cache is not None and seq.kv_location is KV_NONE \
+                and seq.num_computed_tokens == 0:
+            hit = self.block_manager.acquire_cached(seq.request_id, seq.prompt_token_ids)
+            if hit:
+                seq.num_computed_tokens, seq.kv_location = hit, KV_DEVICE
         self.requests[seq.request_id] = seq
         self.policy.add(seq, now)
 
@@ -211,10 +217,13 @@ class EngineCore:
         """After the batch ran: its tokens are computed; each request that caught up gets its token
         (`tokens` in the decision's order; None: 0) and finishes on a stop or at its length limit."""
         stop, max_len, k = self.stop, self.max_model_len, 0
+        register = None if self.block_manager.prefix_cache is None else self.block_manager.register_computed
         for item in decision.scheduled:  # (one pass, advance and emit: runs once per simulated token)
             seq = item.seq
             seq.num_computed_tokens += item.num_tokens
             out = seq.output_token_ids
+            if register is not None:  # full blocks now computed become findable by content
+                register(seq.request_id, seq.prompt_token_ids, out, seq.num_computed_tokens)
             if seq.num_computed_tokens != len(seq.prompt_token_ids) + len(out):
                 continue  # a prompt chunk short of the end: no token (ScheduledRequest.is_last_chunk)
             if tokens is None:

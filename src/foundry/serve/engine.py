@@ -110,7 +110,8 @@ class LLMEngine:
         if num_device_blocks is None:
             budget = int(cache.kv_cache_memory_mb * 2**20) // (bs * kv_bytes_per_token(mcfg, dtype))
             num_device_blocks = max(1, min(budget, config.scheduler.max_num_seqs * per_seq))
-        self.block_manager = BlockManager(bs, num_device_blocks, cache.num_host_blocks)
+        self.block_manager = BlockManager(bs, num_device_blocks, cache.num_host_blocks,
+                                          prefix_caching=cache.enable_prefix_caching)
         self.cache_engine = CacheEngine(
             mcfg, bs, num_device_blocks, cache.num_host_blocks, self.device, dtype
         )
@@ -258,13 +259,16 @@ class LLMEngine:
 
     def _release_shared_kv(self) -> None:
         """Liveness: nothing could run, and forked samples may pin shared blocks that no policy can
-        preempt (a sample waiting for its first turn holds them). Drop every table holding a shared
-        block for recompute; with n = 1 no block is shared and this does nothing."""
+        preempt (a sample waiting for its first turn holds them), as may requests waiting with the
+        cached blocks of their prefix. Drop those tables for recompute (a dropped request computes its
+        prefix itself); with n = 1 and no prefix caching this does nothing."""
         bm, refcount = self.block_manager, self.block_manager.device.refcount
-        if bm.device.num_shared == 0:
+        caching = bm.prefix_cache is not None  # a waiting request holds the cached blocks of its prefix
+        if bm.device.num_shared == 0 and not caching:
             return
         pinned = [s for s in self.core.requests.values() if s.kv_location is KVLocation.DEVICE
-                  and any(refcount[b] > 1 for b in bm.block_ids(s.request_id))]
+                  and ((caching and not s.output_token_ids)
+                       or any(refcount[b] > 1 for b in bm.block_ids(s.request_id)))]
         if pinned:
             plan = apply_decision(SchedulerOutput(recompute=pinned), bm)
             self.core.stats.num_preemptions += plan.num_preempted
@@ -344,7 +348,7 @@ class LLMEngine:
         counts = {s: 0 for s in SequenceStatus}
         for seq in self.core.requests.values():
             counts[seq.status] += 1
-        c = self.core.stats
+        c, cache = self.core.stats, self.block_manager.prefix_cache
         return EngineStats(
             num_waiting=counts[SequenceStatus.WAITING] + self._groups.num_waiting,
             num_running=counts[SequenceStatus.RUNNING], num_swapped=counts[SequenceStatus.SWAPPED],
@@ -353,6 +357,8 @@ class LLMEngine:
             num_swapped_out=c.num_swapped_out, num_swapped_in=c.num_swapped_in,
             num_steps=c.num_steps, num_finished=c.num_finished, num_aborted=c.num_aborted,
             weight_version=self.weight_version, policy_stats=self.policy.stats(),
+            prefix_cache_hit_rate=None if cache is None else cache.hit_rate,
+            num_cached_blocks=0 if cache is None else cache.num_cached_blocks,
         )
 
     def load_weights(self, state_dict: dict[str, torch.Tensor], version: int) -> None:

@@ -36,6 +36,13 @@ class _EngineCollector:
             ("weight_version", "Version of the weights the engine samples with (RL weight sync).",
              s.weight_version),
         )
+        if getattr(s, "prefix_cache_hit_rate", None) is not None:  # prefix caching is on
+            gauges += (
+                ("prefix_cache_hit_rate", "Prompt tokens found in the prefix cache / tokens looked up.",
+                 s.prefix_cache_hit_rate),
+                ("prefix_cache_blocks", "Device KV blocks the prefix cache can find by content.",
+                 s.num_cached_blocks),
+            )
         for name, doc, value in gauges:
             g = GaugeMetricFamily(f"{PREFIX}_{name}", doc)
             g.add_metric([], float(value))

@@ -67,3 +67,5 @@ class EngineStats:
     num_aborted: int
     weight_version: int = 0  # the version of the weights the next step runs with (LLMEngine.load_weights)
     policy_stats: dict[str, Any] = field(default_factory=dict)  # the policy's own series (Policy.stats())
+    prefix_cache_hit_rate: float | None = None  # prompt tokens found cached / looked up (None: caching off)
+    num_cached_blocks: int = 0  # device blocks the prefix cache can find by content
