@@ -103,6 +103,10 @@ class EngineConfig(BaseModel):
     model: str = Field("foundry-tiny", description="'foundry-tiny' or a local Hugging Face checkpoint dir")
     max_model_len: int | None = Field(None, ge=2, description="context limit (unset: the model's)")
     seed: int = Field(0, description="seed for foundry-tiny's weights and for unseeded sampling")
+    quantization: Literal["int8", "int4"] | None = Field(
+        None, description="weight-only quantisation of the decoder's linear layers at load time: int8 per "
+        "channel, or int4 in groups of 32 (unset: none)"
+    )
     logprobs_mode: Literal["raw", "processed"] = Field(
         "raw", description="logprobs reported: 'raw' = log_softmax(logits); 'processed' = of the "
         "distribution each token was sampled from (logits / temperature, after top-k/top-p)"

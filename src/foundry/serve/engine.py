@@ -18,6 +18,7 @@ import torch
 
 from foundry.llm.loader import load_model
 from foundry.llm.models.llama import LlamaForCausalLM
+from foundry.llm.quantize import quantization_of, quantize_model
 from foundry.llm.tokenizer import Tokenizer
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.cache_engine import CacheEngine, kv_bytes_per_token
@@ -96,6 +97,11 @@ class LLMEngine:
             self.model, self.tokenizer, self.model_name = load_model(
                 config.model, self.device, dtype, config.seed
             )
+            if config.quantization is not None:
+                quantize_model(self.model, config.quantization)
+        elif quantization_of(model) != config.quantization:
+            raise ValueError(f"quantization: the config says {config.quantization}, the handed-over model is "
+                             f"{quantization_of(model)}; the engine never changes a handed-over model")
         else:
             check_in_memory_model(model, self.device, dtype)
             self.model, self.tokenizer, self.model_name = model, tokenizer, model_name
@@ -368,6 +374,8 @@ class LLMEngine:
         cached for running requests stays as the old weights computed it.
         """
         self._check_version(version)
+        if self.config.quantization is not None:
+            raise ValueError("load_weights: the model is quantised; new weights need a fresh engine")
         self.model.load_weights(state_dict)
         self.weight_version = version
 
