@@ -34,7 +34,7 @@ def test_a_bad_config_json_is_named(tmp_path, config, match):
 
 
 def test_a_missing_dir_or_config_is_named(tmp_path):
-    with pytest.raises(ValueError, match="neither 'foundry-tiny' nor a checkpoint directory"):
+    with pytest.raises(ValueError, match="neither a built-in model .*foundry-tiny.* nor a checkpoint"):
         load_model(str(tmp_path / "nope"))
     with pytest.raises(ValueError, match="has no config.json"):
         load_model(str(tmp_path))

@@ -208,7 +208,7 @@ def test_serve_model_dir_with_a_bad_config_names_the_file_and_fields(tmp_path, c
     _one_clean_error(r, "--model", *names)
     assert "serving" not in r.output and "KeyError" not in r.output
     r = runner.invoke(app, ["serve", "--model", str(tmp_path / "missing"), "--port", "0"])
-    _one_clean_error(r, "--model", "missing", "neither 'foundry-tiny' nor a checkpoint directory")
+    _one_clean_error(r, "--model", "missing", "neither a built-in model")
 
 
 def test_profile_writes_under_out_by_default(tmp_path, monkeypatch) -> None:

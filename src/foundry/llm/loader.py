@@ -1,4 +1,8 @@
-"""Build a model and tokenizer from `foundry-tiny` or a local Hugging Face checkpoint directory."""
+"""Build a model and tokenizer from a built-in name or a local Hugging Face checkpoint directory.
+
+Built in: `foundry-tiny` (random weights, made in memory) and the trained `foundry-small` and
+`foundry-small-draft` (checkpoints shipped in `foundry/llm/checkpoints/`, made by `foundry.llm.pretrain`).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from foundry.llm.models.llama import LlamaForCausalLM
 from foundry.llm.tokenizer import Tokenizer, build_tiny_tokenizer
 
 TINY_NAME = "foundry-tiny"
+CHECKPOINTS = Path(__file__).parent / "checkpoints"
+SHIPPED = ("foundry-small", "foundry-small-draft")  # trained on the Python standard library (docs/engine.md)
 
 
 def init_tiny_weights(model: LlamaForCausalLM, seed: int = 0) -> None:
@@ -70,9 +76,11 @@ def load_model(name_or_path: str, device: str | torch.device = "cpu", dtype: tor
         tokenizer = build_tiny_tokenizer()
         name = TINY_NAME
     else:
-        path = Path(name_or_path)
+        path = CHECKPOINTS / name_or_path if name_or_path in SHIPPED else Path(name_or_path)
         if not path.is_dir():
-            raise ValueError(f"model: {name_or_path!r} is neither 'foundry-tiny' nor a checkpoint directory")
+            builtin = ", ".join((TINY_NAME, *SHIPPED))
+            raise ValueError(f"model: {name_or_path!r} is neither a built-in model ({builtin}) nor a "
+                             "checkpoint directory")
         config_file = path / "config.json"
         if not config_file.is_file():
             raise ValueError(f"model: {path} has no config.json (is it a Hugging Face checkpoint directory?)")
@@ -89,5 +97,5 @@ def load_model(name_or_path: str, device: str | torch.device = "cpu", dtype: tor
             eos = read_json_object(gen_cfg).get("eos_token_id")
             eos = eos[0] if isinstance(eos, list) and eos else eos
         tokenizer = Tokenizer.from_dir(path, eos, cfg.bos_token_id)
-        name = path.resolve().name
+        name = name_or_path if name_or_path in SHIPPED else path.resolve().name
     return model.to(device=device, dtype=dtype).eval(), tokenizer, name

@@ -100,7 +100,8 @@ class EngineConfig(BaseModel):
 
     model_config = _FROZEN
 
-    model: str = Field("foundry-tiny", description="'foundry-tiny' or a local Hugging Face checkpoint dir")
+    model: str = Field("foundry-tiny", description="foundry-tiny (random weights), foundry-small, "
+                       "foundry-small-draft (trained), or a local Hugging Face checkpoint dir")
     max_model_len: int | None = Field(None, ge=2, description="context limit (unset: the model's)")
     seed: int = Field(0, description="seed for foundry-tiny's weights and for unseeded sampling")
     quantization: Literal["int8", "int4"] | None = Field(
