@@ -219,6 +219,18 @@ class BlockManager:
         table.num_tokens = num_tokens
         return copies
 
+    def truncate(self, request_id: str, num_tokens: int) -> None:
+        """Shrink a device table to `num_tokens` slots (rejected speculative tokens), freeing the blocks
+        past them; the slots kept are unchanged."""
+        table = self.tables[request_id]
+        if table.location is not KV_DEVICE or num_tokens > table.num_tokens:
+            raise ValueError(f"request {request_id!r}: can only shrink a device table")
+        keep = self.blocks_for(num_tokens)
+        for b in table.blocks[keep:]:
+            self.device.decref(b)
+        del table.blocks[keep:]
+        table.num_tokens = num_tokens
+
     def free(self, request_id: str) -> None:
         table = self.tables.pop(request_id, None)
         if table is None:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from foundry.config_cli import replace, with_flat_names
 from foundry.serve.policies import POLICIES
+from foundry.serve.speculative import SpeculativeConfig
 
 DTYPES = ("float32", "float16", "bfloat16")
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -115,6 +116,7 @@ class EngineConfig(BaseModel):
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)  # type: ignore[valid-type]
     cache: CacheConfig = Field(default_factory=CacheConfig)
     device: DeviceConfig = Field(default_factory=DeviceConfig)
+    speculative: SpeculativeConfig = Field(default_factory=SpeculativeConfig)
 
     @model_validator(mode="before")
     @classmethod

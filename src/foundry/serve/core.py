@@ -47,6 +47,8 @@ class StepResult:
     # (leader, sample, token): a sample of an n > 1 request that waited outside the policy for its
     # leader's prompt; it takes a token from the same logits and shares the leader's KV blocks
     forks: list[tuple[Sequence, Sequence, int]] | None = None
+    # speculative decoding: per request, the accepted tokens after its first (`EngineCore.emit`)
+    more: dict[str, list[int]] | None = None
 
 
 class Executor(Protocol):
@@ -197,7 +199,7 @@ class EngineCore:
         self.policy.update(decision, r.end, r.elapsed)
         if r.forks:  # before emitting: a leader that finishes now frees its blocks
             self._fork(r.forks, r.end)
-        self.emit(decision, r.tokens, r.end)
+        self.emit(decision, r.tokens, r.end, r.more)
         if r.forks:  # the samples' first tokens, by the same rule (computed already: 0 tokens to run)
             self.emit(SchedulerOutput([ScheduledRequest(s, 0) for _, s, _ in r.forks]),
                       [t for _, _, t in r.forks], r.end)
@@ -213,10 +215,13 @@ class EngineCore:
             self.block_manager.check_invariants()
         return plan, r
 
-    def emit(self, decision: SchedulerOutput, tokens: list[int] | None, now: float) -> None:
+    def emit(self, decision: SchedulerOutput, tokens: list[int] | None, now: float,
+             more: dict[str, list[int]] | None = None) -> None:
         """After the batch ran: its tokens are computed; each request that caught up gets its token
-        (`tokens` in the decision's order; None: 0) and finishes on a stop or at its length limit."""
-        stop, max_len, k = self.stop, self.max_model_len, 0
+        (`tokens` in the decision's order; None: 0) and finishes on a stop or at its length limit.
+        `more[request_id]`: accepted speculative tokens after the first, each computed in this step
+        (emitted one by one under the same rules; what a finish cuts off is dropped from the list)."""
+        k = 0
         register = None if self.block_manager.prefix_cache is None else self.block_manager.register_computed
         for item in decision.scheduled:  # (one pass, advance and emit: runs once per simulated token)
             seq = item.seq
@@ -231,14 +236,40 @@ class EngineCore:
             else:
                 token = tokens[k]
                 k += 1
-            out.append(token)
-            if seq.first_token_time is None:
-                seq.first_token_time = now
-            if stop is not None and stop(seq, token):
-                self.finish(seq, "stop", now)
-            elif len(out) >= seq.params.max_tokens or (
-                    max_len is not None and len(seq.prompt_token_ids) + len(out) >= max_len):
-                self.finish(seq, "length", now)
+            if not self._take(seq, token, now) and more is not None and seq.request_id in more:
+                self._emit_more(seq, more, now)
+
+    def _take(self, seq: Sequence, token: int, now: float) -> bool:
+        """A request's next token: append it, then finish on a stop or at a length limit (True)."""
+        out = seq.output_token_ids
+        out.append(token)
+        if seq.first_token_time is None:
+            seq.first_token_time = now
+        if self.stop is not None and self.stop(seq, token):
+            self.finish(seq, "stop", now)
+            return True
+        max_len = self.max_model_len
+        if len(out) >= seq.params.max_tokens or (
+                max_len is not None and len(seq.prompt_token_ids) + len(out) >= max_len):
+            self.finish(seq, "length", now)
+            return True
+        return False
+
+    def _emit_more(self, seq: Sequence, more: dict[str, list[int]], now: float) -> None:
+        """Speculative tokens accepted after the first: each one's predecessor was computed this step.
+        The table then shrinks to the computed tokens (the rejected drafts' slots are freed)."""
+        extra, out, emitted = more[seq.request_id], seq.output_token_ids, 0
+        for token in extra:
+            seq.num_computed_tokens += 1
+            emitted += 1
+            if self._take(seq, token, now):
+                break
+        del extra[emitted:]
+        if not seq.is_finished:
+            self.block_manager.truncate(seq.request_id, seq.num_computed_tokens)
+            if self.block_manager.prefix_cache is not None:
+                self.block_manager.register_computed(seq.request_id, seq.prompt_token_ids, out,
+                                                     seq.num_computed_tokens)
 
     def _fork(self, forks: list[tuple[Sequence, Sequence, int]], now: float) -> None:
         """Samples join at their leader's prompt: they share its blocks (copy-on-write) and the policy."""

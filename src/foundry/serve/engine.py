@@ -33,6 +33,7 @@ from foundry.serve.policies import Policy, SchedulerOutput, build_policy
 from foundry.serve.sample_groups import SampleGroups
 from foundry.serve.sampling_params import SamplingParams, sample_params, sample_request_ids
 from foundry.serve.sequence import KVLocation, Sequence, SequenceStatus
+from foundry.serve.speculative import NgramProposer
 
 
 @dataclass
@@ -122,9 +123,13 @@ class LLMEngine:
             mcfg, bs, num_device_blocks, cache.num_host_blocks, self.device, dtype
         )
         self.runner = ModelRunner(self.model, self.cache_engine, bs, self.device)
-        executor = ModelExecutor(self.runner, self.cache_engine, self.block_manager, clock,
-                                 lambda rid: self._requests[rid].generator, self._waiting_samples,
-                                 config.logprobs_mode)
+        spec = config.speculative
+        proposer = None if spec.method is None else NgramProposer(spec.num_tokens, spec.ngram_max,
+                                                                    spec.ngram_min)
+        self.executor = executor = ModelExecutor(
+            self.runner, self.cache_engine, self.block_manager, clock,
+            lambda rid: self._requests[rid].generator, self._waiting_samples, config.logprobs_mode, proposer,
+            self.max_model_len)
         self.core = EngineCore(
             policy if policy is not None else build_policy(config.scheduler), self.block_manager, executor,
             max_num_seqs=config.scheduler.max_num_seqs,
@@ -291,11 +296,14 @@ class LLMEngine:
     def _outputs(self, r: ModelStepResult) -> list[RequestOutput]:
         outputs = []
         tokens = r.tokens + [t for _, _, t in r.forks or ()]  # r.sampled: the batch's, then forked samples
+        more = r.more or {}
         for seq, tok, lp in zip(r.sampled, tokens, r.logprobs, strict=True):
-            seq.weight_versions.append(self.weight_version)
+            extra = more.get(seq.request_id, ())  # accepted speculative tokens after the first
+            new_tokens, lps = [tok, *extra], [lp, *r.more_logprobs.get(seq.request_id, [])[:len(extra)]]
+            seq.weight_versions.extend([self.weight_version] * len(new_tokens))
             p = seq.params
             if p.return_output_logprobs:
-                seq.output_logprobs.append(lp.logprob)
+                seq.output_logprobs.extend(x.logprob for x in lps)
             finished = seq.is_finished
             detok = self._requests[seq.request_id].detok
             if finished:
@@ -305,8 +313,8 @@ class LLMEngine:
             new_text = detok.take_delta(finished=finished)
             outputs.append(RequestOutput(
                 request_id=seq.request_id, prompt_token_ids=seq.prompt_token_ids,
-                output_token_ids=list(seq.output_token_ids), new_token_ids=[tok], text=detok.emitted_text,
-                new_text=new_text, logprobs=None if p.logprobs is None else [lp],
+                output_token_ids=list(seq.output_token_ids), new_token_ids=new_tokens,
+                text=detok.emitted_text, new_text=new_text, logprobs=None if p.logprobs is None else lps,
                 finished=finished, finish_reason=seq.finish_reason, arrival_time=seq.arrival_time,
                 first_token_time=seq.first_token_time, finish_time=seq.finish_time,
                 weight_versions=list(seq.weight_versions),
@@ -364,6 +372,9 @@ class LLMEngine:
             num_steps=c.num_steps, num_finished=c.num_finished, num_aborted=c.num_aborted,
             weight_version=self.weight_version, policy_stats=self.policy.stats(),
             prefix_cache_hit_rate=None if cache is None else cache.hit_rate,
+            spec_acceptance_rate=None if self.executor.proposer is None else (
+                self.executor.num_accepted_tokens / max(1, self.executor.num_draft_tokens)),
+            spec_draft_tokens=self.executor.num_draft_tokens,
             num_cached_blocks=0 if cache is None else cache.num_cached_blocks,
         )
 

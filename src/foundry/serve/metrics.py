@@ -43,6 +43,11 @@ class _EngineCollector:
                 ("prefix_cache_blocks", "Device KV blocks the prefix cache can find by content.",
                  s.num_cached_blocks),
             )
+        if getattr(s, "spec_acceptance_rate", None) is not None:  # speculative decoding is on
+            gauges += (("spec_decode_acceptance_rate", "Speculative draft tokens kept / proposed.",
+                        s.spec_acceptance_rate),
+                       ("spec_decode_draft_tokens", "Speculative draft tokens proposed.",
+                        s.spec_draft_tokens))
         for name, doc, value in gauges:
             g = GaugeMetricFamily(f"{PREFIX}_{name}", doc)
             g.add_metric([], float(value))

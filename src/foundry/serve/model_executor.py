@@ -2,8 +2,10 @@
 
 `execute(decision, plan, now)`: the cache engine runs the plan's KV copies (swap out, swap in,
 copy-on-write), the model runner computes the batch over the paged cache, the sampler picks a token
-for every request that caught up. Time is the engine's clock: the step's `elapsed` runs from `now`
-(the step's start, before the policy decided) to the end of sampling.
+for every request that caught up. With a speculative proposer, decoding requests first get draft
+tokens and the slots for them; `speculative.verify` then keeps what the target agrees with, and the
+core emits those tokens and gives the rest of the slots back. Time is the engine's clock: the step's
+`elapsed` runs from `now` (the step's start, before the policy decided) to the end of sampling.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from foundry.serve.memory_plan import MemoryPlan
 from foundry.serve.model_runner import ModelRunner
 from foundry.serve.outputs import TokenLogprob
 from foundry.serve.policies.base import SchedulerOutput
-from foundry.serve.sampler import sample
+from foundry.serve.sampler import sample, verify_drafts
 from foundry.serve.sequence import Sequence
+from foundry.serve.speculative import NgramProposer
 
 
 @dataclass(slots=True)
@@ -31,6 +34,7 @@ class ModelStepResult(StepResult):
     sum_context_len: int = 0
     num_decode: int = 0
     execute_time: float = 0.0  # model forward + sampling, seconds
+    more_logprobs: dict[str, list[TokenLogprob | None]] = field(default_factory=dict)  # of `more`
 
 
 class ModelExecutor:
@@ -39,7 +43,8 @@ class ModelExecutor:
 
     def __init__(self, runner: ModelRunner, cache_engine: CacheEngine, block_manager: BlockManager,
                  clock: Callable[[], float], generator: Callable[[str], torch.Generator | None],
-                 waiting: Callable[[str], list[Sequence]], logprobs_mode: str) -> None:
+                 waiting: Callable[[str], list[Sequence]], logprobs_mode: str,
+                 proposer: NgramProposer | None = None, max_model_len: int | None = None) -> None:
         self.runner = runner
         self.cache_engine = cache_engine
         self.block_manager = block_manager
@@ -47,6 +52,33 @@ class ModelExecutor:
         self.generator = generator
         self.waiting = waiting
         self.logprobs_mode = logprobs_mode
+        self.proposer = proposer
+        self.max_model_len = max_model_len
+        self.num_draft_tokens = 0  # proposed by the proposer, over the engine's life
+        self.num_accepted_tokens = 0  # of those, kept
+
+    def _propose(self, decision: SchedulerOutput) -> dict[str, list[int]]:
+        """Drafts for the batch's decoding requests, each within its length limits and the free
+        blocks; their tables grow to hold them (copy-on-write of a shared last block included)."""
+        drafts: dict[str, list[int]] = {}
+        bm = self.block_manager
+        for item in decision.scheduled:
+            seq = item.seq
+            if not item.is_decode:
+                continue
+            total = len(seq.prompt_token_ids) + len(seq.output_token_ids)
+            room = seq.params.max_tokens - len(seq.output_token_ids) - 1
+            if self.max_model_len is not None:
+                room = min(room, self.max_model_len - total - 1)
+            draft = self.proposer.propose(seq.prompt_token_ids + seq.output_token_ids, room)
+            need = seq.num_computed_tokens + 1 + len(draft)
+            if not draft or bm.num_new_blocks(seq.request_id, need) > bm.num_free_device_blocks:
+                continue
+            copies = bm.append(seq.request_id, need)
+            if copies:
+                self.cache_engine.execute(MemoryPlan(copy_on_write=copies))
+            drafts[seq.request_id] = draft
+        return drafts
 
     def execute(self, decision: SchedulerOutput, plan: MemoryPlan, now: float) -> ModelStepResult:
         self.cache_engine.execute(plan)
@@ -55,7 +87,8 @@ class ModelExecutor:
             end = self.clock()
             return ModelStepResult(end, end - now, [], execute_time=end - start)
         num_decode = sum(1 for s in decision.scheduled if s.is_decode)
-        logits, inp = self.runner.execute(decision.scheduled, self.block_manager)
+        drafts = self._propose(decision) if self.proposer is not None else None
+        logits, spec_logits, inp = self.runner.execute(decision.scheduled, self.block_manager, drafts)
         seqs, n = list(inp.sampled), len(inp.sampled)
         leaders = [(i, w) for i, s in enumerate(inp.sampled) for w in self.waiting(s.request_id)]
         if leaders:  # waiting samples of a prompt completed now sample from its logits too
@@ -63,12 +96,27 @@ class ModelExecutor:
             logits = logits[list(range(n)) + [i for i, _ in leaders]]
         gens = [self.generator(s.request_id) for s in seqs]
         tokens, logprobs = sample(logits, [s.params for s in seqs], gens, self.logprobs_mode)
+        more, more_lp, row = {}, {}, 0
+        for seq, rows in inp.spec:  # drafted requests: the target keeps what it agrees with
+            rid = seq.request_id
+            kept, lps = verify_drafts(spec_logits[row:row + rows], drafts[rid], seq.params,
+                                      self.generator(rid), self.logprobs_mode)
+            row += rows
+            self.num_draft_tokens += rows - 1
+            self.num_accepted_tokens += len(kept) - 1
+            seqs.append(seq)  # the first token joins the others; the rest go to `more`
+            tokens.append(kept[0])
+            logprobs.append(lps[0])
+            more[rid], more_lp[rid] = kept[1:], lps[1:]
         end = self.clock()
-        # the runner's rows put decodes first; the core takes the tokens in the decision's order
-        row = {id(seq): i for i, seq in enumerate(inp.sampled)}
-        order = [row[id(item.seq)] for item in decision.scheduled if item.is_last_chunk]
+        # the runner's rows put decodes first, then drafted requests; the core takes the tokens in the
+        # decision's order
+        row_of = {id(seq): i for i, seq in enumerate(inp.sampled)}
+        row_of.update((id(seq), len(seqs) - len(inp.spec) + j) for j, (seq, _) in enumerate(inp.spec))
+        order = [row_of[id(item.seq)] for item in decision.scheduled if item.is_last_chunk]
         forks = [(inp.sampled[i], w, tokens[n + j]) for j, (i, w) in enumerate(leaders)]
-        order += range(n, len(seqs))  # `sampled` and `logprobs`: the batch's, then the forked samples
-        return ModelStepResult(end, end - now, [tokens[i] for i in order[:n]], forks,
-                               [seqs[i] for i in order], [logprobs[i] for i in order], inp.sum_context_len,
-                               num_decode, end - start)
+        order += range(n, n + len(leaders))  # `sampled` and `logprobs`: the batch's, then forked samples
+        return ModelStepResult(end, end - now, [tokens[i] for i in order[:len(order) - len(leaders)]],
+                               forks, more or None, sampled=[seqs[i] for i in order],
+                               logprobs=[logprobs[i] for i in order], sum_context_len=inp.sum_context_len,
+                               num_decode=num_decode, execute_time=end - start, more_logprobs=more_lp)

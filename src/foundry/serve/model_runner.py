@@ -2,12 +2,14 @@
 
 Layout of one step's `T` tokens: decode tokens first (one per request, sorted by context length and
 grouped for batched attention), then prefill/recompute chunks. Only requests whose computed count
-catches up with their tokens this step produce logits (the rest were mid-prompt chunks).
+catches up with their tokens this step produce logits (the rest were mid-prompt chunks). A decoding
+request with speculative drafts runs as a chunk of its last token and the drafts, with logits at
+every position (`ModelInput.spec`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -27,6 +29,8 @@ class ModelInput:
     sample_rows: torch.Tensor  # [N] rows of the hidden states whose logits are sampled
     sampled: list[Sequence]  # the N requests that get a token this step
     sum_context_len: int
+    spec: list[tuple[Sequence, int]] = field(default_factory=list)  # drafted requests, number of rows
+    spec_rows: torch.Tensor | None = None  # their rows, in `spec` order, each request's rows together
 
 
 class ModelRunner:
@@ -38,11 +42,15 @@ class ModelRunner:
         self.block_size = block_size
         self.device = device
 
-    def prepare(self, batch: list[ScheduledRequest], memory: BlockManager) -> ModelInput:
-        bs = self.block_size
+    def prepare(self, batch: list[ScheduledRequest], memory: BlockManager,
+                drafts: dict[str, list[int]] | None = None) -> ModelInput:
+        bs, drafts = self.block_size, drafts or {}
         # decodes sorted by context and grouped so that padding stays under 2x within a group
-        decodes = sorted((r for r in batch if r.is_decode), key=lambda r: r.seq.num_computed_tokens)
-        prefills = [r for r in batch if not r.is_decode]
+        decodes = sorted((r for r in batch if r.is_decode and r.seq.request_id not in drafts),
+                         key=lambda r: r.seq.num_computed_tokens)
+        prefills = [r for r in batch if not r.is_decode or r.seq.request_id in drafts]
+        spec: list[tuple[Sequence, int]] = []
+        spec_rows: list[int] = []
         ids: list[int] = []
         pos: list[int] = []
         slots: list[int] = []
@@ -71,7 +79,14 @@ class ModelRunner:
         for r in prefills:
             seq, c, n = r.seq, r.seq.num_computed_tokens, r.num_tokens
             table = torch.tensor(memory.block_ids(seq.request_id), dtype=torch.long)
-            ids.extend(seq.token_ids(c, c + n))
+            draft = drafts.get(seq.request_id)
+            if draft is not None:  # the last token, then the drafts: logits at every one of them
+                n = 1 + len(draft)
+                spec.append((seq, n))
+                spec_rows.extend(range(len(ids), len(ids) + n))
+                ids.extend(seq.token_ids(c, c + 1) + draft)
+            else:
+                ids.extend(seq.token_ids(c, c + n))
             p = torch.arange(c, c + n)
             pos.extend(range(c, c + n))
             prefill_slots.append(table[p // bs] * bs + p % bs)
@@ -79,7 +94,7 @@ class ModelRunner:
             meta.prefill_context_lens.append(c + n)
             meta.prefill_block_tables.append(table.to(self.device))
             sum_ctx += c + n
-            if r.is_last_chunk:
+            if r.is_last_chunk and draft is None:
                 sample_rows.append(len(ids) - 1)
                 sampled.append(seq)
         slot_t = torch.tensor(slots, dtype=torch.long)
@@ -93,6 +108,8 @@ class ModelRunner:
             sample_rows=torch.tensor(sample_rows, dtype=torch.long, device=self.device),
             sampled=sampled,
             sum_context_len=sum_ctx,
+            spec=spec,
+            spec_rows=torch.tensor(spec_rows, dtype=torch.long, device=self.device) if spec else None,
         )
 
     def _decode_group(self, group: list[tuple[list[int], int]]) -> DecodeGroup:
@@ -103,9 +120,12 @@ class ModelRunner:
         return DecodeGroup(len(group), bt.to(self.device), mask[:, None, None, :].to(self.device))
 
     @torch.inference_mode()
-    def execute(self, batch: list[ScheduledRequest], memory: BlockManager) -> tuple[torch.Tensor, ModelInput]:
-        """Returns logits [N, V] (fp32) for the requests in `inp.sampled`, and the inputs."""
-        inp = self.prepare(batch, memory)
+    def execute(self, batch: list[ScheduledRequest], memory: BlockManager, drafts: dict[str, list[int]] | None
+                = None) -> tuple[torch.Tensor, torch.Tensor | None, ModelInput]:
+        """Logits [N, V] (fp32) for the requests in `inp.sampled`, logits at `inp.spec_rows` (None
+        without drafts), and the inputs."""
+        inp = self.prepare(batch, memory, drafts)
         hidden = self.model(inp.input_ids, inp.positions, self.kv_caches, inp.meta)
         logits = self.model.compute_logits(hidden[inp.sample_rows])
-        return logits, inp
+        spec_logits = None if inp.spec_rows is None else self.model.compute_logits(hidden[inp.spec_rows])
+        return logits, spec_logits, inp

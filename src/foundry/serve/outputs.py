@@ -69,3 +69,5 @@ class EngineStats:
     policy_stats: dict[str, Any] = field(default_factory=dict)  # the policy's own series (Policy.stats())
     prefix_cache_hit_rate: float | None = None  # prompt tokens found cached / looked up (None: caching off)
     num_cached_blocks: int = 0  # device blocks the prefix cache can find by content
+    spec_acceptance_rate: float | None = None  # draft tokens kept / proposed (None: no speculation)
+    spec_draft_tokens: int = 0  # draft tokens proposed

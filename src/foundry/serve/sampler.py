@@ -59,11 +59,54 @@ def sample(
             rows = torch.stack([processed.get(i, logits[i]) for i in want])
         lp = torch.log_softmax(rows, dim=-1)
         for row, i in enumerate(want):
-            k = params[i].logprobs
-            top = {}
-            if k:
-                vals, idx = torch.topk(lp[row], k)
-                # tokens a processed distribution excludes (-inf) are no alternatives (and not JSON)
-                top = {t: x for t, x in zip(idx.tolist(), vals.tolist(), strict=True) if x != float("-inf")}
-            logprobs[i] = TokenLogprob(tokens[i], float(lp[row, tokens[i]]), top)
+            logprobs[i] = token_logprob(lp[row], tokens[i], params[i].logprobs)
     return tokens, logprobs
+
+
+def token_logprob(lp: torch.Tensor, token: int, k: int | None) -> TokenLogprob:
+    """A token's logprob in one row of log-probabilities [V], with the row's top `k` alternatives."""
+    top = {}
+    if k:
+        vals, idx = torch.topk(lp, k)
+        # tokens a processed distribution excludes (-inf) are no alternatives (and not JSON)
+        top = {t: x for t, x in zip(idx.tolist(), vals.tolist(), strict=True) if x != float("-inf")}
+    return TokenLogprob(token, float(lp[token]), top)
+
+
+def verify_drafts(logits: torch.Tensor, drafts: list[int], params: SamplingParams, generator: torch.Generator
+                  | None, logprobs_mode: str) -> tuple[list[int], list[TokenLogprob | None]]:
+    """The tokens the target emits for one request: logits [k+1, V] are the target's at the last token
+    and at each draft; returns (accepted drafts + one target token, one logprob entry per token)."""
+    want_lp = params.logprobs is not None or params.return_output_logprobs
+    tokens: list[int] = []
+    rows: list[torch.Tensor] = []  # the distribution (raw or processed logits) each token came from
+    if params.is_greedy:
+        best = logits.argmax(dim=-1).tolist()
+        m = 0
+        while m < len(drafts) and best[m] == drafts[m]:
+            m += 1
+        tokens = drafts[:m] + [best[m]]
+        rows = [logits[i] for i in range(m + 1)]
+    else:
+        for i in range(len(drafts) + 1):
+            row = filter_logits(logits[i] / params.temperature, params.top_k, params.top_p)
+            p = torch.softmax(row, dim=-1)
+            rows.append(row if logprobs_mode == "processed" else logits[i])
+            if i == len(drafts):  # every draft accepted: the bonus token, from the target as is
+                tokens.append(int(torch.multinomial(p, 1, generator=generator).item()))
+                break
+            d = drafts[i]
+            u = float(torch.rand((), generator=generator))
+            if u < float(p[d]):
+                tokens.append(d)
+                continue
+            residual = p.clone()
+            residual[d] = 0.0
+            if float(residual.sum()) <= 0.0:  # p was one-hot on d: cannot happen after u < p(d) failed
+                residual = p
+            tokens.append(int(torch.multinomial(residual, 1, generator=generator).item()))
+            break
+    if not want_lp:
+        return tokens, [None] * len(tokens)
+    return tokens, [token_logprob(torch.log_softmax(r, dim=-1), t, params.logprobs)
+                    for r, t in zip(rows, tokens, strict=True)]

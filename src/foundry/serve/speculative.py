@@ -1,0 +1,60 @@
+"""Speculative decoding: cheap draft tokens, verified by one forward pass of the target model.
+
+A decode step normally computes one token per request. With speculation the engine first proposes up
+to k draft tokens d1..dk for a decoding request, then runs the target over [last token, d1..dk] at once
+(a k+1-token chunk over the paged KV) and keeps the longest prefix of drafts the target agrees with,
+plus one token of its own: 1 to k+1 tokens for one target pass. The KV slots of rejected drafts are
+given back (`BlockManager.truncate`). This module is torch-free (the config and the proposer).
+
+- Proposer: prompt lookup (`NgramProposer`): find the latest earlier occurrence of the request's last
+  n tokens (n from `max_n` down to `min_n`) in its prompt and output, and propose what followed it. No
+  second model; it pays off when outputs copy their context (extraction, code edits, summaries).
+- Verification (`sampler.verify_drafts`): greedy requests keep drafts while they equal the target's
+  argmax, so the output is exactly plain greedy decoding. Sampled requests use rejection sampling against the
+  proposer's one-hot distribution: accept d with probability p(d), else draw from p with d removed and
+  renormalised; every emitted token is then distributed exactly as the target's own sampling
+  (Leviathan et al. 2023; Chen et al. 2023).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class SpeculativeConfig(BaseModel):
+    """`EngineConfig.speculative` (flat names `speculative_*`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    flat_prefix: ClassVar[str] = "speculative_"
+
+    method: Literal["ngram"] | None = Field(
+        None, description="draft proposer: 'ngram' (prompt lookup, no second model); unset: off"
+    )
+    num_tokens: int = Field(4, ge=1, le=16, description="draft tokens proposed per step (k)")
+    ngram_max: int = Field(3, ge=1, description="longest suffix n-gram looked up")
+    ngram_min: int = Field(1, ge=1, description="shortest suffix n-gram looked up")
+
+    @model_validator(mode="after")
+    def _ngram_range(self) -> SpeculativeConfig:
+        if self.ngram_min > self.ngram_max:
+            raise ValueError(f"ngram_min: {self.ngram_min} exceeds ngram_max {self.ngram_max}")
+        return self
+
+
+class NgramProposer:
+    def __init__(self, k: int, max_n: int = 3, min_n: int = 1) -> None:
+        self.k, self.max_n, self.min_n = k, max_n, min_n
+
+    def propose(self, tokens: list[int], k: int | None = None) -> list[int]:
+        """Up to `k` tokens that followed the latest earlier occurrence of the longest matching suffix."""
+        k = self.k if k is None else k
+        if k <= 0:
+            return []
+        for n in range(min(self.max_n, len(tokens) - 1), self.min_n - 1, -1):
+            suffix = tokens[-n:]
+            for start in range(len(tokens) - n - 1, -1, -1):  # latest first, never the suffix itself
+                if tokens[start:start + n] == suffix:
+                    return tokens[start + n:start + n + k]
+        return []

@@ -1,0 +1,108 @@
+"""Speculative decoding (prompt lookup): plain decoding's outputs, the target's distribution, slots back."""
+
+import collections
+import dataclasses
+import random
+
+import pytest
+import torch
+
+from foundry.serve import SamplingParams
+from foundry.serve.sampler import filter_logits, verify_drafts
+from foundry.serve.speculative import NgramProposer
+
+GREEDY = SamplingParams(max_tokens=24, temperature=0.0, ignore_eos=True)
+
+
+def test_prompt_lookup_proposes_what_followed_the_latest_match():
+    p = NgramProposer(k=3, max_n=2)
+    assert p.propose([1, 2, 3, 4, 9, 1, 2]) == [3, 4, 9]  # suffix [1, 2] seen at 0
+    assert p.propose([5, 6, 7, 5, 6, 8, 5, 6]) == [8, 5, 6]  # the latest occurrence wins
+    assert p.propose([1, 2, 3]) == []  # nothing repeats
+    assert p.propose([4, 4, 4], k=1) == [4]
+    assert p.propose([1, 2, 1], k=0) == []
+
+
+def _repetitive(seed, n=10):
+    rng = random.Random(seed)
+    prompts = []
+    for _ in range(n):
+        motif = [rng.randrange(1, 250) for _ in range(rng.randrange(3, 8))]
+        tail = [rng.randrange(1, 250) for _ in range(rng.randrange(0, 5))]
+        prompts.append(motif * rng.randrange(2, 6) + tail)
+    params = [dataclasses.replace(GREEDY, max_tokens=rng.randrange(1, 30)) for _ in prompts]
+    return prompts, params
+
+
+@pytest.mark.parametrize("policy", ["vllm", "fcfs", "mlfq"])
+@pytest.mark.parametrize("blocks", [18, 128])  # 18: preemption and swaps with drafts in flight
+def test_greedy_outputs_and_logprobs_are_plain_decodings(make_engine, policy, blocks):
+    prompts, params = _repetitive(seed=blocks)
+    params = [dataclasses.replace(p, logprobs=0, return_output_logprobs=True) for p in params]
+    opts = dict(policy=policy, block_size=4, num_device_blocks=blocks, num_host_blocks=64, max_num_seqs=4,
+                max_num_batched_tokens=32, preemption_mode="swap")
+    plain = make_engine(**opts).generate(prompts, params)
+    spec_engine = make_engine(**opts, speculative_method="ngram", speculative_num_tokens=3,
+                              check_invariants=True)
+    spec = spec_engine.generate(prompts, params)
+    assert [o.output_token_ids for o in spec] == [o.output_token_ids for o in plain]
+    for a, b in zip(plain, spec, strict=True):  # every token's logprob, from a chunk vs a decode step
+        assert b.output_logprobs == pytest.approx(a.output_logprobs, abs=1e-4)
+    stats = spec_engine.stats()
+    assert stats.spec_draft_tokens > 0 and stats.spec_acceptance_rate > 0
+    bm = spec_engine.block_manager
+    assert not bm.tables and bm.num_free_device_blocks == blocks  # every draft slot given back
+
+
+def test_fewer_steps_when_drafts_are_accepted(make_engine):
+    prompt, params = list(range(1, 30)) * 3, dataclasses.replace(GREEDY, max_tokens=40)
+    plain, spec = make_engine(block_size=4), make_engine(block_size=4, speculative_method="ngram")
+    want = plain.generate([prompt], params)[0].output_token_ids
+    assert spec.generate([prompt], params)[0].output_token_ids == want
+    assert len(plain.iteration_records) == 40  # one token a step
+    accepted = spec.executor.num_accepted_tokens
+    assert accepted > 0 and len(spec.iteration_records) == 40 - accepted  # each kept draft saves a step
+
+
+def test_stop_strings_and_eos_inside_accepted_drafts_end_the_request_there(make_engine):
+    prompts, _ = _repetitive(seed=5, n=3)
+    base = make_engine(block_size=4)
+    free = base.generate(prompts, GREEDY)
+    stops = [SamplingParams(max_tokens=24, temperature=0.0, stop_token_ids=[o.output_token_ids[5]])
+             for o in free]
+    want = [o.output_token_ids for o in make_engine(block_size=4).generate(prompts, stops)]
+    engine = make_engine(block_size=4, speculative_method="ngram", check_invariants=True)
+    got = engine.generate(prompts, stops)
+    assert [o.output_token_ids for o in got] == want
+    assert all(o.finish_reason == "stop" for o in got)
+
+
+def test_n_samples_and_prefix_caching_with_speculation(make_engine):
+    prompts, _ = _repetitive(seed=7, n=2)
+    params = dataclasses.replace(GREEDY, n=2)
+    want = [o.output_token_ids for o in make_engine(block_size=4).generate(prompts, params)]
+    engine = make_engine(block_size=4, speculative_method="ngram", enable_prefix_caching=True,
+                         check_invariants=True)
+    assert [o.output_token_ids for o in engine.generate(prompts, params)] == want
+    assert [o.output_token_ids for o in engine.generate(prompts, params)] == want  # now from the cache
+
+
+def test_rejection_sampling_keeps_the_targets_distribution():
+    """Against the closed form: the first emitted token ~ p0; after an accepted first draft, the next ~ p1."""
+    vocab, n = 6, 20000
+    gen_logits = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, vocab, generator=gen_logits) * 1.5
+    drafts = [2, 4]  # one-hot proposals the target may or may not like
+    params = SamplingParams(max_tokens=8, temperature=0.8, top_k=5)
+    g = torch.Generator().manual_seed(1)
+    first, second = collections.Counter(), collections.Counter()
+    for _ in range(n):
+        tokens, _ = verify_drafts(logits, drafts, params, g, "raw")
+        first[tokens[0]] += 1
+        if tokens[0] == drafts[0]:
+            second[tokens[1]] += 1
+    p = [torch.softmax(filter_logits(row / 0.8, 5, 1.0), -1) for row in logits]
+    tv1 = 0.5 * sum(abs(first[t] / n - float(p[0][t])) for t in range(vocab))
+    m = sum(second.values())
+    tv2 = 0.5 * sum(abs(second[t] / m - float(p[1][t])) for t in range(vocab))
+    assert m > 1000 and tv1 < 0.02 and tv2 < 0.03, (tv1, tv2, m)
