@@ -106,3 +106,37 @@ def test_rejection_sampling_keeps_the_targets_distribution():
     m = sum(second.values())
     tv2 = 0.5 * sum(abs(second[t] / m - float(p[1][t])) for t in range(vocab))
     assert m > 1000 and tv1 < 0.02 and tv2 < 0.03, (tv1, tv2, m)
+
+
+@pytest.fixture(scope="module")
+def other_draft(tmp_path_factory):
+    """A draft with the test model's shape and tokenizer but other weights: it agrees only sometimes."""
+    from foundry.llm import build_model, build_tiny_tokenizer, save_checkpoint
+    from tests.serve.conftest import TINY_TEST_CONFIG
+
+    path = tmp_path_factory.mktemp("draft")
+    save_checkpoint(build_model(TINY_TEST_CONFIG, seed=1), build_tiny_tokenizer(), path)
+    return str(path)
+
+
+@pytest.mark.parametrize("draft", ["same", "other"])
+def test_a_draft_model_gives_plain_decodings_outputs(make_engine, tiny_ckpt, other_draft, draft):
+    prompts, params = _repetitive(seed=11, n=6)
+    want = [o.output_token_ids for o in make_engine(block_size=4, max_num_seqs=4).generate(prompts, params)]
+    engine = make_engine(block_size=4, max_num_seqs=4, num_device_blocks=40, speculative_method="draft",
+                         speculative_draft_model=tiny_ckpt if draft == "same" else other_draft,
+                         check_invariants=True)
+    assert [o.output_token_ids for o in engine.generate(prompts, params)] == want
+    stats = engine.stats()
+    if draft == "same":  # the target's own weights propose: every draft is kept
+        assert stats.spec_acceptance_rate == 1.0
+    else:
+        assert 0 <= stats.spec_acceptance_rate < 1.0 and stats.spec_draft_tokens > 0
+    proposer = engine.executor.proposer
+    proposer.propose_batch({})  # finished requests' draft KV goes at the next proposal
+    assert not proposer.memory.tables and proposer.memory.num_free_device_blocks == 40
+
+
+def test_a_draft_with_another_vocabulary_is_refused(make_engine):
+    with pytest.raises(ValueError, match="^speculative_draft_model: .* another vocabulary"):
+        make_engine(speculative_method="draft", speculative_draft_model="foundry-tiny")

@@ -25,6 +25,7 @@ from foundry.serve.cache_engine import CacheEngine, kv_bytes_per_token
 from foundry.serve.config import EngineConfig
 from foundry.serve.core import EngineCore
 from foundry.serve.detokenizer import IncrementalDetokenizer
+from foundry.serve.draft_model import DraftModelProposer
 from foundry.serve.memory_plan import MemoryPlan, apply_decision
 from foundry.serve.model_executor import ModelExecutor, ModelStepResult
 from foundry.serve.model_runner import ModelRunner
@@ -33,7 +34,7 @@ from foundry.serve.policies import Policy, SchedulerOutput, build_policy
 from foundry.serve.sample_groups import SampleGroups
 from foundry.serve.sampling_params import SamplingParams, sample_params, sample_request_ids
 from foundry.serve.sequence import KVLocation, Sequence, SequenceStatus
-from foundry.serve.speculative import NgramProposer
+from foundry.serve.speculative import NgramProposer, Proposer
 
 
 @dataclass
@@ -123,9 +124,7 @@ class LLMEngine:
             mcfg, bs, num_device_blocks, cache.num_host_blocks, self.device, dtype
         )
         self.runner = ModelRunner(self.model, self.cache_engine, bs, self.device)
-        spec = config.speculative
-        proposer = None if spec.method is None else NgramProposer(spec.num_tokens, spec.ngram_max,
-                                                                    spec.ngram_min)
+        proposer = self._proposer(config, num_device_blocks, dtype)
         self.executor = executor = ModelExecutor(
             self.runner, self.cache_engine, self.block_manager, clock,
             lambda rid: self._requests[rid].generator, self._waiting_samples, config.logprobs_mode, proposer,
@@ -142,6 +141,20 @@ class LLMEngine:
         self._groups: SampleGroups[_Request] = SampleGroups()  # n > 1: samples and their shared prompt
         self._seed_rng = random.Random(config.seed)
         self._generate_counter = 0
+
+    def _proposer(self, config: EngineConfig, num_blocks: int, dtype: torch.dtype) -> Proposer | None:
+        spec = config.speculative
+        if spec.method == "ngram":
+            return NgramProposer(spec.num_tokens, spec.ngram_max, spec.ngram_min)
+        if spec.method != "draft":
+            return None
+        draft, draft_tokenizer, _ = load_model(spec.draft_model, self.device, dtype, config.seed)
+        if draft_tokenizer.vocab_size != self.tokenizer.vocab_size or \
+                draft.config.vocab_size != self.model.config.vocab_size:
+            raise ValueError(f"speculative_draft_model: {spec.draft_model!r} has another vocabulary than "
+                             f"the target ({draft.config.vocab_size} vs {self.model.config.vocab_size} ids)")
+        return DraftModelProposer(draft, spec.num_tokens, config.cache.block_size, num_blocks, self.device,
+                                  lambda rid: rid in self._requests)
 
     @property
     def policy(self) -> Policy:

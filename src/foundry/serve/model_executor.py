@@ -24,7 +24,7 @@ from foundry.serve.outputs import TokenLogprob
 from foundry.serve.policies.base import SchedulerOutput
 from foundry.serve.sampler import sample, verify_drafts
 from foundry.serve.sequence import Sequence
-from foundry.serve.speculative import NgramProposer
+from foundry.serve.speculative import Proposer
 
 
 @dataclass(slots=True)
@@ -44,7 +44,7 @@ class ModelExecutor:
     def __init__(self, runner: ModelRunner, cache_engine: CacheEngine, block_manager: BlockManager,
                  clock: Callable[[], float], generator: Callable[[str], torch.Generator | None],
                  waiting: Callable[[str], list[Sequence]], logprobs_mode: str,
-                 proposer: NgramProposer | None = None, max_model_len: int | None = None) -> None:
+                 proposer: Proposer | None = None, max_model_len: int | None = None) -> None:
         self.runner = runner
         self.cache_engine = cache_engine
         self.block_manager = block_manager
@@ -60,8 +60,8 @@ class ModelExecutor:
     def _propose(self, decision: SchedulerOutput) -> dict[str, list[int]]:
         """Drafts for the batch's decoding requests, each within its length limits and the free
         blocks; their tables grow to hold them (copy-on-write of a shared last block included)."""
-        drafts: dict[str, list[int]] = {}
-        bm = self.block_manager
+        wants: dict[str, tuple[list[int], int]] = {}
+        seqs: dict[str, Sequence] = {}
         for item in decision.scheduled:
             seq = item.seq
             if not item.is_decode:
@@ -70,9 +70,15 @@ class ModelExecutor:
             room = seq.params.max_tokens - len(seq.output_token_ids) - 1
             if self.max_model_len is not None:
                 room = min(room, self.max_model_len - total - 1)
-            draft = self.proposer.propose(seq.prompt_token_ids + seq.output_token_ids, room)
+            if room > 0:
+                wants[seq.request_id] = (seq.prompt_token_ids + seq.output_token_ids, room)
+                seqs[seq.request_id] = seq
+        drafts: dict[str, list[int]] = {}
+        bm = self.block_manager
+        for rid, draft in self.proposer.propose_batch(wants).items() if wants else ():
+            seq = seqs[rid]
             need = seq.num_computed_tokens + 1 + len(draft)
-            if not draft or bm.num_new_blocks(seq.request_id, need) > bm.num_free_device_blocks:
+            if bm.num_new_blocks(seq.request_id, need) > bm.num_free_device_blocks:
                 continue
             copies = bm.append(seq.request_id, need)
             if copies:

@@ -6,7 +6,8 @@ to k draft tokens d1..dk for a decoding request, then runs the target over [last
 plus one token of its own: 1 to k+1 tokens for one target pass. The KV slots of rejected drafts are
 given back (`BlockManager.truncate`). This module is torch-free (the config and the proposer).
 
-- Proposer: prompt lookup (`NgramProposer`): find the latest earlier occurrence of the request's last
+- Proposers: a small draft model run greedily (`draft_model.DraftModelProposer`), or prompt lookup
+  (`NgramProposer`): find the latest earlier occurrence of the request's last
   n tokens (n from `max_n` down to `min_n`) in its prompt and output, and propose what followed it. No
   second model; it pays off when outputs copy their context (extraction, code edits, summaries).
 - Verification (`sampler.verify_drafts`): greedy requests keep drafts while they equal the target's
@@ -18,7 +19,7 @@ given back (`BlockManager.truncate`). This module is torch-free (the config and 
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -29,9 +30,12 @@ class SpeculativeConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     flat_prefix: ClassVar[str] = "speculative_"
 
-    method: Literal["ngram"] | None = Field(
-        None, description="draft proposer: 'ngram' (prompt lookup, no second model); unset: off"
+    method: Literal["ngram", "draft"] | None = Field(
+        None, description="draft proposer: 'ngram' (prompt lookup, no second model) or 'draft' (a small "
+        "model); unset: off"
     )
+    draft_model: str = Field("foundry-small-draft", description="the draft model of method 'draft' "
+                             "(same tokenizer as the target)")
     num_tokens: int = Field(4, ge=1, le=16, description="draft tokens proposed per step (k)")
     ngram_max: int = Field(3, ge=1, description="longest suffix n-gram looked up")
     ngram_min: int = Field(1, ge=1, description="shortest suffix n-gram looked up")
@@ -43,9 +47,20 @@ class SpeculativeConfig(BaseModel):
         return self
 
 
+class Proposer(Protocol):
+    def propose_batch(self, wants: dict[str, tuple[list[int], int]]) -> dict[str, list[int]]:
+        """`wants[request_id] = (its tokens, at most how many drafts)` -> drafts per request."""
+        ...
+
+
 class NgramProposer:
     def __init__(self, k: int, max_n: int = 3, min_n: int = 1) -> None:
         self.k, self.max_n, self.min_n = k, max_n, min_n
+
+    def propose_batch(self, wants: dict[str, tuple[list[int], int]]) -> dict[str, list[int]]:
+        """`wants[request_id] = (its tokens, at most how many drafts)` -> the drafts found."""
+        found = {rid: self.propose(tokens, k) for rid, (tokens, k) in wants.items()}
+        return {rid: d for rid, d in found.items() if d}
 
     def propose(self, tokens: list[int], k: int | None = None) -> list[int]:
         """Up to `k` tokens that followed the latest earlier occurrence of the longest matching suffix."""
