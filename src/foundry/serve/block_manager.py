@@ -6,9 +6,14 @@ copies it first (copy-on-write), except by the fork's source, which goes on fill
 forked table reads only the slots filled when it forked, so one in-place writer per block is safe (a
 running source then never needs more blocks than before the fork). Swaps move a whole table between
 pools and return a copy plan `[(src_block, dst_block), ...]` that the cache engine executes.
-`check_invariants` audits it all. With prefix caching (`prefix_cache.py`), full device blocks are
-also entered by content; a new request takes the cached blocks of its prompt's longest cached prefix
-(`acquire_cached`), and a cached block whose last user left waits on the free list until reused.
+`check_invariants` audits it all.
+
+With a KV window (StreamingLLM-style), a table keeps its first `sink` blocks and the blocks of its last
+`window` computed tokens; the blocks between are freed as the request grows (`evict`), and
+`num_evicted` logical blocks are missing from its list. With prefix caching (`prefix_cache.py`), full
+device blocks are also entered by content; a new request takes the cached blocks of its prompt's
+longest cached prefix (`acquire_cached`), and a cached block whose last user left waits on the free
+list until reused.
 """
 
 from __future__ import annotations
@@ -85,11 +90,12 @@ class BlockTable:
     location: KVLocation
     copies_tail: bool = False  # forked: copy a shared, partly filled last block before writing into it
     cached: list[int] = field(default_factory=list)  # prefix-cache entry ids of its first full blocks
+    num_evicted: int = 0  # logical blocks after the sink blocks that a KV window freed
 
 
 class BlockManager:
     def __init__(self, block_size: int, num_device_blocks: int, num_host_blocks: int = 0, *,
-                 prefix_caching: bool = False) -> None:
+                 prefix_caching: bool = False, kv_window: tuple[int, int] | None = None) -> None:
         if block_size < 1:
             raise ValueError(f"block_size: must be >= 1, got {block_size}")
         if num_device_blocks < 1:
@@ -97,6 +103,10 @@ class BlockManager:
         if num_host_blocks < 0:
             raise ValueError(f"num_host_blocks: must be >= 0, got {num_host_blocks}")
         self.block_size = block_size
+        # (sink tokens, window tokens): as whole blocks, the sinks rounded up
+        self.sink_blocks, self.window_tokens = (0, 0) if kv_window is None else (
+            -(-kv_window[0] // block_size), kv_window[1])
+        self.kv_window = kv_window
         self.prefix_cache = PrefixCache(block_size) if prefix_caching else None
         self.device = BlockPool(num_device_blocks, self.prefix_cache.evict if self.prefix_cache else None)
         self.host = BlockPool(num_host_blocks)
@@ -121,6 +131,34 @@ class BlockManager:
 
     def blocks_for(self, num_tokens: int) -> int:
         return -(-num_tokens // self.block_size)
+
+    def most_blocks_held(self, num_tokens: int, step_tokens: int) -> int:
+        """The most device blocks a request of `num_tokens` tokens holds at once when a step computes
+        at most `step_tokens` tokens (a KV window bounds it: sinks, window and one step's growth)."""
+        need = self.blocks_for(num_tokens)
+        if self.kv_window is None:
+            return need
+        return min(need, self.sink_blocks + self.blocks_for(self.window_tokens + step_tokens) + 1)
+
+    def num_evicted_tokens(self, request_id: str) -> int:
+        table = self.tables.get(request_id)
+        return 0 if table is None else table.num_evicted * self.block_size
+
+    def evict(self, request_id: str, num_computed: int) -> None:
+        """KV window: free the blocks after the sinks that lie wholly before the last `window` computed
+        tokens."""
+        table = self.tables.get(request_id)
+        if self.kv_window is None or table is None or table.location is not KV_DEVICE:
+            return
+        first_kept = max(0, num_computed - self.window_tokens) // self.block_size  # logical block index
+        n = first_kept - self.sink_blocks - table.num_evicted
+        if n <= 0:
+            return
+        start = self.sink_blocks
+        for b in table.blocks[start:start + n]:
+            self.device.decref(b)
+        del table.blocks[start:start + n]
+        table.num_evicted += n
 
     def location(self, request_id: str) -> KVLocation:
         table = self.tables.get(request_id)
@@ -153,7 +191,7 @@ class BlockManager:
         if table.location is not KV_DEVICE:
             raise ValueError(f"request {request_id!r}: KV is on the host; swap it in first")
         blocks = table.blocks
-        extra = -(-num_tokens // self.block_size) - len(blocks)
+        extra = -(-num_tokens // self.block_size) - table.num_evicted - len(blocks)
         if extra < 0:
             extra = 0
         if (num_tokens > table.num_tokens and table.copies_tail and blocks
@@ -197,12 +235,12 @@ class BlockManager:
         blocks = table.blocks
         # hot path (most decode steps): the new slots fit in blocks the table already holds and its
         # partial last block is not shared, so no block moves; the general path below gives the same
-        if num_tokens <= len(blocks) * self.block_size and (
+        if num_tokens <= (len(blocks) + table.num_evicted) * self.block_size and (
             not table.copies_tail or have % self.block_size == 0 or self.device.refcount[blocks[-1]] <= 1
         ):
             table.num_tokens = num_tokens
             return []
-        target = self.blocks_for(num_tokens)
+        target = self.blocks_for(num_tokens) - table.num_evicted
         cow = self._shared_partial_tail(table)
         need = max(0, target - len(table.blocks)) + int(cow)
         if need > self.device.num_free:
@@ -225,7 +263,7 @@ class BlockManager:
         table = self.tables[request_id]
         if table.location is not KV_DEVICE or num_tokens > table.num_tokens:
             raise ValueError(f"request {request_id!r}: can only shrink a device table")
-        keep = self.blocks_for(num_tokens)
+        keep = self.blocks_for(num_tokens) - table.num_evicted
         for b in table.blocks[keep:]:
             self.device.decref(b)
         del table.blocks[keep:]
@@ -250,7 +288,7 @@ class BlockManager:
         for b in src.blocks:
             self.device.incref(b)
         self.tables[dst_id] = BlockTable(list(src.blocks), src.num_tokens, KV_DEVICE, copies_tail=True,
-                                         cached=list(src.cached))
+                                         cached=list(src.cached), num_evicted=src.num_evicted)
 
     # ---- prefix caching ------------------------------------------------------------------------
     def acquire_cached(self, request_id: str, token_ids: Sequence[int]) -> int:
@@ -307,7 +345,8 @@ class BlockManager:
                 if t.location is not loc:
                     continue
                 _check(len(set(t.blocks)) == len(t.blocks), f"{rid}: block listed twice in its table")
-                _check(len(t.blocks) == self.blocks_for(t.num_tokens), f"{rid}: table not sized to tokens")
+                _check(len(t.blocks) + t.num_evicted == self.blocks_for(t.num_tokens),
+                       f"{rid}: table not sized to tokens")
                 for b in t.blocks:
                     _check(0 <= b < pool.num_blocks, f"{rid}: block {b} outside its pool")
                     refs[b] += 1

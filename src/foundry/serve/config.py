@@ -41,6 +41,19 @@ class CacheConfig(BaseModel):
     enable_prefix_caching: bool = Field(
         False, description="reuse the KV of full blocks of earlier requests' identical prefixes"
     )
+    kv_window_tokens: int | None = Field(
+        None, ge=1, description="StreamingLLM-style KV eviction: keep the KV of the sink tokens and of "
+        "this many recent tokens, free the blocks between (unset: keep all)"
+    )
+    kv_sink_tokens: int = Field(4, ge=1, description="with kv_window_tokens: the first tokens always kept "
+                                "(rounded up to whole blocks)")
+
+    @model_validator(mode="after")
+    def _window_alone(self) -> CacheConfig:
+        if self.kv_window_tokens is not None and self.enable_prefix_caching:
+            raise ValueError("kv_window_tokens: not with enable_prefix_caching (a cached block must hold "
+                             "every token before it)")
+        return self
 
 
 class DeviceConfig(BaseModel):
@@ -76,7 +89,6 @@ class _SchedulerBase(BaseModel):
     @classmethod
     def _flat(cls, data: Any) -> Any:
         return with_flat_names(cls, data)
-
     def with_policy(self, policy: str) -> SchedulerConfig:
         """This config with another policy (validated)."""
         return replace(self, policy=policy)
@@ -122,3 +134,10 @@ class EngineConfig(BaseModel):
     @classmethod
     def _flat(cls, data: Any) -> Any:
         return with_flat_names(cls, data)
+
+    @model_validator(mode="after")
+    def _window_needs_a_growing_policy(self) -> EngineConfig:
+        if self.cache.kv_window_tokens is not None and self.scheduler.policy == "fcfs":
+            raise ValueError("kv_window_tokens: not with policy fcfs (it reserves a request's whole length "
+                             "up front, which a window never holds)")
+        return self

@@ -137,7 +137,7 @@ class EngineCore:
         if self.max_model_len is not None and num_prompt + max_tokens > self.max_model_len:
             raise ValueError(f"prompt: {num_prompt} prompt tokens + max_tokens {max_tokens} exceed "
                              f"max_model_len {self.max_model_len}")
-        need = self.block_manager.blocks_for(num_prompt + max_tokens)
+        need = self.block_manager.most_blocks_held(num_prompt + max_tokens, self.max_num_batched_tokens)
         if need > self.block_manager.device.num_blocks:
             raise ValueError(f"max_tokens: prompt + max_tokens need {need} KV blocks, the device pool has "
                              f"{self.block_manager.device.num_blocks}")
@@ -222,13 +222,17 @@ class EngineCore:
         `more[request_id]`: accepted speculative tokens after the first, each computed in this step
         (emitted one by one under the same rules; what a finish cuts off is dropped from the list)."""
         k = 0
-        register = None if self.block_manager.prefix_cache is None else self.block_manager.register_computed
+        bm = self.block_manager
+        register = None if bm.prefix_cache is None else bm.register_computed
+        evict = None if bm.kv_window is None else bm.evict
         for item in decision.scheduled:  # (one pass, advance and emit: runs once per simulated token)
             seq = item.seq
             seq.num_computed_tokens += item.num_tokens
             out = seq.output_token_ids
             if register is not None:  # full blocks now computed become findable by content
                 register(seq.request_id, seq.prompt_token_ids, out, seq.num_computed_tokens)
+            if evict is not None:  # a KV window: blocks now too old are freed
+                evict(seq.request_id, seq.num_computed_tokens)
             if seq.num_computed_tokens != len(seq.prompt_token_ids) + len(out):
                 continue  # a prompt chunk short of the end: no token (ScheduledRequest.is_last_chunk)
             if tokens is None:
@@ -267,6 +271,7 @@ class EngineCore:
         del extra[emitted:]
         if not seq.is_finished:
             self.block_manager.truncate(seq.request_id, seq.num_computed_tokens)
+            self.block_manager.evict(seq.request_id, seq.num_computed_tokens)
             if self.block_manager.prefix_cache is not None:
                 self.block_manager.register_computed(seq.request_id, seq.prompt_token_ids, out,
                                                      seq.num_computed_tokens)

@@ -118,8 +118,9 @@ class LLMEngine:
         if num_device_blocks is None:
             budget = int(cache.kv_cache_memory_mb * 2**20) // (bs * kv_bytes_per_token(mcfg, dtype))
             num_device_blocks = max(1, min(budget, config.scheduler.max_num_seqs * per_seq))
+        window = None if cache.kv_window_tokens is None else (cache.kv_sink_tokens, cache.kv_window_tokens)
         self.block_manager = BlockManager(bs, num_device_blocks, cache.num_host_blocks,
-                                          prefix_caching=cache.enable_prefix_caching)
+                                          prefix_caching=cache.enable_prefix_caching, kv_window=window)
         self.cache_engine = CacheEngine(
             mcfg, bs, num_device_blocks, cache.num_host_blocks, self.device, dtype
         )

@@ -4,7 +4,9 @@ Layout of one step's `T` tokens: decode tokens first (one per request, sorted by
 grouped for batched attention), then prefill/recompute chunks. Only requests whose computed count
 catches up with their tokens this step produce logits (the rest were mid-prompt chunks). A decoding
 request with speculative drafts runs as a chunk of its last token and the drafts, with logits at
-every position (`ModelInput.spec`).
+every position (`ModelInput.spec`). Under a KV window a table lacks its evicted middle blocks: a
+position's block index is shifted past them, and attention reads the kept tokens only (the sinks, then
+the recent ones; keys keep the rotary phase of their original positions).
 """
 
 from __future__ import annotations
@@ -59,17 +61,20 @@ class ModelRunner:
         sum_ctx = 0
         meta = AttentionMetadata(slot_mapping=None, block_size=bs)
         group: list[tuple[list[int], int]] = []  # (block table, context length)
+        sink = memory.sink_blocks
         for r in decodes:
             seq, c = r.seq, r.seq.num_computed_tokens
             table = memory.block_ids(seq.request_id)
+            gone = memory.num_evicted_tokens(seq.request_id)  # 0 without a KV window
             if group and len(table) > 2 * len(group[0][0]):
                 meta.decode_groups.append(self._decode_group(group))
                 group = []
             ids.extend(seq.token_ids(c, c + 1))
             pos.append(c)
-            slots.append(table[c // bs] * bs + c % bs)
-            group.append((table, c + 1))
-            sum_ctx += c + 1
+            index = c // bs if c // bs < sink else (c - gone) // bs
+            slots.append(table[index] * bs + c % bs)
+            group.append((table, c + 1 - gone))
+            sum_ctx += c + 1 - gone
             if r.is_last_chunk:
                 sample_rows.append(len(ids) - 1)
                 sampled.append(seq)
@@ -89,11 +94,13 @@ class ModelRunner:
                 ids.extend(seq.token_ids(c, c + n))
             p = torch.arange(c, c + n)
             pos.extend(range(c, c + n))
-            prefill_slots.append(table[p // bs] * bs + p % bs)
+            gone = memory.num_evicted_tokens(seq.request_id)
+            index = p // bs if not gone else torch.where(p // bs < sink, p // bs, (p - gone) // bs)
+            prefill_slots.append(table[index] * bs + p % bs)
             meta.prefill_query_lens.append(n)
-            meta.prefill_context_lens.append(c + n)
+            meta.prefill_context_lens.append(c + n - gone)
             meta.prefill_block_tables.append(table.to(self.device))
-            sum_ctx += c + n
+            sum_ctx += c + n - gone
             if r.is_last_chunk and draft is None:
                 sample_rows.append(len(ids) - 1)
                 sampled.append(seq)
