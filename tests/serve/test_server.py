@@ -548,3 +548,22 @@ def test_metrics_count_preemptions_and_swaps_under_memory_pressure(mode: str) ->
     swapped = values["foundry_num_swapped_out_total"], values["foundry_num_swapped_in_total"]
     assert (swapped[0] >= 1 and swapped[1] >= 1) if mode == "swap" else swapped == (0, 0)
     assert values["foundry_num_requests_running"] == 0 and values["foundry_num_requests_swapped"] == 0
+
+
+def test_prefix_caching_and_speculation_through_the_openai_api_and_metrics() -> None:
+    """The same completion with both on and off (greedy), and their series on /metrics."""
+    config = EngineConfig(max_num_seqs=4, max_model_len=256, num_device_blocks=64, enable_prefix_caching=True,
+                          speculative_method="ngram")
+    prompt = "the same long system prompt, word for word, " * 4
+    body = {"model": MODEL, "prompt": prompt, "max_tokens": 24, "temperature": 0, "ignore_eos": True}
+    want = LLMEngine(CONFIG).generate([prompt], SamplingParams(max_tokens=24, temperature=0, ignore_eos=True))
+    with serve_in_thread(create_app(LLMEngine(config))) as url:
+        texts = [httpx.post(f"{url}/v1/completions", json=body, timeout=60).json()["choices"][0]["text"]
+                 for _ in range(2)]  # the second finds the first's prompt blocks
+        lines = httpx.get(f"{url}/metrics").text.splitlines()
+        metrics = {line.split()[0]: float(line.split()[1]) for line in lines
+                   if line.startswith(("foundry_prefix", "foundry_spec"))}
+    assert texts == [want[0].text] * 2
+    assert metrics["foundry_prefix_cache_hit_rate"] > 0.3 and metrics["foundry_prefix_cache_blocks"] > 0
+    assert metrics["foundry_spec_decode_draft_tokens"] > 0
+    assert 0 <= metrics["foundry_spec_decode_acceptance_rate"] <= 1
