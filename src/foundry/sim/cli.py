@@ -138,6 +138,10 @@ def serve_cmd(
                                            help="Instances (each a copy of the deployment).")] = 1,
     dispatch: Annotated[str, typer.Option(help="How requests are placed on instances: "
                                           "round-robin, least-loaded.")] = "round-robin",
+    enable_prefix_caching: Annotated[bool, typer.Option(help="The engine's prefix cache on each instance.")]
+    = False,
+    shared_prefix_len: Annotated[int, typer.Option(
+        min=0, help="The first N prompt tokens are common to all requests (a system prompt).")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON only.")] = False,
 ) -> None:
     """Simulate one benchmark run; prints the same report as `foundry serve bench`."""
@@ -155,7 +159,8 @@ def serve_cmd(
     w = _workload_factory(workload, trace, trace_arrivals, time_scale, num_requests, prompt_len, output_len,
                           length_scale, max_prompt_len, max_output_len, seed)(rate, cv)
     result = simulate_report(w, dep, scheduler, max_model_len=max_model_len, overlap_swap=overlap_swap,
-                             num_instances=instances,
+                             num_instances=instances, prefix_caching=enable_prefix_caching,
+                             shared_prefix_len=shared_prefix_len,
                              dispatch=dispatch)
     result.info.update({"rate": rate, "cv": cv, "cost_model": dep.cost_model.describe()})
     if json_out:

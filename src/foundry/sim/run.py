@@ -33,11 +33,12 @@ def make_policy(scheduler: SchedulerConfig | str, deployment: Deployment) -> Pol
 def simulate(workload: Workload, deployment: Deployment, policy: str | SchedulerConfig | Policy, *,
              max_model_len: int | None = None, overlap_swap: bool = False, check_invariants: bool = False,
              record_schedule: bool = False, num_instances: int = 1, dispatch: str = "round-robin",
-             **scheduler: Any) -> SimResult:
+             prefix_caching: bool = False, shared_prefix_len: int = 0, **scheduler: Any) -> SimResult:
     """`num_instances` copies of `deployment`, each with its own policy, requests placed by the
     `dispatch` dispatcher. `policy` is a name (then `scheduler` holds `SchedulerConfig` fields by their
     flat names, e.g. `max_num_seqs=16, mlfq_memory_mode="recompute"`), a `SchedulerConfig`, or a policy
-    object (one instance only: an object serves one instance)."""
+    object (one instance only: an object serves one instance). `prefix_caching` gives each instance the
+    engine's prefix cache; `shared_prefix_len` makes that many first prompt tokens common to all."""
     if num_instances < 1:
         raise ValueError(f"num_instances: must be >= 1, got {num_instances}")
     if isinstance(policy, str):
@@ -49,12 +50,14 @@ def simulate(workload: Workload, deployment: Deployment, policy: str | Scheduler
     instances = []
     for _ in range(num_instances):
         p = policy if isinstance(policy, Policy) else make_policy(policy, deployment)
-        memory = BlockManager(deployment.block_size, deployment.num_device_blocks, deployment.num_host_blocks)
+        memory = BlockManager(deployment.block_size, deployment.num_device_blocks, deployment.num_host_blocks,
+                              prefix_caching=prefix_caching)
         executor = CostModelExecutor(deployment.cost_model, deployment.kv_bytes_per_block,
                                      deployment.link_bandwidth, overlap_swap)
         instances.append(Instance(p, memory, executor))
     sim = Simulator(instances, build_dispatcher(dispatch), max_model_len=max_model_len,
-                    check_invariants=check_invariants, record_schedule=record_schedule)
+                    check_invariants=check_invariants, record_schedule=record_schedule,
+                    shared_prefix_len=shared_prefix_len)
     return sim.run(workload)
 
 

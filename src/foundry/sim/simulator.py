@@ -88,7 +88,7 @@ class Simulator:
 
     def __init__(self, instances: list[Instance], dispatcher: Dispatcher | None = None, *,
                  max_model_len: int | None = None, check_invariants: bool = False,
-                 record_schedule: bool = False) -> None:
+                 record_schedule: bool = False, shared_prefix_len: int = 0) -> None:
         if not instances:
             raise ValueError("instances: need at least one")
         self.instances = instances
@@ -96,6 +96,9 @@ class Simulator:
         self.max_model_len = max_model_len
         self.check_invariants = check_invariants
         self.record_schedule = record_schedule
+        # prompts are lengths here; for prefix caching, the first `shared_prefix_len` tokens of every
+        # prompt are the same and the rest are the request's own (token identity is all a cache reads)
+        self.shared_prefix_len = shared_prefix_len
 
     def run(self, workload: Workload, request_ids: list[str] | None = None) -> SimResult:
         specs = sorted(enumerate(workload.requests), key=lambda x: x[1].arrival_time)
@@ -127,7 +130,9 @@ class Simulator:
                 i, spec = specs[nxt]
                 nxt += 1
                 params = SamplingParams(max_tokens=spec.output_len, temperature=0.0, ignore_eos=True)
-                seq = Sequence(ids[i], [0] * spec.prompt_len, params, spec.arrival_time)
+                shared = min(self.shared_prefix_len, spec.prompt_len)
+                prompt = list(range(1, shared + 1)) + [-1 - i] * (spec.prompt_len - shared)
+                seq = Sequence(ids[i], prompt, params, spec.arrival_time)
                 j = dispatcher.choose(seq, cores) if num > 1 else 0
                 if not cores[j].requests:  # an idle instance's clock jumps to the arrival
                     nows[j] = max(nows[j], spec.arrival_time)
