@@ -20,7 +20,7 @@ import time
 import torch
 
 from foundry.llm.loader import load_model
-from foundry.llm.pretrain import corpus_files, encode, read, split
+from foundry.llm.pretrain import held_out_stream
 from foundry.serve import EngineConfig, LLMEngine, SamplingParams
 from foundry.serve.core import StepObserver
 
@@ -70,7 +70,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, tokenizer, _ = load_model(args.model)
-    stream = encode(tokenizer, read(split(corpus_files())[1])).tolist()
+    stream = held_out_stream(tokenizer).tolist()
     rng = random.Random(args.seed)
     prompts = []
     for _ in range(args.num_requests):

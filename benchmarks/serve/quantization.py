@@ -19,7 +19,7 @@ import torch
 
 from foundry.llm.layers.attention import AttentionMetadata
 from foundry.llm.loader import load_model
-from foundry.llm.pretrain import corpus_files, encode, read, split
+from foundry.llm.pretrain import held_out_stream
 from foundry.llm.quantize import linear_weight_bytes, quantize_model
 from foundry.serve import EngineConfig, LLMEngine, SamplingParams
 
@@ -57,7 +57,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     model, tokenizer, _ = load_model(args.model)
-    stream = encode(tokenizer, read(split(corpus_files())[1]))
+    stream = held_out_stream(tokenizer)
     ref_logits, ppl = logits_and_ppl(model, stream, 256, args.windows)
     result = {"model": args.model, "ppl_fp32": ppl, "held_out_tokens_scored": args.windows * 256}
     fp32_bytes = linear_weight_bytes(model)

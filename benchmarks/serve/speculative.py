@@ -23,7 +23,7 @@ import time
 import torch
 
 from foundry.llm.loader import load_model
-from foundry.llm.pretrain import corpus_files, encode, read, split
+from foundry.llm.pretrain import held_out_stream
 from foundry.serve import EngineConfig, LLMEngine, SamplingParams
 from foundry.serve.bench.workloads import build_workload
 
@@ -68,7 +68,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     _, tokenizer, _ = load_model(args.model)
-    stream = encode(tokenizer, read(split(corpus_files())[1])).tolist()
+    stream = held_out_stream(tokenizer).tolist()
     base = {"model": args.model, "max_num_seqs": args.num_requests, "num_device_blocks": 1024}
     rows = []
     for name, (prompts, lengths) in workloads(stream, args).items():

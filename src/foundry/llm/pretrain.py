@@ -78,6 +78,11 @@ def encode(tokenizer: Tokenizer, texts: list[str]) -> torch.Tensor:
     return torch.tensor(ids, dtype=torch.long)
 
 
+def held_out_stream(tokenizer: Tokenizer) -> torch.Tensor:
+    """The held-out files as one token stream (for perplexity, and benchmark prompts nobody trained on)."""
+    return encode(tokenizer, read(split(corpus_files())[1]))
+
+
 def model_config(size: str, vocab_size: int, tokenizer: Tokenizer, context: int) -> ModelConfig:
     hidden, layers, heads, kv, inter = SIZES[size]
     return ModelConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=inter, num_layers=layers,
