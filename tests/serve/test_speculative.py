@@ -140,3 +140,18 @@ def test_a_draft_model_gives_plain_decodings_outputs(make_engine, tiny_ckpt, oth
 def test_a_draft_with_another_vocabulary_is_refused(make_engine):
     with pytest.raises(ValueError, match="^speculative_draft_model: .* another vocabulary"):
         make_engine(speculative_method="draft", speculative_draft_model="foundry-tiny")
+
+
+def test_the_guard_stops_drafting_for_a_rejecting_request_and_probes_it_again():
+    from foundry.serve.speculative import AcceptanceGuard
+
+    g = AcceptanceGuard(min_acceptance=0.3, probe_every=4)
+    assert g.allows("a")  # no history: draft
+    g.record("a", 4, 0)
+    g.record("a", 4, 0)
+    assert [g.allows("a") for _ in range(8)] == [False, False, False, True] * 2  # a probe every 4th step
+    g.record("a", 4, 4)  # the probe was accepted in full: back above the bar
+    assert g.allows("a")
+    g.record("b", 4, 3)
+    g.keep_only({"b"})
+    assert set(g.recent) == {"b"}

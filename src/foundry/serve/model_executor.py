@@ -24,7 +24,7 @@ from foundry.serve.outputs import TokenLogprob
 from foundry.serve.policies.base import SchedulerOutput
 from foundry.serve.sampler import sample, verify_drafts
 from foundry.serve.sequence import Sequence
-from foundry.serve.speculative import Proposer
+from foundry.serve.speculative import AcceptanceGuard, Proposer
 
 
 @dataclass(slots=True)
@@ -44,7 +44,8 @@ class ModelExecutor:
     def __init__(self, runner: ModelRunner, cache_engine: CacheEngine, block_manager: BlockManager,
                  clock: Callable[[], float], generator: Callable[[str], torch.Generator | None],
                  waiting: Callable[[str], list[Sequence]], logprobs_mode: str,
-                 proposer: Proposer | None = None, max_model_len: int | None = None) -> None:
+                 proposer: Proposer | None = None, max_model_len: int | None = None,
+                 guard: AcceptanceGuard | None = None) -> None:
         self.runner = runner
         self.cache_engine = cache_engine
         self.block_manager = block_manager
@@ -53,6 +54,7 @@ class ModelExecutor:
         self.waiting = waiting
         self.logprobs_mode = logprobs_mode
         self.proposer = proposer
+        self.guard = guard
         self.max_model_len = max_model_len
         self.num_draft_tokens = 0  # proposed by the proposer, over the engine's life
         self.num_accepted_tokens = 0  # of those, kept
@@ -70,9 +72,11 @@ class ModelExecutor:
             room = seq.params.max_tokens - len(seq.output_token_ids) - 1
             if self.max_model_len is not None:
                 room = min(room, self.max_model_len - total - 1)
-            if room > 0:
+            if room > 0 and (self.guard is None or self.guard.allows(seq.request_id)):
                 wants[seq.request_id] = (seq.prompt_token_ids + seq.output_token_ids, room)
                 seqs[seq.request_id] = seq
+        if self.guard is not None and len(self.guard.recent) > 4 * len(decision.scheduled) + 64:
+            self.guard.keep_only({item.seq.request_id for item in decision.scheduled})
         drafts: dict[str, list[int]] = {}
         bm = self.block_manager
         for rid, draft in self.proposer.propose_batch(wants).items() if wants else ():
@@ -110,6 +114,8 @@ class ModelExecutor:
             row += rows
             self.num_draft_tokens += rows - 1
             self.num_accepted_tokens += len(kept) - 1
+            if self.guard is not None:
+                self.guard.record(rid, rows - 1, len(kept) - 1)
             seqs.append(seq)  # the first token joins the others; the rest go to `more`
             tokens.append(kept[0])
             logprobs.append(lps[0])

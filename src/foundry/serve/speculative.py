@@ -39,6 +39,10 @@ class SpeculativeConfig(BaseModel):
     num_tokens: int = Field(4, ge=1, le=16, description="draft tokens proposed per step (k)")
     ngram_max: int = Field(3, ge=1, description="longest suffix n-gram looked up")
     ngram_min: int = Field(1, ge=1, description="shortest suffix n-gram looked up")
+    min_acceptance: float = Field(
+        0.3, ge=0, le=1, description="stop drafting for a request whose recent share of kept drafts falls "
+        "below this (it is probed again every 16 steps); 0: always draft"
+    )
 
     @model_validator(mode="after")
     def _ngram_range(self) -> SpeculativeConfig:
@@ -51,6 +55,33 @@ class Proposer(Protocol):
     def propose_batch(self, wants: dict[str, tuple[list[int], int]]) -> dict[str, list[int]]:
         """`wants[request_id] = (its tokens, at most how many drafts)` -> drafts per request."""
         ...
+
+
+class AcceptanceGuard:
+    """Speculation turns itself off for a request whose drafts keep being rejected (a verification
+    chunk costs more than a plain decode), and probes it again every `probe_every` decode steps."""
+
+    def __init__(self, min_acceptance: float, probe_every: int = 16, alpha: float = 0.5) -> None:
+        self.min_acceptance, self.probe_every, self.alpha = min_acceptance, probe_every, alpha
+        self.recent: dict[str, float] = {}  # request id -> moving average of kept / proposed drafts
+        self.skipped: dict[str, int] = {}
+
+    def allows(self, request_id: str) -> bool:
+        if self.recent.get(request_id, 1.0) >= self.min_acceptance:
+            return True
+        n = self.skipped.get(request_id, 0) + 1
+        self.skipped[request_id] = 0 if n >= self.probe_every else n
+        return n >= self.probe_every
+
+    def record(self, request_id: str, proposed: int, kept: int) -> None:
+        share = kept / proposed if proposed else 0.0
+        self.recent[request_id] = (1 - self.alpha) * self.recent.get(request_id, share) + self.alpha * share
+
+    def keep_only(self, request_ids: set[str]) -> None:
+        """Forget requests that are gone (called now and then: the tables stay small)."""
+        for table in (self.recent, self.skipped):
+            for rid in [r for r in table if r not in request_ids]:
+                del table[rid]
 
 
 class NgramProposer:
