@@ -141,12 +141,12 @@ def test_mlfq_stays_within_2x_fcfs_when_overloaded_on_conversation_lengths():
 
 
 def test_prefix_caching_in_the_simulator_is_the_engines_cache():
-    """Requests sharing a 512-token prefix: with the cache the shared blocks are computed once, the
+    """Requests sharing a 256-token prefix: with the cache the shared blocks are computed once, the
     prefill work and TTFT drop, and every request still completes (invariants checked each step)."""
     dep = _deployment()
-    w = build_workload(num_requests=40, rate=8, generator="fixed", prompt_len=600, output_len=16, seed=0)
-    off = simulate(w, dep, "vllm", shared_prefix_len=512, check_invariants=True)
-    on = simulate(w, dep, "vllm", shared_prefix_len=512, prefix_caching=True, check_invariants=True)
+    w = build_workload(num_requests=20, rate=8, generator="fixed", prompt_len=300, output_len=8, seed=0)
+    off = simulate(w, dep, "vllm", shared_prefix_len=256, check_invariants=True)
+    on = simulate(w, dep, "vllm", shared_prefix_len=256, prefix_caching=True, check_invariants=True)
     assert all(r.ok for r in on.records) and on.stats.busy_time < off.stats.busy_time
     ttft = [sum(r.ttft for r in res.records) / len(res.records) for res in (off, on)]
     assert ttft[1] < 0.5 * ttft[0]
