@@ -1,14 +1,17 @@
-"""Speculative decoding against plain greedy decoding, side by side, on two workloads and two proposers.
+"""Speculative decoding against plain greedy decoding, side by side, per workload, proposer and batch.
 
-- extractive: a held-out standard-library snippet followed by its own first lines again, so a model
-  that has learned to copy continues the copy (what prompt lookup is for: quoting, editing, extraction);
-- azure-conv: prompts from held-out text with the Azure LLM inference trace's conversation lengths
-  (`foundry.serve.bench.workloads`, fitted lengths scaled to the model's context), nothing to copy.
+- repetitive: held-out standard-library snippets continued greedily for `--output-len` tokens; a small
+  model's greedy continuation of code keeps repeating itself, which prompt lookup catches;
+- extractive: a held-out snippet followed by its own first lines again (copying it would continue it);
+  foundry-small, trained on 2.7M tokens, does not copy, so this shows what an unmet assumption costs;
+- azure-conv: prompts of held-out text with the Azure LLM inference trace's conversation lengths
+  (`foundry.serve.bench.workloads`, scaled to the model's context), nothing to copy.
 
-Each (workload, proposer) runs the same requests, all at once (`generate`), greedily, on a fresh engine
-with the proposer and on one without; reported: output tokens/s of each, their ratio ("speedup"), the
-acceptance rate, and whether every output is identical. foundry-small (target) and foundry-small-draft
-on this CPU, one thread.
+Each (workload, proposer, batch) runs the same requests greedily on a fresh engine with speculation —
+adaptive (the default: drafting only while it is measured faster) and always on — and on one without;
+batch 1 runs the requests one at a time (latency), batch 8 all together. Reported: output tokens/s,
+the ratio to plain ("speedup"), the acceptance rate, and whether every output is identical.
+foundry-small (target) and foundry-small-draft on this CPU, one thread.
 
     OMP_NUM_THREADS=1 python benchmarks/serve/speculative.py [--json]
 """
@@ -30,11 +33,12 @@ from foundry.serve.bench.workloads import build_workload
 
 def workloads(stream: list[int], args) -> dict[str, tuple[list[list[int]], list[int]]]:
     rng = random.Random(args.seed)
-    extractive = []
+    repetitive, extractive = [], []
     for _ in range(args.num_requests):
         start = rng.randrange(len(stream) - 400)
+        repetitive.append(stream[start:start + 64])
         snippet = stream[start:start + 160]
-        extractive.append(snippet + snippet[:16])  # the copy begins; the model may go on with it
+        extractive.append(snippet + snippet[:16])
     conv = build_workload(num_requests=args.num_requests, rate=1.0, generator="azure-conv", prompt_len=128,
                           output_len=64, length_scale=0.25, max_prompt_len=400, max_output_len=120,
                           seed=args.seed)
@@ -43,8 +47,9 @@ def workloads(stream: list[int], args) -> dict[str, tuple[list[list[int]], list[
         start = rng.randrange(len(stream) - spec.prompt_len - 1)
         conv_prompts.append(stream[start:start + spec.prompt_len])
         conv_out.append(spec.output_len)
-    return {"extractive": (extractive, [args.output_len] * len(extractive)),
-            "azure-conv": (conv_prompts, conv_out)}
+    n = args.output_len
+    return {"repetitive": (repetitive, [n] * len(repetitive)),
+            "extractive": (extractive, [n] * len(extractive)), "azure-conv": (conv_prompts, conv_out)}
 
 
 def run(config: EngineConfig, prompts: list[list[int]], lengths: list[int]) -> tuple[float, list, LLMEngine]:
@@ -61,7 +66,7 @@ def main() -> None:
     ap.add_argument("--model", default="foundry-small")
     ap.add_argument("--draft-model", default="foundry-small-draft")
     ap.add_argument("--num-requests", type=int, default=8)
-    ap.add_argument("--output-len", type=int, default=96, help="output tokens of the extractive requests")
+    ap.add_argument("--output-len", type=int, default=128, help="output tokens (repetitive, extractive)")
     ap.add_argument("--num-tokens", type=int, default=4, help="draft tokens per step (k)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
@@ -69,23 +74,28 @@ def main() -> None:
     torch.set_num_threads(1)
     _, tokenizer, _ = load_model(args.model)
     stream = held_out_stream(tokenizer).tolist()
-    base = {"model": args.model, "max_num_seqs": args.num_requests, "num_device_blocks": 1024}
     rows = []
     for name, (prompts, lengths) in workloads(stream, args).items():
-        plain_tps, plain_out, _ = run(EngineConfig(**base), prompts, lengths)
-        for method in ("ngram", "draft"):
-            cfg = EngineConfig(**base, speculative_method=method, speculative_num_tokens=args.num_tokens,
-                               speculative_draft_model=args.draft_model)
-            tps, out, engine = run(cfg, prompts, lengths)
-            stats = engine.stats()
-            rows.append({"workload": name, "draft": method, "speedup": tps / plain_tps,
-                         "acceptance_rate": stats.spec_acceptance_rate, "identical": out == plain_out,
-                         "tok_per_s": tps, "plain_tok_per_s": plain_tps,
-                         "draft_tokens": stats.spec_draft_tokens, "output_tokens": sum(lengths)})
-            if not args.json:
-                r = rows[-1]
-                print(f"{name:>11} {method:>5}: {r['speedup']:.2f}x ({tps:.1f} vs {plain_tps:.1f} tok/s), "
-                      f"acceptance {r['acceptance_rate']:.2f}, identical {r['identical']}", flush=True)
+        for batch in (1, args.num_requests):
+            base = {"model": args.model, "max_num_seqs": batch, "num_device_blocks": 1024}
+            plain_tps, plain_out, _ = run(EngineConfig(**base), prompts, lengths)
+            for method in ("ngram", "draft"):
+                for adaptive in (True, False):
+                    cfg = EngineConfig(**base, speculative_method=method, speculative_adaptive=adaptive,
+                                       speculative_num_tokens=args.num_tokens,
+                                       speculative_draft_model=args.draft_model)
+                    tps, out, engine = run(cfg, prompts, lengths)
+                    stats = engine.stats()
+                    rows.append({"workload": name, "batch": batch, "draft": method, "adaptive": adaptive,
+                                 "speedup": tps / plain_tps, "acceptance_rate": stats.spec_acceptance_rate,
+                                 "identical": out == plain_out, "tok_per_s": tps,
+                                 "plain_tok_per_s": plain_tps, "draft_tokens": stats.spec_draft_tokens,
+                                 "output_tokens": sum(lengths)})
+                    if not args.json:
+                        r = rows[-1]
+                        print(f"{name:>11} batch {batch} {method:>5} adaptive={adaptive!s:>5}: "
+                              f"{r['speedup']:.2f}x ({tps:.1f} vs {plain_tps:.1f} tok/s), acceptance "
+                              f"{r['acceptance_rate']:.2f}, identical {r['identical']}", flush=True)
     if args.json:
         print(json.dumps({"results": rows, "setup": vars(args)}))
 

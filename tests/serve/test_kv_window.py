@@ -49,7 +49,8 @@ def test_batches_swaps_samples_and_speculation_keep_the_accounting_right(make_en
     params = [dataclasses.replace(GREEDY, max_tokens=20 + 9 * i, n=1 + i % 2) for i in range(5)]
     engine = make_engine(policy=policy, block_size=4, num_device_blocks=30, num_host_blocks=30,
                          kv_window_tokens=12, max_num_seqs=4, max_num_batched_tokens=16,
-                         preemption_mode="swap", speculative_method="ngram", check_invariants=True)
+                         preemption_mode="swap", speculative_method="ngram", speculative_adaptive=False,
+                         check_invariants=True)
     outs = engine.generate(prompts, params)
     assert [len(o.output_token_ids) for o in outs] == [p.max_tokens for p in params for _ in range(p.n)]
     assert not engine.block_manager.tables

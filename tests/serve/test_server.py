@@ -553,7 +553,7 @@ def test_metrics_count_preemptions_and_swaps_under_memory_pressure(mode: str) ->
 def test_prefix_caching_and_speculation_through_the_openai_api_and_metrics() -> None:
     """The same completion with both on and off (greedy), and their series on /metrics."""
     config = EngineConfig(max_num_seqs=4, max_model_len=256, num_device_blocks=64, enable_prefix_caching=True,
-                          speculative_method="ngram")
+                          speculative_method="ngram", speculative_adaptive=False)
     prompt = "the same long system prompt, word for word, " * 4
     body = {"model": MODEL, "prompt": prompt, "max_tokens": 24, "temperature": 0, "ignore_eos": True}
     want = LLMEngine(CONFIG).generate([prompt], SamplingParams(max_tokens=24, temperature=0, ignore_eos=True))

@@ -42,7 +42,8 @@ def test_greedy_outputs_and_logprobs_are_plain_decodings(make_engine, policy, bl
     opts = dict(policy=policy, block_size=4, num_device_blocks=blocks, num_host_blocks=64, max_num_seqs=4,
                 max_num_batched_tokens=32, preemption_mode="swap")
     plain = make_engine(**opts).generate(prompts, params)
-    spec_engine = make_engine(**opts, speculative_method="ngram", speculative_num_tokens=3,
+    spec_engine = make_engine(**opts, speculative_method="ngram", speculative_adaptive=False,
+                              speculative_num_tokens=3,
                               check_invariants=True)
     spec = spec_engine.generate(prompts, params)
     assert [o.output_token_ids for o in spec] == [o.output_token_ids for o in plain]
@@ -56,7 +57,8 @@ def test_greedy_outputs_and_logprobs_are_plain_decodings(make_engine, policy, bl
 
 def test_fewer_steps_when_drafts_are_accepted(make_engine):
     prompt, params = list(range(1, 30)) * 3, dataclasses.replace(GREEDY, max_tokens=40)
-    plain, spec = make_engine(block_size=4), make_engine(block_size=4, speculative_method="ngram")
+    plain = make_engine(block_size=4)
+    spec = make_engine(block_size=4, speculative_method="ngram", speculative_adaptive=False)
     want = plain.generate([prompt], params)[0].output_token_ids
     assert spec.generate([prompt], params)[0].output_token_ids == want
     assert len(plain.iteration_records) == 40  # one token a step
@@ -71,7 +73,8 @@ def test_stop_strings_and_eos_inside_accepted_drafts_end_the_request_there(make_
     stops = [SamplingParams(max_tokens=24, temperature=0.0, stop_token_ids=[o.output_token_ids[5]])
              for o in free]
     want = [o.output_token_ids for o in make_engine(block_size=4).generate(prompts, stops)]
-    engine = make_engine(block_size=4, speculative_method="ngram", check_invariants=True)
+    engine = make_engine(block_size=4, speculative_method="ngram", speculative_adaptive=False,
+                         check_invariants=True)
     got = engine.generate(prompts, stops)
     assert [o.output_token_ids for o in got] == want
     assert all(o.finish_reason == "stop" for o in got)
@@ -81,7 +84,8 @@ def test_n_samples_and_prefix_caching_with_speculation(make_engine):
     prompts, _ = _repetitive(seed=7, n=2)
     params = dataclasses.replace(GREEDY, n=2)
     want = [o.output_token_ids for o in make_engine(block_size=4).generate(prompts, params)]
-    engine = make_engine(block_size=4, speculative_method="ngram", enable_prefix_caching=True,
+    engine = make_engine(block_size=4, speculative_method="ngram", speculative_adaptive=False,
+                         enable_prefix_caching=True,
                          check_invariants=True)
     assert [o.output_token_ids for o in engine.generate(prompts, params)] == want
     assert [o.output_token_ids for o in engine.generate(prompts, params)] == want  # now from the cache
@@ -124,6 +128,7 @@ def test_a_draft_model_gives_plain_decodings_outputs(make_engine, tiny_ckpt, oth
     prompts, params = _repetitive(seed=11, n=6)
     want = [o.output_token_ids for o in make_engine(block_size=4, max_num_seqs=4).generate(prompts, params)]
     engine = make_engine(block_size=4, max_num_seqs=4, num_device_blocks=40, speculative_method="draft",
+                         speculative_adaptive=False,
                          speculative_draft_model=tiny_ckpt if draft == "same" else other_draft,
                          check_invariants=True)
     assert [o.output_token_ids for o in engine.generate(prompts, params)] == want
@@ -155,3 +160,21 @@ def test_the_guard_stops_drafting_for_a_rejecting_request_and_probes_it_again():
     g.record("b", 4, 3)
     g.keep_only({"b"})
     assert set(g.recent) == {"b"}
+
+
+def test_the_speed_guard_drafts_only_while_it_is_faster_and_probes_the_other_way():
+    from foundry.serve.speculative import SpeedGuard
+
+    g = SpeedGuard(probe_every=4, alpha=1.0)
+    assert g.speculate()  # nothing measured: try drafting
+    g.record(True, 0.010, 2)  # 5 ms a token with drafts
+    assert not g.speculate()  # now measure the plain way
+    g.record(False, 0.004, 2)  # 2 ms a token without: drafting is slower
+    choices = []
+    for _ in range(8):
+        choices.append(g.speculate())
+        g.record(choices[-1], 0.010 if choices[-1] else 0.004, 2)
+    assert choices.count(True) == 2 and not choices[1]  # plain, with a drafting probe every 4th step
+    g.record(True, 0.001, 2)  # drafting became cheaper (say, the model started repeating itself)
+    g.steps = 1
+    assert g.speculate()

@@ -34,7 +34,7 @@ from foundry.serve.policies import Policy, SchedulerOutput, build_policy
 from foundry.serve.sample_groups import SampleGroups
 from foundry.serve.sampling_params import SamplingParams, sample_params, sample_request_ids
 from foundry.serve.sequence import KVLocation, Sequence, SequenceStatus
-from foundry.serve.speculative import AcceptanceGuard, NgramProposer, Proposer
+from foundry.serve.speculative import AcceptanceGuard, NgramProposer, Proposer, SpeedGuard
 
 
 @dataclass
@@ -130,7 +130,8 @@ class LLMEngine:
             self.runner, self.cache_engine, self.block_manager, clock,
             lambda rid: self._requests[rid].generator, self._waiting_samples, config.logprobs_mode, proposer,
             self.max_model_len, AcceptanceGuard(config.speculative.min_acceptance)
-            if proposer is not None and config.speculative.min_acceptance > 0 else None)
+            if proposer is not None and config.speculative.min_acceptance > 0 else None,
+            SpeedGuard() if proposer is not None and config.speculative.adaptive else None)
         self.core = EngineCore(
             policy if policy is not None else build_policy(config.scheduler), self.block_manager, executor,
             max_num_seqs=config.scheduler.max_num_seqs,

@@ -24,7 +24,7 @@ from foundry.serve.outputs import TokenLogprob
 from foundry.serve.policies.base import SchedulerOutput
 from foundry.serve.sampler import sample, verify_drafts
 from foundry.serve.sequence import Sequence
-from foundry.serve.speculative import AcceptanceGuard, Proposer
+from foundry.serve.speculative import AcceptanceGuard, Proposer, SpeedGuard
 
 
 @dataclass(slots=True)
@@ -45,7 +45,7 @@ class ModelExecutor:
                  clock: Callable[[], float], generator: Callable[[str], torch.Generator | None],
                  waiting: Callable[[str], list[Sequence]], logprobs_mode: str,
                  proposer: Proposer | None = None, max_model_len: int | None = None,
-                 guard: AcceptanceGuard | None = None) -> None:
+                 guard: AcceptanceGuard | None = None, speed: SpeedGuard | None = None) -> None:
         self.runner = runner
         self.cache_engine = cache_engine
         self.block_manager = block_manager
@@ -55,6 +55,7 @@ class ModelExecutor:
         self.logprobs_mode = logprobs_mode
         self.proposer = proposer
         self.guard = guard
+        self.speed = speed
         self.max_model_len = max_model_len
         self.num_draft_tokens = 0  # proposed by the proposer, over the engine's life
         self.num_accepted_tokens = 0  # of those, kept
@@ -97,7 +98,9 @@ class ModelExecutor:
             end = self.clock()
             return ModelStepResult(end, end - now, [], execute_time=end - start)
         num_decode = sum(1 for s in decision.scheduled if s.is_decode)
-        drafts = self._propose(decision) if self.proposer is not None else None
+        all_decode = num_decode == len(decision.scheduled)
+        drafting = self.proposer is not None and (self.speed is None or self.speed.speculate())
+        drafts = self._propose(decision) if drafting else None
         logits, spec_logits, inp = self.runner.execute(decision.scheduled, self.block_manager, drafts)
         seqs, n = list(inp.sampled), len(inp.sampled)
         leaders = [(i, w) for i, s in enumerate(inp.sampled) for w in self.waiting(s.request_id)]
@@ -121,6 +124,8 @@ class ModelExecutor:
             logprobs.append(lps[0])
             more[rid], more_lp[rid] = kept[1:], lps[1:]
         end = self.clock()
+        if self.speed is not None and all_decode:
+            self.speed.record(bool(drafts), end - start, num_decode + sum(map(len, more.values())))
         # the runner's rows put decodes first, then drafted requests; the core takes the tokens in the
         # decision's order
         row_of = {id(seq): i for i, seq in enumerate(inp.sampled)}

@@ -39,6 +39,10 @@ class SpeculativeConfig(BaseModel):
     num_tokens: int = Field(4, ge=1, le=16, description="draft tokens proposed per step (k)")
     ngram_max: int = Field(3, ge=1, description="longest suffix n-gram looked up")
     ngram_min: int = Field(1, ge=1, description="shortest suffix n-gram looked up")
+    adaptive: bool = Field(
+        True, description="measure seconds per decoded token with and without drafts and draft only while "
+        "it is faster (the other way is tried every 16 all-decode steps)"
+    )
     min_acceptance: float = Field(
         0.3, ge=0, le=1, description="stop drafting for a request whose recent share of kept drafts falls "
         "below this (it is probed again every 16 steps); 0: always draft"
@@ -55,6 +59,30 @@ class Proposer(Protocol):
     def propose_batch(self, wants: dict[str, tuple[list[int], int]]) -> dict[str, list[int]]:
         """`wants[request_id] = (its tokens, at most how many drafts)` -> drafts per request."""
         ...
+
+
+class SpeedGuard:
+    """Speculation only while it pays: moving averages of seconds per decoded token over all-decode steps
+    with drafts and without, the cheaper way chosen, the other tried every `probe_every` such steps."""
+
+    def __init__(self, probe_every: int = 16, alpha: float = 0.3) -> None:
+        self.probe_every, self.alpha = probe_every, alpha
+        self.cost: dict[bool, float] = {}  # drafted? -> seconds per token
+        self.steps = 0
+
+    def speculate(self) -> bool:
+        if True not in self.cost:
+            return True
+        if False not in self.cost:
+            return False
+        better = self.cost[True] <= self.cost[False]
+        return (not better) if self.steps % self.probe_every == 0 else better
+
+    def record(self, drafted: bool, seconds: float, tokens: int) -> None:
+        self.steps += 1
+        per = seconds / max(1, tokens)
+        old = self.cost.get(drafted)
+        self.cost[drafted] = per if old is None else (1 - self.alpha) * old + self.alpha * per
 
 
 class AcceptanceGuard:
