@@ -3,6 +3,7 @@
 import dataclasses
 
 import pytest
+import torch
 
 from foundry.serve import SamplingParams
 from foundry.serve.config import EngineConfig
@@ -61,3 +62,51 @@ def test_a_window_with_prefix_caching_or_fcfs_is_refused():
         EngineConfig(kv_window_tokens=64, enable_prefix_caching=True)
     with pytest.raises(ValueError, match="kv_window_tokens: not with policy fcfs"):
         EngineConfig(kv_window_tokens=64, policy="fcfs")
+
+
+def _masked_reference_logits(model, tokens: list[int], visible) -> torch.Tensor:
+    """The model run densely over `tokens` with an explicit attention mask: `visible(i, j)` says whether
+    position i sees position j. An independent oracle for the paged, evicting engine."""
+    from foundry.llm.layers.rotary import apply_rotary
+
+    n = len(tokens)
+    mask = torch.tensor([[visible(i, j) for j in range(n)] for i in range(n)])
+    inner = model.model
+    x = inner.embed_tokens(torch.tensor(tokens))
+    cos, sin = inner.rotary(torch.arange(n))
+    for layer in inner.layers:
+        att, h = layer.self_attn, layer.input_layernorm(x)
+        q = apply_rotary(att.q_proj(h).view(n, att.num_heads, att.head_dim), cos, sin).transpose(0, 1)
+        k = apply_rotary(att.k_proj(h).view(n, att.num_kv_heads, att.head_dim), cos, sin).transpose(0, 1)
+        v = att.v_proj(h).view(n, att.num_kv_heads, att.head_dim).transpose(0, 1)
+        o = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=att.scale,
+                                                             enable_gqa=True)
+        x = x + att.o_proj(o.transpose(0, 1).reshape(n, -1))
+        x = x + layer.mlp(layer.post_attention_layernorm(x))
+    return model.compute_logits(inner.norm(x))
+
+
+@torch.no_grad()
+def test_the_engine_attends_exactly_to_the_sinks_and_the_window(make_engine):
+    """Prompt chunks of 8 and decode steps: a token computed when c tokens were already computed sees the
+    sink block, the blocks from max(0, c - W) // bs on, and its own chunk. Logprobs match the oracle."""
+    bs, window, chunk = 4, 12, 8
+    engine = make_engine(block_size=bs, kv_window_tokens=window, kv_sink_tokens=2,
+                         max_num_batched_tokens=chunk, check_invariants=True)
+    params = SamplingParams(max_tokens=10, temperature=0.0, ignore_eos=True, return_output_logprobs=True)
+    out = engine.generate([PROMPT], params)[0]
+    tokens = PROMPT + out.output_token_ids
+    starts = [c for c in range(0, len(PROMPT), chunk)] + list(range(len(PROMPT), len(tokens)))
+
+    def computed_before(i: int) -> int:  # where the chunk (or decode step) holding position i began
+        return max(c for c in starts if c <= i)
+
+    def visible(i: int, j: int) -> bool:
+        c = computed_before(i)
+        return j <= i and (j < bs or j >= c or j // bs >= max(0, c - window) // bs)
+
+    logits = _masked_reference_logits(engine.model, tokens, visible)
+    want = torch.log_softmax(logits, dim=-1)
+    for step, token in enumerate(out.output_token_ids):
+        pos = len(PROMPT) - 1 + step
+        assert out.output_logprobs[step] == pytest.approx(float(want[pos, token]), abs=1e-4)
