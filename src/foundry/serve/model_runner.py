@@ -4,7 +4,8 @@ Layout of one step's `T` tokens: decode tokens first (one per request, sorted by
 grouped for batched attention), then prefill/recompute chunks. Only requests whose computed count
 catches up with their tokens this step produce logits (the rest were mid-prompt chunks). A decoding
 request with speculative drafts runs as a chunk of its last token and the drafts, with logits at
-every position (`ModelInput.spec`). Under a KV window a table lacks its evicted middle blocks: a
+every position (`ModelInput.spec`); chunks of one length are attended in one padded call, after the
+decodes. Under a KV window a table lacks its evicted middle blocks: a
 position's block index is shifted past them, and attention reads the kept tokens only (the sinks, then
 the recent ones; keys keep the rotary phase of their original positions).
 """
@@ -50,7 +51,7 @@ class ModelRunner:
         # decodes sorted by context and grouped so that padding stays under 2x within a group
         decodes = sorted((r for r in batch if r.is_decode and r.seq.request_id not in drafts),
                          key=lambda r: r.seq.num_computed_tokens)
-        prefills = [r for r in batch if not r.is_decode or r.seq.request_id in drafts]
+        prefills = [r for r in batch if not r.is_decode]
         spec: list[tuple[Sequence, int]] = []
         spec_rows: list[int] = []
         ids: list[int] = []
@@ -80,18 +81,31 @@ class ModelRunner:
                 sampled.append(seq)
         if group:
             meta.decode_groups.append(self._decode_group(group))
+        by_len: dict[int, list[ScheduledRequest]] = {}
+        for r in batch:
+            if r.is_decode and r.seq.request_id in drafts:
+                by_len.setdefault(1 + len(drafts[r.seq.request_id]), []).append(r)
+        for n, items in by_len.items():  # drafted requests: the last token and the drafts
+            chunks: list[tuple[list[int], int]] = []
+            for r in items:
+                seq, c = r.seq, r.seq.num_computed_tokens
+                table = memory.block_ids(seq.request_id)
+                gone = memory.num_evicted_tokens(seq.request_id)
+                spec.append((seq, n))
+                spec_rows.extend(range(len(ids), len(ids) + n))
+                ids.extend(seq.token_ids(c, c + 1) + drafts[seq.request_id])
+                for p in range(c, c + n):
+                    pos.append(p)
+                    index = p // bs if p // bs < sink else (p - gone) // bs
+                    slots.append(table[index] * bs + p % bs)
+                chunks.append((table, c + n - gone))
+                sum_ctx += c + n - gone
+            meta.decode_groups.append(self._decode_group(chunks, n))
         prefill_slots = []
         for r in prefills:
             seq, c, n = r.seq, r.seq.num_computed_tokens, r.num_tokens
             table = torch.tensor(memory.block_ids(seq.request_id), dtype=torch.long)
-            draft = drafts.get(seq.request_id)
-            if draft is not None:  # the last token, then the drafts: logits at every one of them
-                n = 1 + len(draft)
-                spec.append((seq, n))
-                spec_rows.extend(range(len(ids), len(ids) + n))
-                ids.extend(seq.token_ids(c, c + 1) + draft)
-            else:
-                ids.extend(seq.token_ids(c, c + n))
+            ids.extend(seq.token_ids(c, c + n))
             p = torch.arange(c, c + n)
             pos.extend(range(c, c + n))
             gone = memory.num_evicted_tokens(seq.request_id)
@@ -101,7 +115,7 @@ class ModelRunner:
             meta.prefill_context_lens.append(c + n - gone)
             meta.prefill_block_tables.append(table.to(self.device))
             sum_ctx += c + n - gone
-            if r.is_last_chunk and draft is None:
+            if r.is_last_chunk:
                 sample_rows.append(len(ids) - 1)
                 sampled.append(seq)
         slot_t = torch.tensor(slots, dtype=torch.long)
@@ -119,12 +133,15 @@ class ModelRunner:
             spec_rows=torch.tensor(spec_rows, dtype=torch.long, device=self.device) if spec else None,
         )
 
-    def _decode_group(self, group: list[tuple[list[int], int]]) -> DecodeGroup:
+    def _decode_group(self, group: list[tuple[list[int], int]], query_len: int = 1) -> DecodeGroup:
+        """(block table, context with this step's tokens) per sequence; its last `query_len` tokens are
+        the queries, each seeing the context up to itself."""
         width = max(len(t) for t, _ in group)
         bt = torch.tensor([t + [0] * (width - len(t)) for t, _ in group], dtype=torch.long)
         ctx = torch.tensor([c for _, c in group])
-        mask = torch.arange(width * self.block_size)[None, :] < ctx[:, None]  # [B, L]
-        return DecodeGroup(len(group), bt.to(self.device), mask[:, None, None, :].to(self.device))
+        ends = ctx[:, None] - query_len + 1 + torch.arange(query_len)[None, :]  # [B, n]: keys < this
+        mask = torch.arange(width * self.block_size)[None, None, :] < ends[:, :, None]  # [B, n, L]
+        return DecodeGroup(len(group), bt.to(self.device), mask[:, None].to(self.device), query_len)
 
     @torch.inference_mode()
     def execute(self, batch: list[ScheduledRequest], memory: BlockManager, drafts: dict[str, list[int]] | None

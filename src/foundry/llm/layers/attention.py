@@ -26,11 +26,13 @@ from foundry.llm.layers.rotary import apply_rotary
 
 @dataclass
 class DecodeGroup:
-    """Decode sequences attended in one padded call: `block_tables` [B, max_blocks], `mask` [B, 1, 1, L]."""
+    """Sequences attended in one padded call, each with `query_len` new tokens over its cache (1: decode;
+    more: a speculative verification chunk): `block_tables` [B, max_blocks], `mask` [B, 1, query_len, L]."""
 
     num_seqs: int
     block_tables: torch.Tensor
     mask: torch.Tensor
+    query_len: int = 1
 
 
 @dataclass
@@ -90,10 +92,11 @@ def paged_attention(
     for g in meta.decode_groups:
         assert k_cache is not None and v_cache is not None
         kd, vd = _gather_batch(k_cache, g.block_tables), _gather_batch(v_cache, g.block_tables)
-        qd = q[start:start + g.num_seqs].unsqueeze(2)  # [B, H, 1, D]
+        b, n = g.num_seqs, g.query_len
+        qd = q[start:start + b * n].view(b, n, *q.shape[1:]).transpose(1, 2)  # [B, H, n, D]
         o = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=g.mask, scale=scale, enable_gqa=True)
-        out[start:start + g.num_seqs] = o.squeeze(2)
-        start += g.num_seqs
+        out[start:start + b * n] = o.transpose(1, 2).reshape(b * n, *q.shape[1:])
+        start += b * n
     for i, (qlen, ctx) in enumerate(zip(meta.prefill_query_lens, meta.prefill_context_lens, strict=True)):
         qs = q[start:start + qlen].transpose(0, 1)  # [H, qlen, D]
         if ctx == qlen:  # nothing cached before this chunk: attend to this step's own K/V
