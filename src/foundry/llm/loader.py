@@ -99,3 +99,20 @@ def load_model(name_or_path: str, device: str | torch.device = "cpu", dtype: tor
         tokenizer = Tokenizer.from_dir(path, eos, cfg.bos_token_id)
         name = name_or_path if name_or_path in SHIPPED else path.resolve().name
     return model.to(device=device, dtype=dtype).eval(), tokenizer, name
+
+
+def check_in_memory_model(model: LlamaForCausalLM, device: torch.device, dtype: torch.dtype) -> None:
+    """A handed-over model must already sit where the config says: moving it would copy its weights."""
+    for name, p in model.named_parameters():
+        on_device = p.device.type == device.type and device.index in (None, p.device.index)
+        if not on_device or p.dtype != dtype:
+            raise ValueError(f"model: parameter {name!r} is {p.dtype} on {p.device}, the config says {dtype} "
+                             f"on {device}; move or cast the model first (the engine never copies it)")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device: {name!r} requested but CUDA is not available")
+    return torch.device(name)

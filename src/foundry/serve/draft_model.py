@@ -11,16 +11,23 @@ distribution exactly. The same `ModelRunner` and `BlockManager` as the engine's 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
+from foundry.llm.loader import load_model
 from foundry.llm.models.llama import LlamaForCausalLM
+from foundry.llm.tokenizer import Tokenizer
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.cache_engine import CacheEngine
 from foundry.serve.model_runner import ModelRunner
 from foundry.serve.policies.base import ScheduledRequest
 from foundry.serve.sampling_params import SamplingParams
 from foundry.serve.sequence import KV_DEVICE, Sequence
+from foundry.serve.speculative import NgramProposer, Proposer
+
+if TYPE_CHECKING:
+    from foundry.serve.config import EngineConfig
 
 _GREEDY = SamplingParams(max_tokens=1 << 30, temperature=0.0)
 
@@ -106,3 +113,20 @@ class DraftModelProposer:
     def _drop(self, rid: str) -> None:
         self.memory.free(rid)
         self.seqs.pop(rid, None)
+
+
+def build_proposer(config: EngineConfig, target: LlamaForCausalLM, tokenizer: Tokenizer, num_blocks: int,
+                   device: torch.device, dtype: torch.dtype, alive: Callable[[str], bool]) -> Proposer | None:
+    """The proposer `config.speculative` names (None: no speculation); a draft model must share the
+    target's vocabulary."""
+    spec = config.speculative
+    if spec.method == "ngram":
+        return NgramProposer(spec.num_tokens, spec.ngram_max, spec.ngram_min)
+    if spec.method != "draft":
+        return None
+    draft, draft_tokenizer, _ = load_model(spec.draft_model, device, dtype, config.seed)
+    vocab = target.config.vocab_size
+    if draft_tokenizer.vocab_size != tokenizer.vocab_size or draft.config.vocab_size != vocab:
+        raise ValueError(f"speculative_draft_model: {spec.draft_model!r} has another vocabulary than the "
+                         f"target ({draft.config.vocab_size} vs {vocab} ids)")
+    return DraftModelProposer(draft, spec.num_tokens, config.cache.block_size, num_blocks, device, alive)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from foundry.llm.loader import load_model
+from foundry.llm.loader import check_in_memory_model, load_model, resolve_device
 from foundry.llm.models.llama import LlamaForCausalLM
 from foundry.llm.quantize import quantization_of, quantize_model
 from foundry.llm.tokenizer import Tokenizer
@@ -25,7 +25,7 @@ from foundry.serve.cache_engine import CacheEngine, kv_bytes_per_token
 from foundry.serve.config import EngineConfig
 from foundry.serve.core import EngineCore
 from foundry.serve.detokenizer import IncrementalDetokenizer
-from foundry.serve.draft_model import DraftModelProposer
+from foundry.serve.draft_model import build_proposer
 from foundry.serve.memory_plan import MemoryPlan, apply_decision
 from foundry.serve.model_executor import ModelExecutor, ModelStepResult
 from foundry.serve.model_runner import ModelRunner
@@ -34,7 +34,7 @@ from foundry.serve.policies import Policy, SchedulerOutput, build_policy
 from foundry.serve.sample_groups import SampleGroups
 from foundry.serve.sampling_params import SamplingParams, sample_params, sample_request_ids
 from foundry.serve.sequence import KVLocation, Sequence, SequenceStatus
-from foundry.serve.speculative import AcceptanceGuard, NgramProposer, Proposer, SpeedGuard
+from foundry.serve.speculative import AcceptanceGuard, SpeedGuard
 
 
 @dataclass
@@ -52,23 +52,6 @@ class _Request:  # what the engine keeps beside the core's request state: the sa
     seq: Sequence
     generator: torch.Generator | None
     detok: IncrementalDetokenizer
-
-
-def check_in_memory_model(model: LlamaForCausalLM, device: torch.device, dtype: torch.dtype) -> None:
-    """A handed-over model must already sit where the config says: moving it would copy its weights."""
-    for name, p in model.named_parameters():
-        on_device = p.device.type == device.type and device.index in (None, p.device.index)
-        if not on_device or p.dtype != dtype:
-            raise ValueError(f"model: parameter {name!r} is {p.dtype} on {p.device}, the config says {dtype} "
-                             f"on {device}; move or cast the model first (the engine never copies it)")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device: {name!r} requested but CUDA is not available")
-    return torch.device(name)
 
 
 class LLMEngine:
@@ -125,7 +108,8 @@ class LLMEngine:
             mcfg, bs, num_device_blocks, cache.num_host_blocks, self.device, dtype
         )
         self.runner = ModelRunner(self.model, self.cache_engine, bs, self.device)
-        proposer = self._proposer(config, num_device_blocks, dtype)
+        proposer = build_proposer(config, self.model, self.tokenizer, num_device_blocks, self.device, dtype,
+                                  lambda rid: rid in self._requests)
         self.executor = executor = ModelExecutor(
             self.runner, self.cache_engine, self.block_manager, clock,
             lambda rid: self._requests[rid].generator, self._waiting_samples, config.logprobs_mode, proposer,
@@ -144,20 +128,6 @@ class LLMEngine:
         self._groups: SampleGroups[_Request] = SampleGroups()  # n > 1: samples and their shared prompt
         self._seed_rng = random.Random(config.seed)
         self._generate_counter = 0
-
-    def _proposer(self, config: EngineConfig, num_blocks: int, dtype: torch.dtype) -> Proposer | None:
-        spec = config.speculative
-        if spec.method == "ngram":
-            return NgramProposer(spec.num_tokens, spec.ngram_max, spec.ngram_min)
-        if spec.method != "draft":
-            return None
-        draft, draft_tokenizer, _ = load_model(spec.draft_model, self.device, dtype, config.seed)
-        if draft_tokenizer.vocab_size != self.tokenizer.vocab_size or \
-                draft.config.vocab_size != self.model.config.vocab_size:
-            raise ValueError(f"speculative_draft_model: {spec.draft_model!r} has another vocabulary than "
-                             f"the target ({draft.config.vocab_size} vs {self.model.config.vocab_size} ids)")
-        return DraftModelProposer(draft, spec.num_tokens, config.cache.block_size, num_blocks, self.device,
-                                  lambda rid: rid in self._requests)
 
     @property
     def policy(self) -> Policy:
