@@ -25,6 +25,10 @@ def generate(
     num_mod: int = typer.Option(3, help="Modulation nodes in stored graphs (= INR layers - 1)."),
     boundary: str = typer.Option("periodic", help="periodic, or robin (D/N/Robin drawn at each end)."),
     coef_range: float = typer.Option(3.0, help="Coefficients drawn from U[-r, r] (3: reference cU3)."),
+    advection_share: float = typer.Option(
+        0.0, help="Share of pure transport members u_t + (c u - k u_x)_x = 0."
+    ),
+    chunk_size: int = typer.Option(64, help="Candidates solved as one batch (the data depend on it)."),
     workers: int = typer.Option(1, help="Worker processes."),
     family: str = typer.Option("sinus0", help="sinus0, or sinus-trig (+ two sin/cos terms; periodic)."),
 ) -> None:
@@ -42,6 +46,8 @@ def generate(
             num_mod=num_mod,
             boundary=boundary,
             coef_range=coef_range,
+            advection_share=advection_share,
+            chunk_size=chunk_size,
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
@@ -69,6 +75,10 @@ def train(
     model_size: str | None = typer.Option(None, help="XS, S, M, L or XL [XS]."),
     batch_size: int | None = typer.Option(None, help="PDEs per step [16]."),
     num_query_points: int | None = typer.Option(None, help="Random (t, x) points per PDE per step [2048]."),
+    function_points: int | None = typer.Option(
+        None, help="Function encoder points per function per step [all]."
+    ),
+    log_scalars: bool | None = typer.Option(None, help="Scalar encoder also reads sign and log10|c| [off]."),
     lr: float | None = typer.Option(None, help="Peak learning rate [1e-3]."),
     warmup_steps: int | None = typer.Option(None, help="Warm-up steps [300]."),
     max_steps: int | None = typer.Option(None, help="Total steps, the cosine's length [10000]."),

@@ -27,6 +27,44 @@ def graph_to_tensors(
     return out
 
 
+def padding_counts(
+    node_type: np.ndarray, num_scalar_slots: int, num_branches: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real scalar-slot nodes and real functions per graph: node_type [N, n] -> two [N] int arrays."""
+    n_scalar = (node_type[:, :num_scalar_slots] > 0).sum(1)
+    n_fn = (node_type[:, num_scalar_slots::num_branches] > 0).sum(1)
+    return n_scalar, n_fn
+
+
+def trim_padding(
+    arrays: dict[str, np.ndarray],
+    num_branches: int,
+    num_scalar: int | None = None,
+    num_functions: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Cut batched graph arrays down to the batch's real nodes (the largest graph's counts).
+
+    Real scalar-slot nodes come first and padding after them, and the same holds for the function
+    slots, so keeping the first ``num_scalar`` scalar slots and the first ``num_functions`` functions
+    drops only padding. Exact: padded nodes are masked out of every real node's attention, so the
+    modulation embeddings do not change (a test checks it); the graph Transformer then attends over
+    ~30 instead of 64 nodes. Counts default to the batch maximum.
+    """
+    s = arrays["node_scalar"].shape[1]
+    if num_scalar is None or num_functions is None:
+        ns, nf = padding_counts(arrays["node_type"], s, num_branches)
+        num_scalar, num_functions = int(ns.max()), int(nf.max())
+    keep = np.concatenate([np.arange(num_scalar), s + np.arange(num_functions * num_branches)])
+    out = dict(arrays)
+    out["node_scalar"] = arrays["node_scalar"][:, :num_scalar]
+    out["function_values"] = arrays["function_values"][:, :num_functions]
+    for key in ("node_type", "in_degree", "out_degree"):
+        out[key] = arrays[key][:, keep]
+    for key in ("spatial_pos", "attn_mask"):
+        out[key] = arrays[key][:, keep][:, :, keep]
+    return out
+
+
 class PDEDataset:
     """All samples of one generated file, held in memory.
 
@@ -67,17 +105,30 @@ class PDEDataset:
                 f"{path} {what}: not a dataset from `foundry pde generate` or `foundry pde benchmark-data`"
             ) from None
         self.periodic = str(self.attrs.get("family", "")).endswith("periodic")
+        # graphs are cut to each batch's real nodes (exact, see `trim_padding`); False keeps the padding
+        self.trim = True
+        n_nodes, n_slots = self.graph["node_type"].shape[1], self.graph["node_scalar"].shape[1]
+        self.num_branches = (n_nodes - n_slots) // self.graph["function_values"].shape[1]
+        self.n_scalar, self.n_fn = padding_counts(
+            self.graph["node_type"], self.graph["node_scalar"].shape[1], self.num_branches
+        )
 
     def __len__(self) -> int:
         return self.u.shape[0]
 
-    def _graphs(self, idx: np.ndarray, shift: np.ndarray | None) -> dict[str, np.ndarray]:
+    def _graphs(
+        self, idx: np.ndarray, shift: np.ndarray | None, function_points: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         g = {k: v[idx] for k, v in self.graph.items()}
+        if self.trim:
+            g = trim_padding(g, self.num_branches, int(self.n_scalar[idx].max()), int(self.n_fn[idx].max()))
         if shift is not None:  # roll the function values with the solution; x stays the grid
             fv = g["function_values"].copy()
             for b, s in enumerate(shift):
                 fv[b, :, :, 1] = np.roll(fv[b, :, :, 1], s, axis=-1)
             g["function_values"] = fv
+        if function_points is not None:  # a random subset of the points, the same for the whole batch
+            g["function_values"] = g["function_values"][:, :, function_points]
         return g
 
     def sample(
@@ -87,11 +138,14 @@ class PDEDataset:
         rng: np.random.Generator,
         x_shift: bool = False,
         device: torch.device | str = "cpu",
+        function_points: int | None = None,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """Graphs, ``num_points`` random grid points (t, x) [B, Q, 2] and labels u [B, Q].
 
         With ``x_shift`` (periodic data only), each sample is circularly shifted in x by a random
         number of grid cells, functions and solution together (the reference's augmentation).
+        ``function_points`` gives the function encoder that many random points of each function
+        (all of them when None): a cheaper, noisier step, not an exact one.
         """
         nt, nx = self.u.shape[1:]
         shift = rng.integers(0, nx, size=len(idx)) if (x_shift and self.periodic) else None
@@ -100,8 +154,12 @@ class PDEDataset:
         src_x = (xi - shift[:, None]) % nx if shift is not None else xi
         labels = self.u[idx[:, None], ti, src_x]
         coords = np.stack([self.t[ti], self.x[xi]], axis=-1)
+        n_pts = self.graph["function_values"].shape[2]
+        pts = None
+        if function_points is not None and function_points < n_pts:
+            pts = np.sort(rng.choice(n_pts, function_points, replace=False))
         return (
-            graph_to_tensors(self._graphs(idx, shift), device),
+            graph_to_tensors(self._graphs(idx, shift, pts), device),
             torch.as_tensor(coords, device=device),
             torch.as_tensor(labels, device=device),
         )

@@ -41,6 +41,8 @@ class GenerateConfig:
     chunk_size : candidates solved together in one batch
     boundary : "periodic" (Fourier solver) or "robin" (D/N/Robin at each end, finite differences)
     coef_range : coefficients, scalar sources and boundary values are drawn from U[-r, r]
+    advection_share : probability of a pure transport member u_t + (c u - kappa u_x)_x = 0
+        (kappa = 0 or small; periodic only), see `foundry.pde.data.sinus.sample_advection`
     """
 
     num_samples: int = 1000
@@ -52,6 +54,7 @@ class GenerateConfig:
     chunk_size: int = 64
     boundary: str = "periodic"
     coef_range: float = 3.0
+    advection_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.boundary not in ("periodic", "robin"):
@@ -65,6 +68,8 @@ class GenerateConfig:
             raise ValueError(f"dt must be positive, got {self.dt}")
         if self.coef_range <= 0:
             raise ValueError(f"coef_range must be positive, got {self.coef_range}")
+        if not 0 <= self.advection_share <= 1:
+            raise ValueError(f"advection_share must be in [0, 1], got {self.advection_share}")
 
 
 def grid(cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +84,9 @@ def solve_chunk(cfg: GenerateConfig, chunk: int) -> dict[str, np.ndarray]:
     rng = np.random.default_rng([cfg.seed, chunk])
     _, x = grid(cfg)
     periodic = cfg.boundary == "periodic"
-    params = [sample_params(rng, x, periodic, cfg.coef_range) for _ in range(cfg.chunk_size)]
+    params = [
+        sample_params(rng, x, periodic, cfg.coef_range, cfg.advection_share) for _ in range(cfg.chunk_size)
+    ]
 
     def stack(name: str) -> np.ndarray:
         return np.stack([np.asarray(getattr(p, name)) for p in params])
@@ -130,7 +137,7 @@ def _create(f, cfg: GenerateConfig, first: dict[str, np.ndarray], family: str = 
 
 
 # settings that files written before they existed were generated with
-LEGACY_DEFAULTS = {"coef_range": 3.0, "boundary": "periodic"}
+LEGACY_DEFAULTS = {"coef_range": 3.0, "boundary": "periodic", "advection_share": 0.0}
 
 
 def _check_same(f, cfg: GenerateConfig) -> None:

@@ -20,6 +20,15 @@ class TrainConfig(BaseModel):
     model_size: str = Field("XS", description="Preset name: XS, S, M, L or XL.")
     batch_size: int = Field(16, gt=0, description="PDEs per step (per process under DDP).")
     num_query_points: int = Field(2048, gt=0, description="Random (t, x) points per PDE per step.")
+    function_points: int | None = Field(
+        None,
+        gt=0,
+        description="Random points of each function the function encoder sees per step (None: all).",
+    )
+    log_scalars: bool = Field(
+        False,
+        description="Scalar encoder reads (c, sign c, log10|c|); extends an init_from checkpoint exactly.",
+    )
     lr: float = Field(1e-3, gt=0, description="Peak Adam learning rate.")
     warmup_steps: int = Field(300, ge=0, description="Linear warm-up steps before the cosine decay.")
     max_steps: int = Field(10_000, gt=0, description="Total optimizer steps (the cosine's length).")

@@ -15,6 +15,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 from foundry.pde.checkpoint import read_checkpoint, save_checkpoint
 from foundry.pde.data.dataset import PDEDataset
 from foundry.pde.losses.nrmse import normalized_rmse
-from foundry.pde.models.pdeformer import PRESETS, PDEformer
+from foundry.pde.models.pdeformer import PRESETS, PDEformer, PDEformerConfig, with_log_scalars
 from foundry.pde.training.config import TrainConfig
 from foundry.pde.training.evaluate import evaluate
 from foundry.pde.training.schedule import warmup_cosine
@@ -85,15 +86,21 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict], None] | None = None) 
     device = select_device(cfg.device)
     rank, world = _init_distributed(device)
     torch.manual_seed(cfg.seed)
-    model_cfg = PRESETS[cfg.model_size]
+    model_cfg = replace(PRESETS[cfg.model_size], log_scalars=cfg.log_scalars)
     model = PDEformer(model_cfg).to(device)
     if cfg.init_from is not None:  # finetuning: weights only; a resume below still takes precedence
         init = read_checkpoint(cfg.init_from, device)
-        if init["model_config"] != model_cfg.to_dict():
+        init_cfg = PDEformerConfig(**init["model_config"])
+        if replace(init_cfg, log_scalars=cfg.log_scalars) != model_cfg or (
+            init_cfg.log_scalars and not cfg.log_scalars
+        ):
             raise ValueError(
                 f"init_from {cfg.init_from} holds a different model size than {cfg.model_size!r}"
             )
+        model = PDEformer(init_cfg).to(device)
         model.load_state_dict(init["model"])
+        if cfg.log_scalars:  # an older checkpoint gains the log-scalar inputs, predicting the same at first
+            model = with_log_scalars(model)
     out = Path(cfg.out_dir)
     resume = cfg.resume and (out / "last.pt").exists()
     ckpt = read_checkpoint(out / "last.pt", device) if resume else None  # before the (slow) data
@@ -147,7 +154,9 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict], None] | None = None) 
             # ---- one optimizer step ----
             model.train()
             idx = rng.integers(0, len(data), size=cfg.batch_size)
-            graph, coords, labels = data.sample(idx, cfg.num_query_points, rng, cfg.x_shift, device)
+            graph, coords, labels = data.sample(
+                idx, cfg.num_query_points, rng, cfg.x_shift, device, cfg.function_points
+            )
             loss = normalized_rmse(ddp(graph, coords), labels, cfg.loss_eps)
             lr = set_lr(time.time() - t_start)
             opt.zero_grad(set_to_none=True)
