@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from foundry.pde.graph.canonical import canonicalize
 from foundry.pde.graph.symbolic import PDE, Expr
 
 _TOKEN = re.compile(
@@ -260,6 +261,7 @@ def parse_pde(
     equation: str,
     ic: str | Callable[[np.ndarray], np.ndarray],
     x: np.ndarray | None = None,
+    canonical: bool = True,
 ) -> PDE:
     """Parse a one-unknown periodic PDE in text form with its initial condition.
 
@@ -271,13 +273,16 @@ def parse_pde(
         u(0, x), e.g. ``"sin(pi*x)"``.
     x : np.ndarray, optional
         Points on which functions are sampled (default: 128 periodic points on [-1, 1)).
+    canonical : bool
+        Rewrite the equation into the training family's form (`foundry.pde.graph.canonical`), so
+        that equivalent ways of writing it give one graph and one prediction.
     """
     pde = PDE() if x is None else PDE(x=np.asarray(x, dtype=np.float64))
     u = pde.unknown("u")
     lhs = _Parser(equation, pde, u).equation()
     if not isinstance(lhs, Expr) or not _contains_dt(lhs):
         raise PDEParseError(f"the equation {equation!r} has no time derivative u_t")
-    pde.eq(lhs)
+    pde.eq(canonicalize(lhs, u) if canonical else lhs)
     pde.ic(u, parse_function(ic) if isinstance(ic, str) else ic)
     return pde
 

@@ -173,6 +173,12 @@ class PDEformer(nn.Module):
         return self.decode(self.encode(graph), coords)
 
 
+def preset_name(config: dict) -> str | None:
+    """The preset a checkpoint's ``model_config`` was built from (options such as log_scalars aside)."""
+    c = replace(PDEformerConfig(**config), log_scalars=False)
+    return next((name for name, preset in PRESETS.items() if preset == c), None)
+
+
 def build_model(size: str | PDEformerConfig) -> PDEformer:
     """A PDEformer from a preset name (XS, S, M, L, XL) or a config."""
     if isinstance(size, str):

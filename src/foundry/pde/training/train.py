@@ -91,9 +91,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict], None] | None = None) 
     if cfg.init_from is not None:  # finetuning: weights only; a resume below still takes precedence
         init = read_checkpoint(cfg.init_from, device)
         init_cfg = PDEformerConfig(**init["model_config"])
-        if replace(init_cfg, log_scalars=cfg.log_scalars) != model_cfg or (
-            init_cfg.log_scalars and not cfg.log_scalars
-        ):
+        if replace(init_cfg, log_scalars=False) != PRESETS[cfg.model_size]:
             raise ValueError(
                 f"init_from {cfg.init_from} holds a different model size than {cfg.model_size!r}"
             )
@@ -101,6 +99,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict], None] | None = None) 
         model.load_state_dict(init["model"])
         if cfg.log_scalars:  # an older checkpoint gains the log-scalar inputs, predicting the same at first
             model = with_log_scalars(model)
+        model_cfg = model.config
     out = Path(cfg.out_dir)
     resume = cfg.resume and (out / "last.pt").exists()
     ckpt = read_checkpoint(out / "last.pt", device) if resume else None  # before the (slow) data
