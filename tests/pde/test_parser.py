@@ -52,7 +52,7 @@ def test_parse_function_values():
         ("u_t + foo*u = 0", "'foo' at position 6"),
         ("u_t + u_x = $", "'$' at position 12"),
         ("u_t + u^4 = 0", "'^' at position 7"),
-        ("u_t + (u = 0", "expected ')'"),
+        ("u_t + (u = 0", "never closed (missing ')'): '(' at position 6"),
         ("u_t + u_y = 0", "'_y'"),
         ("u_t + u/u = 0", "'/' at position 7"),
         ("u_t + u u = 0", "'u' at position 8"),

@@ -221,6 +221,10 @@ def predict(
         pde = parse_pde(equation, ic)
     except PDEParseError as e:
         raise typer.BadParameter(str(e)) from e
+    from foundry.pde.graph.family import family_warnings
+
+    for warning in family_warnings(pde):  # extrapolation is allowed, but the user hears which part
+        typer.echo(f"warning: {warning}", err=True)
 
     from foundry.pde.inference import load_model
     from foundry.pde.inference import predict as run
