@@ -76,9 +76,18 @@ class PDEDataset:
         Modulation nodes the model expects; must match the file's graphs.
     limit : int, optional
         Use only the first ``limit`` samples.
+    shard : (rank, world), optional
+        Read only the rank-th of ``world`` contiguous slices of those samples (DDP: each process
+        holds its own part, not the whole file).
     """
 
-    def __init__(self, path: str | Path, num_mod: int | None = None, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        num_mod: int | None = None,
+        limit: int | None = None,
+        shard: tuple[int, int] = (0, 1),
+    ) -> None:
         import h5py
 
         path = Path(path)
@@ -94,9 +103,13 @@ class PDEDataset:
                 n = f["u"].shape[0] if limit is None else min(limit, f["u"].shape[0])
                 if n == 0:
                     raise ValueError(f"dataset {path} is empty")
-                self.u = f["u"][:n].astype(np.float32)  # [N, T, X]
+                rank, world = shard
+                lo, hi = rank * n // world, (rank + 1) * n // world
+                if hi <= lo:
+                    raise ValueError(f"dataset {path}: {n} samples cannot be split into {world} shards")
+                self.u = f["u"][lo:hi].astype(np.float32)  # [N, T, X]; h5py reads only the slice
                 self.t, self.x = f["t"][:].astype(np.float32), f["x"][:].astype(np.float32)
-                self.graph = {k: f[k][:n] for k in GRAPH_KEYS}
+                self.graph = {k: f[k][lo:hi] for k in GRAPH_KEYS}
                 self.attrs = dict(f.attrs)
         except (OSError, KeyError) as e:  # not HDF5, or HDF5 without the generated layout
             name = re.findall(r"'(\w+)'", str(e))  # h5py: "... (object 't' doesn't exist)"
@@ -176,3 +189,78 @@ class PDEDataset:
             torch.as_tensor(coords.copy(), device=device),
             torch.as_tensor(labels, device=device),
         )
+
+
+class DeviceSampler:
+    """Training batches drawn on the device from a `PDEDataset` copied there once.
+
+    The host keeps only the per-sample node counts (to trim each batch's padding without asking
+    the device) and draws the sample indices; query points, x-shifts, labels and function-point
+    subsets are drawn and gathered on the device with its own generator, so a step costs one small
+    host-to-device copy (the indices) and no device-to-host synchronisation. Same distribution as
+    `PDEDataset.sample`, not the same random numbers.
+    """
+
+    def __init__(self, data: PDEDataset, device: torch.device | str, seed: int = 0) -> None:
+        self.data, self.device = data, torch.device(device)
+        self.u = torch.as_tensor(data.u, device=self.device)  # [N, T, X]
+        self.t = torch.as_tensor(data.t, device=self.device)
+        self.x = torch.as_tensor(data.x, device=self.device)
+        # compact dtypes on the device (uint8 types and distances, bool mask); widened per batch
+        self.graph = {k: torch.as_tensor(v, device=self.device) for k, v in data.graph.items()}
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(seed)
+        self._keep: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _keep_index(self, n_scalar: int, n_fn: int) -> torch.Tensor:
+        key = (n_scalar, n_fn)
+        if key not in self._keep:
+            s, nb = self.data.graph["node_scalar"].shape[1], self.data.num_branches
+            keep = np.concatenate([np.arange(n_scalar), s + np.arange(n_fn * nb)])
+            self._keep[key] = torch.as_tensor(keep, device=self.device)
+        return self._keep[key]
+
+    def sample(
+        self, idx: np.ndarray, num_points: int, x_shift: bool = False, function_points: int | None = None
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Like `PDEDataset.sample`; ``idx`` (host indices) fixes the batch's trimmed size."""
+        d, dev, gen = self.data, self.device, self.gen
+        n_scalar, n_fn = int(d.n_scalar[idx].max()), int(d.n_fn[idx].max())
+        keep = self._keep_index(n_scalar, n_fn) if d.trim else None
+        b = len(idx)
+        i = torch.as_tensor(idx, device=dev)
+        nt, nx = self.u.shape[1:]
+        ti = torch.randint(0, nt, (b, num_points), generator=gen, device=dev)
+        xi = torch.randint(0, nx, (b, num_points), generator=gen, device=dev)
+        shift = torch.randint(0, nx, (b,), generator=gen, device=dev) if (x_shift and d.periodic) else None
+        src_x = (xi - shift[:, None]) % nx if shift is not None else xi
+        labels = self.u[i[:, None], ti, src_x]
+        coords = torch.stack([self.t[ti], self.x[xi]], dim=-1)
+        g = {}
+        for key, v in self.graph.items():
+            v = v[i]
+            if keep is not None:
+                if key in ("node_type", "in_degree", "out_degree"):
+                    v = v[:, keep]
+                elif key in ("spatial_pos", "attn_mask"):
+                    v = v[:, keep][:, :, keep]
+                elif key == "node_scalar":
+                    v = v[:, :n_scalar]
+                elif key == "function_values":
+                    v = v[:, :n_fn]
+            g[key] = v
+        fv = g["function_values"]
+        n_pts = fv.shape[2]
+        if shift is not None:  # roll f(x) with the solution: out[p] = in[p - s], as np.roll
+            p = (torch.arange(n_pts, device=dev)[None, :] - shift[:, None]) % n_pts  # [B, P]
+            rolled = torch.gather(fv[..., 1], 2, p[:, None, :].expand(-1, fv.shape[1], -1))
+            fv = torch.stack([fv[..., 0], rolled], dim=-1)
+        if function_points is not None and function_points < n_pts:
+            pts = torch.randperm(n_pts, generator=gen, device=dev)[:function_points].sort().values
+            fv = fv[:, :, pts]
+        g["function_values"] = fv.float()
+        g["node_scalar"] = g["node_scalar"].float()
+        for key in ("node_type", "in_degree", "out_degree", "spatial_pos"):
+            g[key] = g[key].long()
+        g["attn_mask"] = g["attn_mask"].bool()
+        return g, coords, labels

@@ -272,7 +272,8 @@ class _Parser:
                 raise self.error(tok, "function not available on u-expressions (use sin, cos, exp)")
             return getattr(PDE, name)(arg)
         if isinstance(arg, float):
-            return float(_NUMERIC_FUNCS[name](np.float64(arg)))
+            with np.errstate(all="ignore"):  # exp(1000) = inf is reported where it becomes a coefficient
+                return float(_NUMERIC_FUNCS[name](np.float64(arg)))
         return _XFunc(lambda x, f=arg.f, g=_NUMERIC_FUNCS[name]: g(f(x)), f"{name}({_src(arg)})")
 
     def derivative(self, var: str, v: Value, tok: _Tok) -> Value:
