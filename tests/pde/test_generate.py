@@ -111,3 +111,13 @@ def test_resume_a_file_written_before_boundary_and_coef_range_existed(tmp_path):
     assert generate(GenerateConfig(num_samples=8, **CFG), path, progress=False) == 8
     with pytest.raises(ValueError, match="boundary=robin differs from the existing file's boundary=periodic"):
         generate(GenerateConfig(num_samples=9, boundary="robin", **CFG), path, progress=False)
+
+
+def test_torch_solver_generates_the_same_file(tmp_path):
+    # the GPU path (torch solver) on CPU: same accepted samples and labels as the numpy generator
+    generate(GenerateConfig(num_samples=6, **CFG), tmp_path / "np.h5", progress=False)
+    generate(GenerateConfig(num_samples=6, **CFG), tmp_path / "torch.h5", progress=False, device="cpu")
+    a, _ = read(tmp_path / "np.h5")
+    b, _ = read(tmp_path / "torch.h5")
+    np.testing.assert_array_equal(a["c1"], b["c1"])
+    np.testing.assert_allclose(a["u"], b["u"], atol=1e-6)

@@ -30,6 +30,9 @@ def generate(
     ),
     chunk_size: int = typer.Option(64, help="Candidates solved as one batch (the data depend on it)."),
     workers: int = typer.Option(1, help="Worker processes."),
+    device: str | None = typer.Option(
+        None, help="Solve with the torch solver on this device (cuda) [numpy]."
+    ),
     family: str = typer.Option("sinus0", help="sinus0, or sinus-trig (+ two sin/cos terms; periodic)."),
 ) -> None:
     """Generate the PDEformer-1 pretraining family (sinus0), or sinus-trig, into HDF5."""
@@ -61,7 +64,7 @@ def generate(
 
             n = generate_trig(cfg, out, num_workers=workers)
         else:
-            n = run(cfg, out, num_workers=workers)
+            n = run(cfg, out, num_workers=workers, device=device)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     typer.echo(f"{out}: {n} samples")
@@ -79,7 +82,12 @@ def train(
         None, help="Function encoder points per function per step [all]."
     ),
     log_scalars: bool | None = typer.Option(None, help="Scalar encoder also reads sign and log10|c| [off]."),
-    lr: float | None = typer.Option(None, help="Peak learning rate [1e-3]."),
+    lr: float | None = typer.Option(None, help="Peak learning rate [1e-3] at --lr-reference-batch."),
+    lr_scaling: str | None = typer.Option(None, help="none, linear or sqrt in the global batch [none]."),
+    lr_reference_batch: int | None = typer.Option(None, help="Global batch at which --lr holds [16]."),
+    precision: str | None = typer.Option(None, help="fp32 or bf16 (autocast) [fp32]."),
+    tf32: bool | None = typer.Option(None, help="Allow TF32 matrix products on CUDA [off]."),
+    data_on_device: bool | None = typer.Option(None, help="Data on the device, batches drawn there [CUDA]."),
     warmup_steps: int | None = typer.Option(None, help="Warm-up steps [300]."),
     max_steps: int | None = typer.Option(None, help="Total steps, the cosine's length [10000]."),
     eval_every: int | None = typer.Option(None, help="Steps between evaluations/checkpoints [1000]."),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +80,12 @@ def grid(cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray]:
     return np.linspace(0.0, 1.0, cfg.num_t), nonperiodic_grid(cfg.num_x)
 
 
-def solve_chunk(cfg: GenerateConfig, chunk: int) -> dict[str, np.ndarray]:
-    """Draw, solve and filter one chunk; returns stacked arrays of the accepted samples."""
+def solve_chunk(cfg: GenerateConfig, chunk: int, device: str | None = None) -> dict[str, np.ndarray]:
+    """Draw, solve and filter one chunk; returns stacked arrays of the accepted samples.
+
+    ``device`` (e.g. "cuda", or "cpu" for tests) solves a periodic chunk with the torch solver there
+    (`foundry.pde.data.torch_solver`, equal to the numpy one to rounding); None uses numpy.
+    """
     rng = np.random.default_rng([cfg.seed, chunk])
     _, x = grid(cfg)
     periodic = cfg.boundary == "periodic"
@@ -92,7 +97,11 @@ def solve_chunk(cfg: GenerateConfig, chunk: int) -> dict[str, np.ndarray]:
         return np.stack([np.asarray(getattr(p, name)) for p in params])
 
     fields = (stack("u0"), stack("c0"), stack("c1"), stack("source"), stack("kappa"))
-    if periodic:
+    if periodic and device is not None:
+        from foundry.pde.data.torch_solver import solve_periodic_torch
+
+        u, ok = solve_periodic_torch(*fields, num_t=cfg.num_t, dt=cfg.dt, device=device)
+    elif periodic:
         u, ok = solve_periodic(*fields, num_t=cfg.num_t, dt=cfg.dt)
     else:
         u, ok = solve_nonperiodic(*fields, stack("bc_left"), stack("bc_right"), num_t=cfg.num_t, dt=cfg.dt)
@@ -157,16 +166,20 @@ def generate(
     progress: bool = True,
     family: str = "sinus0",
     solve: Callable[[GenerateConfig, int], dict[str, np.ndarray]] = solve_chunk,
+    device: str | None = None,
 ) -> int:
     """Generate (or continue generating) `cfg.num_samples` samples into `path`.
 
     ``solve(cfg, chunk)`` draws and solves one chunk of another family (a picklable module-level
     function returning `solve_chunk`'s keys plus that family's parameters), stored under the
-    attribute ``family`` = ``f"{family}-{cfg.boundary}"``. Returns the number of samples in the file.
+    attribute ``family`` = ``f"{family}-{cfg.boundary}"``. ``device`` solves sinus0 chunks with the
+    torch solver there (a GPU). Returns the number of samples in the file.
     """
     import h5py
     from rich.progress import Progress
 
+    if device is not None:  # the torch solver on a device; one process drives it
+        solve, num_workers = partial(solve_chunk, device=device), 1
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "a") as f:
