@@ -5,8 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-
 from foundry.pde.checkpoint import read_checkpoint
 from foundry.pde.training.train import read_log
 
@@ -22,9 +20,7 @@ def test_pretrain_script_tiny_cpu_mode(tmp_path):
     out = tmp_path / "o"
     ckpt = read_checkpoint(out / "checkpoint.pt")
     assert ckpt["model_config"]["log_scalars"] and ckpt["step"] == 4  # shipped weights extended, trained
-    assert not torch.equal(
-        ckpt["model"]["scalar_encoder.0.weight"][:, 1:], torch.zeros(1)
-    )  # log columns learned
+    assert ckpt["model"]["scalar_encoder.0.weight"][:, 1:].abs().max() > 0  # zero-init log columns learned
     log = read_log(out / "run" / "log.jsonl")
     assert any(r.get("test_rel_l2") is not None for r in log)
     assert "done:" in (out / "pde_pretrain.log").read_text()
