@@ -74,6 +74,10 @@ def compare(args: argparse.Namespace, device: torch.device) -> None:
         "exact (trimmed, empty fns skipped, INR fused)",
         f"+ {args.function_points} fn points",
     )
+    compiled = None
+    if args.compile:  # same weights and optimizer, a compiled forward (dynamic: trimmed sizes vary)
+        variants += (f"+ {args.function_points} fn points, torch.compile",)
+        compiled = torch.compile(model, dynamic=True)
     times: dict[str, list[float]] = {v: [] for v in variants}
     nodes: list[int] = []
     for i in range(args.warmup + args.steps):
@@ -90,11 +94,15 @@ def compare(args: argparse.Namespace, device: torch.device) -> None:
             else:
                 set_before(model, False)
                 g = trim_padding(arrays, model.config.num_branches)
-                if v == variants[2]:
+                if v in variants[2:]:
                     g["function_values"] = g["function_values"][:, :, pts]
                 graph = graph_to_tensors(g, device)
                 nodes.append(g["node_type"].shape[1])
-            loss = normalized_rmse(model(graph, coords), labels)
+            fwd = model
+            if compiled is not None and v == variants[-1]:
+                model.skip_empty_functions = False  # boolean indexing would break the compiled graph
+                fwd = compiled
+            loss = normalized_rmse(fwd(graph, coords), labels)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -122,6 +130,7 @@ def main() -> None:
     ap.add_argument("--compare", action="store_true", help="before vs exact vs fewer function points (XS)")
     ap.add_argument("--compare-points", type=int, default=1024)
     ap.add_argument("--function-points", type=int, default=64)
+    ap.add_argument("--compile", action="store_true", help="with --compare: also time a torch.compile'd step")
     args = ap.parse_args()
     device = select_device(args.device)
     if device.type == "cpu":
