@@ -30,7 +30,7 @@ say() { echo "[$(date -u +%H:%M:%S)] $*" | tee -a "$LOG"; }
 INIT=${INIT:-$("$PYTHON" -c 'from foundry.pde.inference import default_checkpoint; print(default_checkpoint())')}
 if [ "$TINY" = 1 ]; then
     GRID=(--num-x 32 --num-t 6 --dt 1e-3 --chunk-size 16)
-    NUM_SAMPLES=${3:-24}; NUM_TEST=4
+    NUM_SAMPLES=${3:-24}
     TRAIN=(--max-steps 4 --eval-every 4 --log-every 2 --batch-size 4 --num-query-points 64 --precision bf16)
 else
     GRID=(--chunk-size 1024)
@@ -43,10 +43,13 @@ fi
 say "device $DEVICE; generating $NUM_SAMPLES training samples on it"
 foundry pde generate --out "$OUT/train.h5" --num-samples "$NUM_SAMPLES" --seed 10 \
     --advection-share 0.15 --device "$DEVICE" "${GRID[@]}" 2>&1 | tee -a "$LOG"
-# the held-out set is the one every table uses (seed 1, default chunking): numpy, as it was made
-TEST_GRID=("${GRID[@]}")
-[ "$TINY" = 1 ] || TEST_GRID=()
-foundry pde generate --out "$OUT/test.h5" --num-samples "$NUM_TEST" --seed 1 "${TEST_GRID[@]}" 2>&1 | tee -a "$LOG"
+# the held-out set is the one every table uses (seed 1, default chunking): numpy, as it was made;
+# the tiny mode evaluates on its training file (one Python start fewer: CI time)
+if [ "$TINY" = 1 ]; then
+    cp "$OUT/train.h5" "$OUT/test.h5"
+else
+    foundry pde generate --out "$OUT/test.h5" --num-samples "$NUM_TEST" --seed 1 2>&1 | tee -a "$LOG"
+fi
 
 say "training for $MINUTES min from $INIT"
 foundry pde train --train-data "$OUT/train.h5" --test-data "$OUT/test.h5" --out-dir "$OUT/run" \
