@@ -38,7 +38,7 @@ from foundry.pde.data.dataset import PDEDataset
 from foundry.pde.data.generate import GenerateConfig
 from foundry.pde.data.sinus_trig import FAMILY, generate_trig
 from foundry.pde.inference import default_checkpoint, load_model
-from foundry.pde.models.pdeformer import PRESETS, PDEformer
+from foundry.pde.models.pdeformer import PRESETS, PDEformer, preset_name
 from foundry.pde.training.config import TrainConfig
 from foundry.pde.training.evaluate import evaluate
 from foundry.pde.training.train import read_log, train
@@ -68,9 +68,9 @@ QUICK = Setting((4, 8), 4, 6, 3, 256, GenerateConfig(num_t=26, dt=1e-3, chunk_si
 def model_size_of(checkpoint: Path) -> str:
     """The preset name whose configuration the checkpoint holds."""
     config = read_checkpoint(checkpoint)["model_config"]
-    for name, preset in PRESETS.items():
-        if preset.to_dict() == config:
-            return name
+    name = preset_name(config)
+    if name is not None:
+        return name
     raise ValueError(f"{checkpoint} holds a model that matches no preset ({sorted(PRESETS)})")
 
 

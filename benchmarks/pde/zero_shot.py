@@ -42,7 +42,7 @@ from foundry.pde.baselines import train_baseline
 from foundry.pde.data.dataset import PDEDataset
 from foundry.pde.data.pdebench import BenchmarkSpec, generate_benchmark
 from foundry.pde.inference import default_checkpoint, load_model
-from foundry.pde.models.pdeformer import PRESETS
+from foundry.pde.models.pdeformer import preset_name
 from foundry.pde.training.config import TrainConfig
 from foundry.pde.training.evaluate import evaluate
 from foundry.pde.training.train import read_log, train
@@ -120,9 +120,9 @@ def data_files(spec: BenchmarkSpec, data_dir: Path, num_train: int, num_test: in
 
 
 def preset_of(config: dict) -> str:
-    for name, cfg in PRESETS.items():
-        if cfg.to_dict() == config:
-            return name
+    name = preset_name(config)
+    if name is not None:
+        return name
     raise ValueError("the checkpoint's model_config matches no preset (XS, S, M, L, XL)")
 
 

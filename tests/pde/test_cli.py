@@ -87,6 +87,19 @@ def test_predict_arbitrary_points_match_library(ckpt, tmp_path):
         (["u_t + u_x = 0", "--ic", "sin(pi*y)"], "'y' at position 7"),
         (["u_t + u_x = 0", "--ic", "x", "--t-points", "0,2"], "--t-points"),
         (["u_t + u_x = 0", "--ic", "x", "--checkpoint", "/nonexistent.pt"], "not found"),
+        # non-finite or singular fields and initial conditions name the function and the point
+        (["u_t + u/x = 0", "--ic", "sin(pi*x)"], "field 1/x is not finite: inf at x = 0"),
+        (["u_t + sqrt(x)*u_x = 0", "--ic", "sin(pi*x)"], "field sqrt(x) is not finite: nan at x = -1"),
+        (["u_t + u_x = 0", "--ic", "1/x"], "initial condition '1/x' is not finite: inf at x = 0"),
+        (
+            ["u_t + 1e400*u_x = 0", "--ic", "sin(pi*x)"],
+            "overflows double precision (largest ~1.8e308): '1e400'",
+        ),
+        (["u_t + exp(1000)*u_x = 0", "--ic", "sin(pi*x)"], "a coefficient evaluates to inf"),
+        # the missing ')' is blamed, not the '_x' the parser would trip over later
+        (["(0.5*u^2_x = 0", "--ic", "sin(pi*x)"], "'(' is never closed (missing ')'): '(' at position 0"),
+        (["u_t + (0.5*u^2_x = 0", "--ic", "sin(pi*x)"], "never closed (missing ')'): '(' at position 6"),
+        (["u_t + u_x) = 0", "--ic", "x"], "')' without a matching '(': ')' at position 9"),
     ],
 )
 def test_predict_errors_are_clean(args, message, tmp_path):
@@ -286,3 +299,38 @@ def test_unavailable_device_names_the_option(device, ckpt, tiny_h5, tmp_path, mo
     )
     assert res.exit_code == 2 and "Invalid value for --device" in flat(res.output)
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("equation", "ic", "says"),
+    [
+        ("u_tt - u_xx = 0", "sin(pi*x)", "u_tt: second time derivatives"),
+        ("u_t + u_xx = 0", "sin(pi*x)", "negative diffusivity (kappa = -1 < 0)"),
+        ("u_t + 5*u_x - 0.1*u_xx = 0", "sin(pi*x)", "coefficient 5 of u in the flux"),
+        ("u_t + u_x - 2*u_xx = 0", "sin(pi*x)", "spans [2, 2], outside the training range [0.001, 1]"),
+        ("u_t + u_x = 0", "x", "not periodic on [-1, 1]: u0(-1) ~ -1, u0(1) ~ 1"),
+        (
+            "u_t + sin(u) - 0.1*u_xx = 0",
+            "sin(pi*x)",
+            "the term sin(u) is not a term of the pretraining family",
+        ),
+    ],
+)
+def test_predict_warns_outside_the_family(equation, ic, says, ckpt, tmp_path):
+    res = runner.invoke(
+        app, ["pde", "predict", equation, "--ic", ic, "--out", str(tmp_path / "w.npz"), "--no-plot"]
+    )
+    assert res.exit_code == 0 and "warning: " in res.output and says in res.output  # warned, still predicted
+    assert (tmp_path / "w.npz").exists()
+
+
+def test_in_family_equations_get_no_warning(ckpt, tmp_path):
+    for eq in (
+        "u_t + (0.5*u^2)_x - 0.01*u_xx = 0",
+        "u_t + u_x = 0",
+        "u_t - ((0.1+0.05*cos(pi*x))*u_x)_x = 0",
+    ):
+        res = runner.invoke(
+            app, ["pde", "predict", eq, "--ic", "sin(pi*x)", "--out", str(tmp_path / "n.npz")]
+        )
+        assert res.exit_code == 0 and "warning" not in res.output, eq

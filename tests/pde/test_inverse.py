@@ -149,7 +149,16 @@ def test_bad_unknowns_are_named(equation, names, match):
 # -- the surrogate equals the plain model, and gradients flow ------------------------------
 
 
-def test_surrogate_matches_plain_model(tiny_model):
+@pytest.mark.parametrize("log_scalars", [False, True])
+def test_surrogate_matches_plain_model(tiny_model, log_scalars):
+    if log_scalars:  # the shipped checkpoint's encoder reads (c, sign c, log10|c|): the surrogate must too
+        from foundry.pde.models.pdeformer import with_log_scalars
+
+        tiny_model = with_log_scalars(tiny_model).eval()
+        with torch.no_grad():
+            tiny_model.scalar_encoder[0].weight[:, 1:].normal_(
+                0, 0.5, generator=torch.Generator().manual_seed(0)
+            )
     obs = _obs(np.random.default_rng(0))
     build = text_template("u_t + a*u_x - b*u_xx + sin(pi*x) = 0", ["a", "b"], X)
     inv = ScalarInversion(tiny_model, build, ["a", "b"], obs)

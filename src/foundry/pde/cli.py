@@ -25,7 +25,14 @@ def generate(
     num_mod: int = typer.Option(3, help="Modulation nodes in stored graphs (= INR layers - 1)."),
     boundary: str = typer.Option("periodic", help="periodic, or robin (D/N/Robin drawn at each end)."),
     coef_range: float = typer.Option(3.0, help="Coefficients drawn from U[-r, r] (3: reference cU3)."),
+    advection_share: float = typer.Option(
+        0.0, help="Share of pure transport members u_t + (c u - k u_x)_x = 0."
+    ),
+    chunk_size: int = typer.Option(64, help="Candidates solved as one batch (the data depend on it)."),
     workers: int = typer.Option(1, help="Worker processes."),
+    device: str | None = typer.Option(
+        None, help="Solve with the torch solver on this device (cuda) [numpy]."
+    ),
     family: str = typer.Option("sinus0", help="sinus0, or sinus-trig (+ two sin/cos terms; periodic)."),
 ) -> None:
     """Generate the PDEformer-1 pretraining family (sinus0), or sinus-trig, into HDF5."""
@@ -42,6 +49,8 @@ def generate(
             num_mod=num_mod,
             boundary=boundary,
             coef_range=coef_range,
+            advection_share=advection_share,
+            chunk_size=chunk_size,
         )
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
@@ -55,7 +64,7 @@ def generate(
 
             n = generate_trig(cfg, out, num_workers=workers)
         else:
-            n = run(cfg, out, num_workers=workers)
+            n = run(cfg, out, num_workers=workers, device=device)
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     typer.echo(f"{out}: {n} samples")
@@ -69,7 +78,16 @@ def train(
     model_size: str | None = typer.Option(None, help="XS, S, M, L or XL [XS]."),
     batch_size: int | None = typer.Option(None, help="PDEs per step [16]."),
     num_query_points: int | None = typer.Option(None, help="Random (t, x) points per PDE per step [2048]."),
-    lr: float | None = typer.Option(None, help="Peak learning rate [1e-3]."),
+    function_points: int | None = typer.Option(
+        None, help="Function encoder points per function per step [all]."
+    ),
+    log_scalars: bool | None = typer.Option(None, help="Scalar encoder also reads sign and log10|c| [off]."),
+    lr: float | None = typer.Option(None, help="Peak learning rate [1e-3] at --lr-reference-batch."),
+    lr_scaling: str | None = typer.Option(None, help="none, linear or sqrt in the global batch [none]."),
+    lr_reference_batch: int | None = typer.Option(None, help="Global batch at which --lr holds [16]."),
+    precision: str | None = typer.Option(None, help="fp32 or bf16 (autocast) [fp32]."),
+    tf32: bool | None = typer.Option(None, help="Allow TF32 matrix products on CUDA [off]."),
+    data_on_device: bool | None = typer.Option(None, help="Data on the device, batches drawn there [CUDA]."),
     warmup_steps: int | None = typer.Option(None, help="Warm-up steps [300]."),
     max_steps: int | None = typer.Option(None, help="Total steps, the cosine's length [10000]."),
     eval_every: int | None = typer.Option(None, help="Steps between evaluations/checkpoints [1000]."),
@@ -211,6 +229,10 @@ def predict(
         pde = parse_pde(equation, ic)
     except PDEParseError as e:
         raise typer.BadParameter(str(e)) from e
+    from foundry.pde.graph.family import family_warnings
+
+    for warning in family_warnings(pde):  # extrapolation is allowed, but the user hears which part
+        typer.echo(f"warning: {warning}", err=True)
 
     from foundry.pde.inference import load_model
     from foundry.pde.inference import predict as run

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from foundry.pde.checkpoint import CheckpointError, read_checkpoint
-from foundry.pde.data.dataset import graph_to_tensors
+from foundry.pde.data.dataset import graph_to_tensors, trim_padding
 from foundry.pde.graph.dag import GRAPH_KEYS, build_graph
 from foundry.pde.graph.symbolic import PDE
 from foundry.pde.models.pdeformer import PDEformer, PDEformerConfig
@@ -56,7 +56,7 @@ def predict(
         raise ValueError("t and x must be 1-D arrays")
     device = next(model.parameters()).device
     g = build_graph(pde, model.config.num_mod, model.graph_sizes)
-    arrays = {k: getattr(g, k)[None] for k in GRAPH_KEYS}
+    arrays = trim_padding({k: getattr(g, k)[None] for k in GRAPH_KEYS}, model.config.num_branches)
     mods = model.encode(graph_to_tensors(arrays, device))
     tt, xx = np.meshgrid(t, x, indexing="ij")
     coords = torch.as_tensor(np.stack([tt, xx], -1).reshape(1, -1, 2), device=device)

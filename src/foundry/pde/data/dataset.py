@@ -27,6 +27,44 @@ def graph_to_tensors(
     return out
 
 
+def padding_counts(
+    node_type: np.ndarray, num_scalar_slots: int, num_branches: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real scalar-slot nodes and real functions per graph: node_type [N, n] -> two [N] int arrays."""
+    n_scalar = (node_type[:, :num_scalar_slots] > 0).sum(1)
+    n_fn = (node_type[:, num_scalar_slots::num_branches] > 0).sum(1)
+    return n_scalar, n_fn
+
+
+def trim_padding(
+    arrays: dict[str, np.ndarray],
+    num_branches: int,
+    num_scalar: int | None = None,
+    num_functions: int | None = None,
+) -> dict[str, np.ndarray]:
+    """Cut batched graph arrays down to the batch's real nodes (the largest graph's counts).
+
+    Real scalar-slot nodes come first and padding after them, and the same holds for the function
+    slots, so keeping the first ``num_scalar`` scalar slots and the first ``num_functions`` functions
+    drops only padding. Exact: padded nodes are masked out of every real node's attention, so the
+    modulation embeddings do not change (a test checks it); the graph Transformer then attends over
+    ~30 instead of 64 nodes. Counts default to the batch maximum.
+    """
+    s = arrays["node_scalar"].shape[1]
+    if num_scalar is None or num_functions is None:
+        ns, nf = padding_counts(arrays["node_type"], s, num_branches)
+        num_scalar, num_functions = int(ns.max()), int(nf.max())
+    keep = np.concatenate([np.arange(num_scalar), s + np.arange(num_functions * num_branches)])
+    out = dict(arrays)
+    out["node_scalar"] = arrays["node_scalar"][:, :num_scalar]
+    out["function_values"] = arrays["function_values"][:, :num_functions]
+    for key in ("node_type", "in_degree", "out_degree"):
+        out[key] = arrays[key][:, keep]
+    for key in ("spatial_pos", "attn_mask"):
+        out[key] = arrays[key][:, keep][:, :, keep]
+    return out
+
+
 class PDEDataset:
     """All samples of one generated file, held in memory.
 
@@ -38,9 +76,18 @@ class PDEDataset:
         Modulation nodes the model expects; must match the file's graphs.
     limit : int, optional
         Use only the first ``limit`` samples.
+    shard : (rank, world), optional
+        Read only the rank-th of ``world`` contiguous slices of those samples (DDP: each process
+        holds its own part, not the whole file).
     """
 
-    def __init__(self, path: str | Path, num_mod: int | None = None, limit: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        num_mod: int | None = None,
+        limit: int | None = None,
+        shard: tuple[int, int] = (0, 1),
+    ) -> None:
         import h5py
 
         path = Path(path)
@@ -56,9 +103,13 @@ class PDEDataset:
                 n = f["u"].shape[0] if limit is None else min(limit, f["u"].shape[0])
                 if n == 0:
                     raise ValueError(f"dataset {path} is empty")
-                self.u = f["u"][:n].astype(np.float32)  # [N, T, X]
+                rank, world = shard
+                lo, hi = rank * n // world, (rank + 1) * n // world
+                if hi <= lo:
+                    raise ValueError(f"dataset {path}: {n} samples cannot be split into {world} shards")
+                self.u = f["u"][lo:hi].astype(np.float32)  # [N, T, X]; h5py reads only the slice
                 self.t, self.x = f["t"][:].astype(np.float32), f["x"][:].astype(np.float32)
-                self.graph = {k: f[k][:n] for k in GRAPH_KEYS}
+                self.graph = {k: f[k][lo:hi] for k in GRAPH_KEYS}
                 self.attrs = dict(f.attrs)
         except (OSError, KeyError) as e:  # not HDF5, or HDF5 without the generated layout
             name = re.findall(r"'(\w+)'", str(e))  # h5py: "... (object 't' doesn't exist)"
@@ -67,17 +118,30 @@ class PDEDataset:
                 f"{path} {what}: not a dataset from `foundry pde generate` or `foundry pde benchmark-data`"
             ) from None
         self.periodic = str(self.attrs.get("family", "")).endswith("periodic")
+        # graphs are cut to each batch's real nodes (exact, see `trim_padding`); False keeps the padding
+        self.trim = True
+        n_nodes, n_slots = self.graph["node_type"].shape[1], self.graph["node_scalar"].shape[1]
+        self.num_branches = (n_nodes - n_slots) // self.graph["function_values"].shape[1]
+        self.n_scalar, self.n_fn = padding_counts(
+            self.graph["node_type"], self.graph["node_scalar"].shape[1], self.num_branches
+        )
 
     def __len__(self) -> int:
         return self.u.shape[0]
 
-    def _graphs(self, idx: np.ndarray, shift: np.ndarray | None) -> dict[str, np.ndarray]:
+    def _graphs(
+        self, idx: np.ndarray, shift: np.ndarray | None, function_points: np.ndarray | None = None
+    ) -> dict[str, np.ndarray]:
         g = {k: v[idx] for k, v in self.graph.items()}
+        if self.trim:
+            g = trim_padding(g, self.num_branches, int(self.n_scalar[idx].max()), int(self.n_fn[idx].max()))
         if shift is not None:  # roll the function values with the solution; x stays the grid
             fv = g["function_values"].copy()
             for b, s in enumerate(shift):
                 fv[b, :, :, 1] = np.roll(fv[b, :, :, 1], s, axis=-1)
             g["function_values"] = fv
+        if function_points is not None:  # a random subset of the points, the same for the whole batch
+            g["function_values"] = g["function_values"][:, :, function_points]
         return g
 
     def sample(
@@ -87,11 +151,14 @@ class PDEDataset:
         rng: np.random.Generator,
         x_shift: bool = False,
         device: torch.device | str = "cpu",
+        function_points: int | None = None,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
         """Graphs, ``num_points`` random grid points (t, x) [B, Q, 2] and labels u [B, Q].
 
         With ``x_shift`` (periodic data only), each sample is circularly shifted in x by a random
         number of grid cells, functions and solution together (the reference's augmentation).
+        ``function_points`` gives the function encoder that many random points of each function
+        (all of them when None): a cheaper, noisier step, not an exact one.
         """
         nt, nx = self.u.shape[1:]
         shift = rng.integers(0, nx, size=len(idx)) if (x_shift and self.periodic) else None
@@ -100,8 +167,12 @@ class PDEDataset:
         src_x = (xi - shift[:, None]) % nx if shift is not None else xi
         labels = self.u[idx[:, None], ti, src_x]
         coords = np.stack([self.t[ti], self.x[xi]], axis=-1)
+        n_pts = self.graph["function_values"].shape[2]
+        pts = None
+        if function_points is not None and function_points < n_pts:
+            pts = np.sort(rng.choice(n_pts, function_points, replace=False))
         return (
-            graph_to_tensors(self._graphs(idx, shift), device),
+            graph_to_tensors(self._graphs(idx, shift, pts), device),
             torch.as_tensor(coords, device=device),
             torch.as_tensor(labels, device=device),
         )
@@ -118,3 +189,78 @@ class PDEDataset:
             torch.as_tensor(coords.copy(), device=device),
             torch.as_tensor(labels, device=device),
         )
+
+
+class DeviceSampler:
+    """Training batches drawn on the device from a `PDEDataset` copied there once.
+
+    The host keeps only the per-sample node counts (to trim each batch's padding without asking
+    the device) and draws the sample indices; query points, x-shifts, labels and function-point
+    subsets are drawn and gathered on the device with its own generator, so a step costs one small
+    host-to-device copy (the indices) and no device-to-host synchronisation. Same distribution as
+    `PDEDataset.sample`, not the same random numbers.
+    """
+
+    def __init__(self, data: PDEDataset, device: torch.device | str, seed: int = 0) -> None:
+        self.data, self.device = data, torch.device(device)
+        self.u = torch.as_tensor(data.u, device=self.device)  # [N, T, X]
+        self.t = torch.as_tensor(data.t, device=self.device)
+        self.x = torch.as_tensor(data.x, device=self.device)
+        # compact dtypes on the device (uint8 types and distances, bool mask); widened per batch
+        self.graph = {k: torch.as_tensor(v, device=self.device) for k, v in data.graph.items()}
+        self.gen = torch.Generator(device=self.device)
+        self.gen.manual_seed(seed)
+        self._keep: dict[tuple[int, int], torch.Tensor] = {}
+
+    def _keep_index(self, n_scalar: int, n_fn: int) -> torch.Tensor:
+        key = (n_scalar, n_fn)
+        if key not in self._keep:
+            s, nb = self.data.graph["node_scalar"].shape[1], self.data.num_branches
+            keep = np.concatenate([np.arange(n_scalar), s + np.arange(n_fn * nb)])
+            self._keep[key] = torch.as_tensor(keep, device=self.device)
+        return self._keep[key]
+
+    def sample(
+        self, idx: np.ndarray, num_points: int, x_shift: bool = False, function_points: int | None = None
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Like `PDEDataset.sample`; ``idx`` (host indices) fixes the batch's trimmed size."""
+        d, dev, gen = self.data, self.device, self.gen
+        n_scalar, n_fn = int(d.n_scalar[idx].max()), int(d.n_fn[idx].max())
+        keep = self._keep_index(n_scalar, n_fn) if d.trim else None
+        b = len(idx)
+        i = torch.as_tensor(idx, device=dev)
+        nt, nx = self.u.shape[1:]
+        ti = torch.randint(0, nt, (b, num_points), generator=gen, device=dev)
+        xi = torch.randint(0, nx, (b, num_points), generator=gen, device=dev)
+        shift = torch.randint(0, nx, (b,), generator=gen, device=dev) if (x_shift and d.periodic) else None
+        src_x = (xi - shift[:, None]) % nx if shift is not None else xi
+        labels = self.u[i[:, None], ti, src_x]
+        coords = torch.stack([self.t[ti], self.x[xi]], dim=-1)
+        g = {}
+        for key, v in self.graph.items():
+            v = v[i]
+            if keep is not None:
+                if key in ("node_type", "in_degree", "out_degree"):
+                    v = v[:, keep]
+                elif key in ("spatial_pos", "attn_mask"):
+                    v = v[:, keep][:, :, keep]
+                elif key == "node_scalar":
+                    v = v[:, :n_scalar]
+                elif key == "function_values":
+                    v = v[:, :n_fn]
+            g[key] = v
+        fv = g["function_values"]
+        n_pts = fv.shape[2]
+        if shift is not None:  # roll f(x) with the solution: out[p] = in[p - s], as np.roll
+            p = (torch.arange(n_pts, device=dev)[None, :] - shift[:, None]) % n_pts  # [B, P]
+            rolled = torch.gather(fv[..., 1], 2, p[:, None, :].expand(-1, fv.shape[1], -1))
+            fv = torch.stack([fv[..., 0], rolled], dim=-1)
+        if function_points is not None and function_points < n_pts:
+            pts = torch.randperm(n_pts, generator=gen, device=dev)[:function_points].sort().values
+            fv = fv[:, :, pts]
+        g["function_values"] = fv.float()
+        g["node_scalar"] = g["node_scalar"].float()
+        for key in ("node_type", "in_degree", "out_degree", "spatial_pos"):
+            g[key] = g[key].long()
+        g["attn_mask"] = g["attn_mask"].bool()
+        return g, coords, labels

@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,8 @@ class GenerateConfig:
     chunk_size : candidates solved together in one batch
     boundary : "periodic" (Fourier solver) or "robin" (D/N/Robin at each end, finite differences)
     coef_range : coefficients, scalar sources and boundary values are drawn from U[-r, r]
+    advection_share : probability of a pure transport member u_t + (c u - kappa u_x)_x = 0
+        (kappa = 0 or small; periodic only), see `foundry.pde.data.sinus.sample_advection`
     """
 
     num_samples: int = 1000
@@ -52,6 +55,7 @@ class GenerateConfig:
     chunk_size: int = 64
     boundary: str = "periodic"
     coef_range: float = 3.0
+    advection_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.boundary not in ("periodic", "robin"):
@@ -65,6 +69,8 @@ class GenerateConfig:
             raise ValueError(f"dt must be positive, got {self.dt}")
         if self.coef_range <= 0:
             raise ValueError(f"coef_range must be positive, got {self.coef_range}")
+        if not 0 <= self.advection_share <= 1:
+            raise ValueError(f"advection_share must be in [0, 1], got {self.advection_share}")
 
 
 def grid(cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -74,18 +80,28 @@ def grid(cfg: GenerateConfig) -> tuple[np.ndarray, np.ndarray]:
     return np.linspace(0.0, 1.0, cfg.num_t), nonperiodic_grid(cfg.num_x)
 
 
-def solve_chunk(cfg: GenerateConfig, chunk: int) -> dict[str, np.ndarray]:
-    """Draw, solve and filter one chunk; returns stacked arrays of the accepted samples."""
+def solve_chunk(cfg: GenerateConfig, chunk: int, device: str | None = None) -> dict[str, np.ndarray]:
+    """Draw, solve and filter one chunk; returns stacked arrays of the accepted samples.
+
+    ``device`` (e.g. "cuda", or "cpu" for tests) solves a periodic chunk with the torch solver there
+    (`foundry.pde.data.torch_solver`, equal to the numpy one to rounding); None uses numpy.
+    """
     rng = np.random.default_rng([cfg.seed, chunk])
     _, x = grid(cfg)
     periodic = cfg.boundary == "periodic"
-    params = [sample_params(rng, x, periodic, cfg.coef_range) for _ in range(cfg.chunk_size)]
+    params = [
+        sample_params(rng, x, periodic, cfg.coef_range, cfg.advection_share) for _ in range(cfg.chunk_size)
+    ]
 
     def stack(name: str) -> np.ndarray:
         return np.stack([np.asarray(getattr(p, name)) for p in params])
 
     fields = (stack("u0"), stack("c0"), stack("c1"), stack("source"), stack("kappa"))
-    if periodic:
+    if periodic and device is not None:
+        from foundry.pde.data.torch_solver import solve_periodic_torch
+
+        u, ok = solve_periodic_torch(*fields, num_t=cfg.num_t, dt=cfg.dt, device=device)
+    elif periodic:
         u, ok = solve_periodic(*fields, num_t=cfg.num_t, dt=cfg.dt)
     else:
         u, ok = solve_nonperiodic(*fields, stack("bc_left"), stack("bc_right"), num_t=cfg.num_t, dt=cfg.dt)
@@ -130,7 +146,7 @@ def _create(f, cfg: GenerateConfig, first: dict[str, np.ndarray], family: str = 
 
 
 # settings that files written before they existed were generated with
-LEGACY_DEFAULTS = {"coef_range": 3.0, "boundary": "periodic"}
+LEGACY_DEFAULTS = {"coef_range": 3.0, "boundary": "periodic", "advection_share": 0.0}
 
 
 def _check_same(f, cfg: GenerateConfig) -> None:
@@ -150,16 +166,20 @@ def generate(
     progress: bool = True,
     family: str = "sinus0",
     solve: Callable[[GenerateConfig, int], dict[str, np.ndarray]] = solve_chunk,
+    device: str | None = None,
 ) -> int:
     """Generate (or continue generating) `cfg.num_samples` samples into `path`.
 
     ``solve(cfg, chunk)`` draws and solves one chunk of another family (a picklable module-level
     function returning `solve_chunk`'s keys plus that family's parameters), stored under the
-    attribute ``family`` = ``f"{family}-{cfg.boundary}"``. Returns the number of samples in the file.
+    attribute ``family`` = ``f"{family}-{cfg.boundary}"``. ``device`` solves sinus0 chunks with the
+    torch solver there (a GPU). Returns the number of samples in the file.
     """
     import h5py
     from rich.progress import Progress
 
+    if device is not None:  # the torch solver on a device; one process drives it
+        solve, num_workers = partial(solve_chunk, device=device), 1
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with h5py.File(path, "a") as f:

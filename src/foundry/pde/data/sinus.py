@@ -20,6 +20,9 @@ from foundry.pde.graph.symbolic import PDE, Expr
 
 KAPPA_RANGE = (1e-3, 1.0)
 COEF_RANGE = 3.0
+# pure transport members (advection share): |c| range and the small diffusivities they get
+ADVECTION_SPEED = (0.25, 3.0)
+ADVECTION_KAPPA = (1e-3, 1e-2)
 
 
 @dataclass
@@ -83,14 +86,46 @@ def _sample_bc(
     return kind, np.array([a, b, g])
 
 
+def sample_advection(rng: np.random.Generator, x: np.ndarray, coef_range: float = COEF_RANGE) -> SinusParams:
+    """A pure transport member u_t + (c u - kappa u_x)_x = 0 (periodic).
+
+    |c| ~ U[0.25, min(3, coef_range)] with a random sign; kappa = 0 (no diffusion node in the graph,
+    the reference's "kappa = 0 only with periodic BC and linear f1") or log-uniform in [1e-3, 1e-2],
+    equal odds. In plain sinus0 such members are rare (c11 alone, and kappa log-uniform up to 1 wipes
+    the motion out), which is why pure advection was learned weakly (docs/pde.md).
+    """
+    speed = rng.uniform(ADVECTION_SPEED[0], min(ADVECTION_SPEED[1], coef_range)) * rng.choice([-1.0, 1.0])
+    lo, hi = np.log(ADVECTION_KAPPA[0]), np.log(ADVECTION_KAPPA[1])
+    kappa = 0.0 if rng.random() < 0.5 else float(np.exp(rng.uniform(lo, hi)))
+    u0 = random_field(rng, x, True)
+    return SinusParams(
+        np.zeros(3),
+        np.array([speed, 0.0, 0.0]),
+        np.zeros_like(x),
+        0,
+        np.full_like(x, kappa),
+        False,
+        u0,
+        bool(rng.random() < 0.5),
+    )
+
+
 def sample_params(
-    rng: np.random.Generator, x: np.ndarray, periodic: bool = True, coef_range: float = COEF_RANGE
+    rng: np.random.Generator,
+    x: np.ndarray,
+    periodic: bool = True,
+    coef_range: float = COEF_RANGE,
+    advection_share: float = 0.0,
 ) -> SinusParams:
     """Draw one PDE of the family (non-periodic: ``x`` includes both ends).
 
     ``coef_range`` bounds the flux coefficients, a scalar source and boundary values: 3 is the
-    reference's "cU3"; PDEformer-2 uses 1 ("cU1").
+    reference's "cU3"; PDEformer-2 uses 1 ("cU1"). With probability ``advection_share`` (periodic
+    only) the member is pure transport (`sample_advection`); at 0 no extra random number is drawn,
+    so files made before the option existed are reproduced bit for bit.
     """
+    if advection_share > 0 and periodic and rng.random() < advection_share:
+        return sample_advection(rng, x, coef_range)
     c = np.where(rng.random(6) < 0.5, 0.0, rng.uniform(-coef_range, coef_range, 6))
     source_kind = int(rng.integers(0, 3))
     if source_kind == 0:
@@ -144,7 +179,10 @@ def params_to_pde(
     flux += [t for in_flux, t in more if in_flux]
     kappa = pde.field(p.kappa) if p.kappa_is_field else pde.coef(float(p.kappa[0]))
     diffusion = -(kappa * pde.dx(u))
-    if p.flux_form:
+    if not p.kappa_is_field and p.kappa[0] == 0.0:  # inviscid (advection share): no diffusion node
+        if flux:
+            terms.append(pde.dx(sum(flux[1:], flux[0])))
+    elif p.flux_form:
         terms.append(pde.dx(sum(flux[1:], flux[0]) + diffusion if flux else diffusion))
     else:
         if flux:

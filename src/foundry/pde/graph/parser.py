@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from foundry.pde.graph.canonical import canonicalize
 from foundry.pde.graph.symbolic import PDE, Expr
 
 _TOKEN = re.compile(
@@ -74,10 +75,20 @@ def _tokenize(text: str) -> list[_Tok]:
 
 
 class _XFunc:
-    """A known function of x (closure over numpy)."""
+    """A known function of x (closure over numpy) and its text, for error messages."""
 
-    def __init__(self, f: Callable[[np.ndarray], np.ndarray]) -> None:
-        self.f = f
+    def __init__(self, f: Callable[[np.ndarray], np.ndarray], src: str = "x") -> None:
+        self.f, self.src = f, src
+
+
+def _src(v: object) -> str:
+    return v.src if isinstance(v, _XFunc) else f"{v:g}" if isinstance(v, float) else repr(v)
+
+
+def first_bad_point(values: np.ndarray, x: np.ndarray) -> str | None:
+    """'nan at x = -0.5' for the first non-finite value, None when all are finite."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    return None if bad.size == 0 else f"{values[bad[0]]} at x = {x[bad[0]]:.6g}"
 
 
 Value = float | _XFunc | Expr
@@ -87,6 +98,20 @@ class _Parser:
     def __init__(self, text: str, pde: PDE | None, u: Expr | None) -> None:
         self.text, self.toks, self.i = text, _tokenize(text), 0
         self.pde, self.u = pde, u
+        self.check_parentheses()
+
+    def check_parentheses(self) -> None:
+        """Blame an unclosed '(' or a stray ')' first: otherwise the parser trips over a later token."""
+        stack: list[_Tok] = []
+        for tok in self.toks:
+            if tok.text == "(":
+                stack.append(tok)
+            elif tok.text == ")":
+                if not stack:
+                    raise self.error(tok, "')' without a matching '('")
+                stack.pop()
+        if stack:
+            raise self.error(stack[-1], "'(' is never closed (missing ')')")
 
     # -- token helpers -------------------------------------------------------------------------
     def peek(self) -> _Tok:
@@ -172,6 +197,8 @@ class _Parser:
     def atom(self) -> Value:
         tok = self.take()
         if tok.kind == "num":
+            if not np.isfinite(float(tok.text)):
+                raise self.error(tok, "number overflows double precision (largest ~1.8e308)")
             return float(tok.text)
         if tok.text == "(":
             v = self.sum()
@@ -189,7 +216,7 @@ class _Parser:
             if name in _CONSTANTS:
                 return float(_CONSTANTS[name])
             if name == "x":
-                return _XFunc(lambda x: x)
+                return _XFunc(lambda x: x, "x")
             if name == "u" and self.u is not None:
                 return self.u
             allowed = "u, x, pi, e" if self.u is not None else "x, pi, e"
@@ -201,8 +228,19 @@ class _Parser:
         if isinstance(v, Expr):
             return v
         if isinstance(v, float):
+            if not np.isfinite(v):
+                raise PDEParseError(f"a coefficient evaluates to {v} (overflow or 0/0) in {self.text!r}")
             return self.pde.coef(v)
-        return self.pde.field(v.f)
+        return self.field(v)
+
+    def field(self, v: _XFunc) -> Expr:
+        """A coefficient field, refused with the point where it is not finite (1/x at x = 0)."""
+        with np.errstate(all="ignore"):
+            values = np.broadcast_to(np.asarray(v.f(self.pde.x), dtype=np.float64), self.pde.x.shape)
+        bad = first_bad_point(values, self.pde.x)
+        if bad is not None:
+            raise PDEParseError(f"the coefficient field {v.src} is not finite: {bad} (in {self.text!r})")
+        return self.pde.field(values.copy())
 
     def combine(self, op: str, a: Value, b: Value) -> Value:
         if op in "+-" and isinstance(b, float) and b == 0.0:
@@ -219,12 +257,12 @@ class _Parser:
                 if b == 0.0:
                     raise PDEParseError(f"division by zero in {self.text!r}")
                 return ea * (1.0 / b)
-            return ea * self.pde.field(lambda x, f=b.f: 1.0 / f(x))  # division by a function of x
+            return ea * self.field(_XFunc(lambda x, f=b.f: _binary("/", 1.0, f(x)), f"1/{_src(b)}"))
         if isinstance(a, float) and isinstance(b, float):
             return float(_binary(op, np.float64(a), np.float64(b)))
         fa = a.f if isinstance(a, _XFunc) else (lambda x, c=a: np.full_like(x, c))
         fb = b.f if isinstance(b, _XFunc) else (lambda x, c=b: np.full_like(x, c))
-        return _XFunc(lambda x: _binary(op, fa(x), fb(x)))
+        return _XFunc(lambda x: _binary(op, fa(x), fb(x)), f"({_src(a)}{op}{_src(b)})")
 
     def apply(self, name: str, arg: Value, tok: _Tok) -> Value:
         if name in ("dx", "dt"):
@@ -234,8 +272,9 @@ class _Parser:
                 raise self.error(tok, "function not available on u-expressions (use sin, cos, exp)")
             return getattr(PDE, name)(arg)
         if isinstance(arg, float):
-            return float(_NUMERIC_FUNCS[name](np.float64(arg)))
-        return _XFunc(lambda x, f=arg.f, g=_NUMERIC_FUNCS[name]: g(f(x)))
+            with np.errstate(all="ignore"):  # exp(1000) = inf is reported where it becomes a coefficient
+                return float(_NUMERIC_FUNCS[name](np.float64(arg)))
+        return _XFunc(lambda x, f=arg.f, g=_NUMERIC_FUNCS[name]: g(f(x)), f"{name}({_src(arg)})")
 
     def derivative(self, var: str, v: Value, tok: _Tok) -> Value:
         if not isinstance(v, Expr):
@@ -260,6 +299,7 @@ def parse_pde(
     equation: str,
     ic: str | Callable[[np.ndarray], np.ndarray],
     x: np.ndarray | None = None,
+    canonical: bool = True,
 ) -> PDE:
     """Parse a one-unknown periodic PDE in text form with its initial condition.
 
@@ -271,14 +311,25 @@ def parse_pde(
         u(0, x), e.g. ``"sin(pi*x)"``.
     x : np.ndarray, optional
         Points on which functions are sampled (default: 128 periodic points on [-1, 1)).
+    canonical : bool
+        Rewrite the equation into the training family's form (`foundry.pde.graph.canonical`), so
+        that equivalent ways of writing it give one graph and one prediction.
     """
     pde = PDE() if x is None else PDE(x=np.asarray(x, dtype=np.float64))
     u = pde.unknown("u")
     lhs = _Parser(equation, pde, u).equation()
     if not isinstance(lhs, Expr) or not _contains_dt(lhs):
         raise PDEParseError(f"the equation {equation!r} has no time derivative u_t")
-    pde.eq(lhs)
-    pde.ic(u, parse_function(ic) if isinstance(ic, str) else ic)
+    pde.eq(canonicalize(lhs, u) if canonical else lhs)
+    g = parse_function(ic) if isinstance(ic, str) else ic
+    with np.errstate(all="ignore"):
+        values = np.broadcast_to(np.asarray(g(pde.x), dtype=np.float64), pde.x.shape)
+    bad = first_bad_point(values, pde.x)
+    if bad is not None:
+        raise PDEParseError(
+            f"the initial condition {ic if isinstance(ic, str) else 'u0'!r} is not finite: {bad}"
+        )
+    pde.ic(u, values.copy())
     return pde
 
 

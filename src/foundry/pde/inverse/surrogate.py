@@ -138,7 +138,9 @@ class Surrogate:
         """Input features [S * n_ic, m, d] for S candidates (node_scalar [S, n_scalar])."""
         s = node_scalar.shape[0]
         nb = self.model.config.num_branches
-        scal = self.model.scalar_encoder(node_scalar[:, self.scalar_keep, None])  # [S, ns, d]
+        scal = self.model.scalar_encoder(
+            self.model.scalar_features(node_scalar[:, self.scalar_keep])
+        )  # [S, ns, d]
         fun = self.fixed_tokens[None, None].expand(s, self.num_ic, -1, -1)  # [S, n_ic, F*nb, d]
         parts = [self.ic_tokens[None].expand(s, -1, -1, -1), fun[:, :, nb:]]
         if field_rows:

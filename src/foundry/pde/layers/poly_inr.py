@@ -62,12 +62,15 @@ class PolyINR(nn.Module):
         shifts: list[torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Evaluate at coordinates ``z`` [..., Q, dim_in]; scales/shifts are [..., dim_hidden] per layer."""
-        h: torch.Tensor | float = 1.0
+        h = self.affines[0](z)  # h_0 = 1: the first product is the affine map itself
         for i in range(self.num_hidden):
-            h = self.denses[i](h * self.affines[i](z))
-            if scales is not None:
+            h = self.denses[i](h if i == 0 else h * self.affines[i](z))
+            if scales is not None and shifts is not None:
+                h = torch.addcmul(shifts[i].unsqueeze(-2), h, 1 + scales[i].unsqueeze(-2))  # one pass
+            elif scales is not None:
                 h = h * (1 + scales[i].unsqueeze(-2))
-            if shifts is not None:
+            elif shifts is not None:
                 h = h + shifts[i].unsqueeze(-2)
-            h = torch.clamp(F.leaky_relu(h, 0.2), -256.0, 256.0)
+            # hardtanh = clamp to [-256, 256]; its backward is one kernel where clamp's takes four
+            h = F.hardtanh(F.leaky_relu(h, 0.2), -256.0, 256.0)
         return self.out(h)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
@@ -26,6 +26,9 @@ class PDEformerConfig:
     function_hidden, function_layers, num_branches : weighted DeepSet function encoder
     hypernet_hidden, hypernet_layers : per-layer scale/shift hypernets d_model -> inr_hidden
     num_node_types, num_degree, num_spatial : embedding table sizes
+    log_scalars : the scalar encoder reads (c, sign c, log10|c|) instead of c alone, so that
+        coefficients spanning decades (kappa in [1e-3, 1]) are told apart; checkpoints without
+        the field load with False
     """
 
     d_model: int = 128
@@ -44,13 +47,14 @@ class PDEformerConfig:
     num_node_types: int = NUM_NODE_TYPES
     num_degree: int = 32
     num_spatial: int = 16
+    log_scalars: bool = False
 
     @property
     def num_mod(self) -> int:
         """Modulation nodes per unknown = modulated INR hidden layers."""
         return self.inr_layers - 1
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | bool]:
         return asdict(self)
 
 
@@ -103,7 +107,10 @@ class PDEformer(nn.Module):
         self.graph_sizes = graph_sizes or GraphSizes(
             num_branches=c.num_branches, num_spatial=c.num_spatial, num_degree=c.num_degree
         )
-        self.scalar_encoder = MLP(1, c.scalar_hidden, c.d_model, c.scalar_layers)
+        self.scalar_encoder = MLP(3 if c.log_scalars else 1, c.scalar_hidden, c.d_model, c.scalar_layers)
+        # encode only the function slots that hold a function (exact: padded branch nodes are masked
+        # out of every real node's attention); off reproduces the original full-padding computation
+        self.skip_empty_functions = True
         self.function_encoder = WeightedDeepSet(
             c.d_model, c.function_hidden, c.function_layers, c.num_branches
         )
@@ -118,10 +125,34 @@ class PDEformer(nn.Module):
         )
         self.inr = PolyINR(2, c.inr_hidden, 1, c.inr_layers)
 
+    def scalar_features(self, node_scalar: torch.Tensor) -> torch.Tensor:
+        """Node scalars [B, n] -> scalar encoder input [B, n, 1 or 3] (see ``log_scalars``)."""
+        c = node_scalar.unsqueeze(-1)
+        if not self.config.log_scalars:
+            return c
+        nonzero = c != 0
+        log = torch.where(nonzero, torch.log10(c.abs().clamp_min(1e-30)), torch.zeros_like(c))
+        return torch.cat([c, torch.sign(c), log], dim=-1)
+
+    def encode_functions(self, graph: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Function point sets [B, F, P, 2] -> branch tokens [B, F * num_branches, d_model]."""
+        fv = graph["function_values"]
+        b, f = fv.shape[:2]
+        if not (self.skip_empty_functions and fv.device.type == "cpu"):  # a GPU skips the host sync
+            return self.function_encoder(fv)
+        n_scalar = graph["node_scalar"].shape[1]
+        real = graph["node_type"][:, n_scalar :: self.config.num_branches] > 0  # [B, F]
+        if bool(real.all()):
+            return self.function_encoder(fv)
+        tokens = self.function_encoder(fv[real].unsqueeze(0))[0]  # [n_real * branches, d]
+        out = tokens.new_zeros(b, f, self.config.num_branches, self.config.d_model)
+        out[real] = tokens.view(-1, self.config.num_branches, self.config.d_model)
+        return out.view(b, f * self.config.num_branches, self.config.d_model)
+
     def encode(self, graph: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Graph arrays (batched `PDEGraph` fields) -> modulation embeddings [B, num_mod, d_model]."""
-        scalar = self.scalar_encoder(graph["node_scalar"].unsqueeze(-1))  # [B, n_scalar, d]
-        functions = self.function_encoder(graph["function_values"])  # [B, n_fn * branches, d]
+        """Graph arrays (batched `PDEGraph` fields, padded or `trim_padding`-ed) -> [B, num_mod, d_model]."""
+        scalar = self.scalar_encoder(self.scalar_features(graph["node_scalar"]))  # [B, n_scalar, d]
+        functions = self.encode_functions(graph)  # [B, n_fn * branches, d]
         h = self.graph_encoder(
             torch.cat([scalar, functions], dim=1),
             graph["node_type"],
@@ -142,6 +173,12 @@ class PDEformer(nn.Module):
         return self.decode(self.encode(graph), coords)
 
 
+def preset_name(config: dict) -> str | None:
+    """The preset a checkpoint's ``model_config`` was built from (options such as log_scalars aside)."""
+    c = replace(PDEformerConfig(**config), log_scalars=False)
+    return next((name for name, preset in PRESETS.items() if preset == c), None)
+
+
 def build_model(size: str | PDEformerConfig) -> PDEformer:
     """A PDEformer from a preset name (XS, S, M, L, XL) or a config."""
     if isinstance(size, str):
@@ -149,6 +186,24 @@ def build_model(size: str | PDEformerConfig) -> PDEformer:
             raise ValueError(f"unknown model size {size!r}; choose one of {sorted(PRESETS)}")
         size = PRESETS[size]
     return PDEformer(size)
+
+
+def with_log_scalars(model: PDEformer) -> PDEformer:
+    """A copy of ``model`` whose scalar encoder also reads sign(c) and log10|c|, same outputs.
+
+    The new input columns of the first layer start at zero, so the result predicts exactly what
+    ``model`` does; training then learns to use them (how a shipped checkpoint is extended).
+    """
+    if model.config.log_scalars:
+        return model
+    new = PDEformer(replace(model.config, log_scalars=True)).to(next(model.parameters()).device)
+    state = model.state_dict()
+    w = state["scalar_encoder.0.weight"]
+    state["scalar_encoder.0.weight"] = torch.cat(
+        [w, torch.zeros(w.shape[0], 2, dtype=w.dtype, device=w.device)], 1
+    )
+    new.load_state_dict(state)
+    return new
 
 
 def num_parameters(model: nn.Module) -> int:

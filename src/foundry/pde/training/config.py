@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -20,7 +21,26 @@ class TrainConfig(BaseModel):
     model_size: str = Field("XS", description="Preset name: XS, S, M, L or XL.")
     batch_size: int = Field(16, gt=0, description="PDEs per step (per process under DDP).")
     num_query_points: int = Field(2048, gt=0, description="Random (t, x) points per PDE per step.")
-    lr: float = Field(1e-3, gt=0, description="Peak Adam learning rate.")
+    function_points: int | None = Field(
+        None,
+        gt=0,
+        description="Random points of each function the function encoder sees per step (None: all).",
+    )
+    log_scalars: bool = Field(
+        False,
+        description="Scalar encoder reads (c, sign c, log10|c|); extends an init_from checkpoint exactly.",
+    )
+    lr: float = Field(1e-3, gt=0, description="Peak Adam learning rate at lr_reference_batch.")
+    lr_scaling: Literal["none", "linear", "sqrt"] = Field(
+        "none", description="Scale lr with the global batch (batch_size x processes) / lr_reference_batch."
+    )
+    lr_reference_batch: int = Field(16, gt=0, description="Global batch at which lr is the given value.")
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: autocast forward on CUDA/CPU.")
+    tf32: bool = Field(False, description="Allow TF32 matrix products on CUDA.")
+    data_on_device: bool | None = Field(
+        None, description="Hold the data on the device and draw batches there (None: on for CUDA)."
+    )
+    shard_data: bool = Field(True, description="Under DDP each process loads only its slice of the file.")
     warmup_steps: int = Field(300, ge=0, description="Linear warm-up steps before the cosine decay.")
     max_steps: int = Field(10_000, gt=0, description="Total optimizer steps (the cosine's length).")
     min_lr_ratio: float = Field(0.02, ge=0, le=1, description="Final lr as a fraction of the peak.")

@@ -55,8 +55,10 @@ class TrainProgress:
         if not self.started:  # the first step seen: a resumed run's ETA counts only this run's speed
             self.progress.reset(self.task, completed=step - 1)
             self.started = True
-        self.losses.append(metrics["loss"])
-        fields = {"loss": f"{sum(self.losses) / len(self.losses):.4f}"}
+        fields = {}
+        if "loss" in metrics:  # on a GPU the loss is read back only every log_every steps
+            self.losses.append(metrics["loss"])
+            fields["loss"] = f"{sum(self.losses) / len(self.losses):.4f}"
         if metrics.get("test_rel_l2") is not None:
             fields["held_out"] = f"{metrics['test_rel_l2']:.4f}"
         self.progress.update(self.task, completed=step, **fields)

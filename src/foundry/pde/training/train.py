@@ -15,15 +15,16 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from foundry.pde.checkpoint import read_checkpoint, save_checkpoint
-from foundry.pde.data.dataset import PDEDataset
+from foundry.pde.data.dataset import DeviceSampler, PDEDataset
 from foundry.pde.losses.nrmse import normalized_rmse
-from foundry.pde.models.pdeformer import PRESETS, PDEformer
+from foundry.pde.models.pdeformer import PRESETS, PDEformer, PDEformerConfig, with_log_scalars
 from foundry.pde.training.config import TrainConfig
 from foundry.pde.training.evaluate import evaluate
 from foundry.pde.training.schedule import warmup_cosine
@@ -66,6 +67,12 @@ def _init_distributed(device: torch.device) -> tuple[int, int]:
     return dist.get_rank(), world
 
 
+def lr_scale(global_batch: int, reference_batch: int, rule: str) -> float:
+    """Learning-rate multiplier for a global batch: 1 ("none"), B/B_ref ("linear") or sqrt(B/B_ref)."""
+    ratio = global_batch / reference_batch
+    return {"none": 1.0, "linear": ratio, "sqrt": ratio**0.5}[rule]
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C during `train`, raised after ``last.pt`` and ``best.pt`` were saved at ``step``."""
 
@@ -85,21 +92,36 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict], None] | None = None) 
     device = select_device(cfg.device)
     rank, world = _init_distributed(device)
     torch.manual_seed(cfg.seed)
-    model_cfg = PRESETS[cfg.model_size]
+    model_cfg = replace(PRESETS[cfg.model_size], log_scalars=cfg.log_scalars)
     model = PDEformer(model_cfg).to(device)
     if cfg.init_from is not None:  # finetuning: weights only; a resume below still takes precedence
         init = read_checkpoint(cfg.init_from, device)
-        if init["model_config"] != model_cfg.to_dict():
+        init_cfg = PDEformerConfig(**init["model_config"])
+        if replace(init_cfg, log_scalars=False) != PRESETS[cfg.model_size]:
             raise ValueError(
                 f"init_from {cfg.init_from} holds a different model size than {cfg.model_size!r}"
             )
+        model = PDEformer(init_cfg).to(device)
         model.load_state_dict(init["model"])
+        if cfg.log_scalars:  # an older checkpoint gains the log-scalar inputs, predicting the same at first
+            model = with_log_scalars(model)
+        model_cfg = model.config
     out = Path(cfg.out_dir)
     resume = cfg.resume and (out / "last.pt").exists()
     ckpt = read_checkpoint(out / "last.pt", device) if resume else None  # before the (slow) data
-    data = PDEDataset(cfg.train_data, num_mod=model_cfg.num_mod, limit=cfg.train_limit)
-    test = PDEDataset(cfg.test_data, num_mod=model_cfg.num_mod) if cfg.test_data else None
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    shard = (rank, world) if world > 1 and cfg.shard_data else (0, 1)
+    data = PDEDataset(cfg.train_data, num_mod=model_cfg.num_mod, limit=cfg.train_limit, shard=shard)
+    test = PDEDataset(cfg.test_data, num_mod=model_cfg.num_mod) if cfg.test_data and rank == 0 else None
+    on_device = cfg.data_on_device if cfg.data_on_device is not None else device.type == "cuda"
+    sampler = DeviceSampler(data, device, seed=cfg.seed * 1000 + rank) if on_device else None
+    if device.type == "cuda" and cfg.tf32:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    peak_lr = cfg.lr * lr_scale(cfg.batch_size * world, cfg.lr_reference_batch, cfg.lr_scaling)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+    # a GPU is never asked for the loss on steps that do not log: .item() would stall its queue
+    sync_every = 1 if device.type == "cpu" else cfg.log_every
+    opt = torch.optim.Adam(model.parameters(), lr=peak_lr)
     step, best, elapsed_before = 0, float("inf"), 0.0
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
@@ -109,7 +131,7 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict], None] | None = None) 
 
     def set_lr(elapsed: float) -> float:
         frac = elapsed / budget_s if budget_s else 0.0
-        lr = cfg.lr * warmup_cosine(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio, frac)
+        lr = peak_lr * warmup_cosine(step, cfg.warmup_steps, cfg.max_steps, cfg.min_lr_ratio, frac)
         for group in opt.param_groups:
             group["lr"] = lr
         return lr
@@ -124,7 +146,8 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict], None] | None = None) 
         (out / "config.json").write_text(cfg.model_dump_json(indent=1))
     rng = np.random.default_rng([cfg.seed, rank, step])  # a resumed run does not replay old batches
     log = open(out / "log.jsonl", "a") if rank == 0 else None  # noqa: SIM115
-    t_start, losses = time.time() - elapsed_before, []
+    t_start = time.time() - elapsed_before
+    loss_sum, loss_count = torch.zeros((), device=device), 0
 
     def checkpoint(rel_l2: float | None) -> None:
         nonlocal best
@@ -147,24 +170,39 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict], None] | None = None) 
             # ---- one optimizer step ----
             model.train()
             idx = rng.integers(0, len(data), size=cfg.batch_size)
-            graph, coords, labels = data.sample(idx, cfg.num_query_points, rng, cfg.x_shift, device)
-            loss = normalized_rmse(ddp(graph, coords), labels, cfg.loss_eps)
+            if sampler is not None:
+                graph, coords, labels = sampler.sample(
+                    idx, cfg.num_query_points, cfg.x_shift, cfg.function_points
+                )
+            else:
+                graph, coords, labels = data.sample(
+                    idx, cfg.num_query_points, rng, cfg.x_shift, device, cfg.function_points
+                )
+            with autocast:
+                pred = ddp(graph, coords)
+            loss = normalized_rmse(pred.float(), labels, cfg.loss_eps)
             lr = set_lr(time.time() - t_start)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
-            losses.append(loss.item())
-            metrics = {"loss": losses[-1], "lr": lr}  # for on_step
+            loss_sum += loss.detach()
+            loss_count += 1
+            metrics: dict = {"lr": lr}  # for on_step
+            if step % sync_every == 0:
+                metrics["loss"] = loss.item()
             elapsed = time.time() - t_start
             out_of_time = cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes
-            if world > 1:  # every rank must agree to stop, or the others would wait forever
-                import torch.distributed as dist
+            if world > 1:  # all ranks must agree to stop; they compare clocks only every log_every steps
+                if step % cfg.log_every:
+                    out_of_time = False
+                else:
+                    import torch.distributed as dist
 
-                flag = torch.tensor([float(out_of_time)], device=device)
-                dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-                out_of_time = bool(flag.item())
+                    flag = torch.tensor([float(out_of_time)], device=device)
+                    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+                    out_of_time = bool(flag.item())
             if rank != 0:
                 if out_of_time:
                     break
@@ -174,12 +212,12 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict], None] | None = None) 
             if step % cfg.log_every == 0:
                 record = {
                     "step": step,
-                    "loss": float(np.mean(losses)),
+                    "loss": float(loss_sum) / loss_count,
                     "lr": lr,
                     "grad_norm": float(grad_norm),
                     "elapsed_s": round(elapsed, 1),
                 }
-                losses = []
+                loss_sum, loss_count = torch.zeros((), device=device), 0
             if step % cfg.eval_every == 0 or step == cfg.max_steps or out_of_time:
                 rel = None
                 if test is not None:
