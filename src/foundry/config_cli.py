@@ -160,6 +160,8 @@ def _help(f: FlatField, text: str | None) -> str:
     text = (text or f.info.description or "").rstrip(".")
     if text[:1].isascii():  # (not "σ_g" -> "Σ_g")
         text = text[:1].upper() + text[1:]
+    if f.info.is_required():
+        return f"{text}. [required]"
     default = f.info.get_default(call_default_factory=True)
     if isinstance(default, list | tuple):
         default = ",".join(map(str, default))
@@ -169,9 +171,11 @@ def _help(f: FlatField, text: str | None) -> str:
 def _parameter(f: FlatField, text: str | None = None) -> inspect.Parameter:
     import typer
 
-    opt = typer.Option(f.option, help=_help(f, text), show_default=False)
+    kind = _cli_type(f.info)
+    names = f"{f.option}/--no-{f.option[2:]}" if kind is bool else f.option  # a switch both ways
+    opt = typer.Option(names, help=_help(f, text), show_default=False)
     return inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                             annotation=Annotated[_cli_type(f.info) | None, opt])
+                             annotation=Annotated[kind | None, opt])
 
 
 def config_options(model: type[M], *, param: str = "config", only: Iterable[str] | None = None,

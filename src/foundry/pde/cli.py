@@ -9,7 +9,8 @@ from pathlib import Path
 
 import typer
 
-from foundry.cli_errors import bad_option
+from foundry.config_cli import config_options
+from foundry.pde.training.config import TrainConfig
 
 app = typer.Typer(help="PDEformer-1: symbolic PDE -> graph Transformer -> INR.", no_args_is_help=True)
 
@@ -71,53 +72,19 @@ def generate(
 
 
 @app.command()
-def train(
-    train_data: Path = typer.Option(..., help="HDF5 training file from `foundry pde generate`."),
-    test_data: Path | None = typer.Option(None, help="Held-out HDF5 file for evaluation."),
-    out_dir: Path | None = typer.Option(None, help="Checkpoints and log.jsonl go here [out/pde/run]."),
-    model_size: str | None = typer.Option(None, help="XS, S, M, L or XL [XS]."),
-    batch_size: int | None = typer.Option(None, help="PDEs per step [16]."),
-    num_query_points: int | None = typer.Option(None, help="Random (t, x) points per PDE per step [2048]."),
-    function_points: int | None = typer.Option(
-        None, help="Function encoder points per function per step [all]."
-    ),
-    log_scalars: bool | None = typer.Option(None, help="Scalar encoder also reads sign and log10|c| [off]."),
-    lr: float | None = typer.Option(None, help="Peak learning rate [1e-3] at --lr-reference-batch."),
-    lr_scaling: str | None = typer.Option(None, help="none, linear or sqrt in the global batch [none]."),
-    lr_reference_batch: int | None = typer.Option(None, help="Global batch at which --lr holds [16]."),
-    precision: str | None = typer.Option(None, help="fp32 or bf16 (autocast) [fp32]."),
-    tf32: bool | None = typer.Option(None, help="Allow TF32 matrix products on CUDA [off]."),
-    data_on_device: bool | None = typer.Option(None, help="Data on the device, batches drawn there [CUDA]."),
-    warmup_steps: int | None = typer.Option(None, help="Warm-up steps [300]."),
-    max_steps: int | None = typer.Option(None, help="Total steps, the cosine's length [10000]."),
-    eval_every: int | None = typer.Option(None, help="Steps between evaluations/checkpoints [1000]."),
-    log_every: int | None = typer.Option(None, help="Steps between log lines [50]."),
-    max_minutes: float | None = typer.Option(None, help="Stop and checkpoint after this wall time."),
-    train_limit: int | None = typer.Option(None, help="Use only the first N training samples."),
-    seed: int | None = typer.Option(None, help="Seed [0]."),
-    device: str | None = typer.Option(None, help="auto, cpu, cuda, cuda:N or mps [auto]."),
-    resume: bool = typer.Option(True, help="Continue from out_dir/last.pt if present."),
-    init_from: Path | None = typer.Option(None, help="Finetune: start from this checkpoint's weights."),
-) -> None:
+@config_options(TrainConfig, param="cfg", default_hint="--train-data")
+def train(cfg: TrainConfig) -> None:
     """Train a PDEformer (single process, or DDP when launched with torchrun).
 
     Writes last.pt (resume point) and best.pt (lowest held-out error; without --test-data, the
     final weights) into --out-dir. Ctrl-C saves both and stops; the same command then resumes.
     """
-    given = {k: v for k, v in locals().items() if v is not None}
     import os
 
-    from pydantic import ValidationError
-
-    from foundry.pde.training.config import TrainConfig
     from foundry.pde.training.progress import TrainProgress
     from foundry.pde.training.train import TrainingInterrupted, select_device
     from foundry.pde.training.train import train as run
 
-    try:
-        cfg = TrainConfig(**given)
-    except ValidationError as e:
-        raise bad_option(e, default="--train-data") from None
     for name in ("train_data", "test_data", "init_from"):
         path = getattr(cfg, name)
         if path is not None and not path.exists():

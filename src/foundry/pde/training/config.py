@@ -7,8 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from foundry.pde.models.pdeformer import PRESETS
-
 
 class TrainConfig(BaseModel):
     """Everything `foundry.pde.training.train.train` needs; one default per field, here."""
@@ -62,6 +60,8 @@ class TrainConfig(BaseModel):
     @field_validator("model_size")
     @classmethod
     def _known_size(cls, v: str) -> str:
+        from foundry.pde.models.pdeformer import PRESETS  # (torch; the CLI reads this module at start-up)
+
         if v not in PRESETS:
             raise ValueError(f"unknown model_size {v!r}; choose one of {sorted(PRESETS)}")
         return v
