@@ -93,12 +93,6 @@ class _SchedulerBase(BaseModel):
         """This config with another policy (validated)."""
         return replace(self, policy=policy)
 
-    @property
-    def policy_options(self) -> BaseModel | None:
-        """The option group of the configured policy (None for a policy without options)."""
-        group = POLICIES[self.policy].options
-        return None if group is None else getattr(self, group[0])
-
 
 # One section per option group of the registry, so that registering a policy is the only edit.
 _GROUPS = {name: model for spec in POLICIES.values() if spec.options for name, model in [spec.options]}
