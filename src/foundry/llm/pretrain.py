@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from foundry.llm.checkpoint import save_checkpoint
 from foundry.llm.config import ModelConfig
 from foundry.llm.layers.attention import AttentionMetadata
+from foundry.llm.loader import load_model
 from foundry.llm.models.llama import LlamaForCausalLM
 from foundry.llm.tokenizer import Tokenizer
 
@@ -116,6 +117,8 @@ def main() -> None:
     ap.add_argument("--size", choices=sorted(SIZES), default="small")
     ap.add_argument("--minutes", type=float, default=45.0, help="training time budget")
     ap.add_argument("--tokenizer", type=Path, help="reuse this checkpoint's tokenizer (a draft's target)")
+    ap.add_argument("--init", type=Path, help="continue from this checkpoint (its weights, shape and "
+                    "tokenizer; a fresh optimizer and schedule); its train.json's steps are counted in")
     ap.add_argument("--vocab-size", type=int, default=4096)
     ap.add_argument("--context", type=int, default=1024, help="positions of the model")
     ap.add_argument("--window", type=int, default=256, help="training sequence length")
@@ -131,7 +134,12 @@ def main() -> None:
 
     train_files, held_files = split(corpus_files())
     train_texts, held_texts = read(train_files), read(held_files)
-    if args.tokenizer:
+    init, prior = None, {"steps": 0, "tokens_seen": 0, "minutes": 0.0}
+    if args.init:
+        init, tokenizer, _ = load_model(str(args.init))
+        if (args.init / "train.json").is_file():
+            prior = {k: json.loads((args.init / "train.json").read_text())[k] for k in prior}
+    elif args.tokenizer:
         tokenizer = Tokenizer.from_dir(args.tokenizer, None, None)
     else:
         tokenizer = train_tokenizer(train_texts, args.vocab_size)
@@ -140,11 +148,13 @@ def main() -> None:
           f"{len(held_ids):,} tokens, vocab {tokenizer.vocab_size}, {time.monotonic() - t0:.0f} s",
           flush=True)
 
-    cfg = model_config(args.size, tokenizer.vocab_size, tokenizer, args.context)
-    model = LlamaForCausalLM(cfg)
-    for p in model.parameters():  # small-init (GPT-2 style); norms stay 1
-        if p.dim() > 1:
-            torch.nn.init.normal_(p, std=0.02)
+    if init is not None:
+        model = init.float()
+    else:
+        model = LlamaForCausalLM(model_config(args.size, tokenizer.vocab_size, tokenizer, args.context))
+        for p in model.parameters():  # small-init (GPT-2 style); norms stay 1
+            if p.dim() > 1:
+                torch.nn.init.normal_(p, std=0.02)
     num_params = sum(p.numel() for p in model.parameters())
     decay = [p for p in model.parameters() if p.dim() > 1]
     no_decay = [p for p in model.parameters() if p.dim() <= 1]
@@ -187,10 +197,12 @@ def main() -> None:
     (args.out / "tokenizer_config.json").write_text(json.dumps(
         {"bos_token": "<|bos|>", "eos_token": "<|eos|>", "add_bos_token": False}, indent=1))
     (args.out / "train.json").write_text(json.dumps({
-        "size": args.size, "num_params": num_params, "steps": step,
-        "tokens_seen": step * args.batch * args.window,
+        "size": args.size, "num_params": num_params, "steps": prior["steps"] + step,
+        "tokens_seen": prior["tokens_seen"] + step * args.batch * args.window,
+        "init": None if args.init is None else {"from": str(args.init), **prior},
         "train_tokens": len(train_ids), "held_out_tokens": len(held_ids), "held_out_perplexity": ppl,
-        "held_out_perplexity_window": args.window, "minutes": args.minutes, "threads": args.threads,
+        "held_out_perplexity_window": args.window, "minutes": prior["minutes"] + args.minutes,
+        "threads": args.threads,
         "wall_s": time.monotonic() - t0, "args": {k: str(v) for k, v in vars(args).items()}, "log": log,
         "corpus": f"Python {sysconfig.get_python_version()} standard library .py files (PSF licence), "
                   f"minus {sorted(SKIP_DIRS)}; every {HELD_OUT_EVERY}th file (sorted by path) held out",
