@@ -1,0 +1,81 @@
+"""RLConfig: one run of RL post-training (task, algorithm, mode, sizes), validated, with per-mode defaults."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from foundry.rl.grpo import GRPOConfig
+
+Mode = Literal["sync", "sync-disagg", "stream", "async"]
+MODES: dict[str, str] = {
+    "sync": "colocated, batch-synchronous (verl's default): all workers generate, then the trainer trains "
+            "on every core",
+    "sync-disagg": "disaggregated, batch-synchronous: one core generates, one trains, in turn",
+    "stream": "disaggregated, streamed (StreamRL-Sync): groups train as they finish; one exact step per "
+              "batch",
+    "async": "disaggregated, streamed, one-step asynchronous (StreamRL-Async): batch k+1 generates while "
+             "batch k trains",
+}
+
+
+class RLConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    task: str = Field("rle", description="rle (run-length decoding, heavy-tailed lengths) or reverse "
+                      "(control)")
+    algo: Literal["grpo"] = Field("grpo", description="the RL algorithm")
+    mode: Mode = Field("sync", description="; ".join(f"{k}: {v}" for k, v in MODES.items()))
+    steps: int = Field(20, ge=1, description="RL iterations (one optimizer step each)")
+    prompts_per_step: int = Field(16, ge=1, description="prompts per batch")
+    n: int = Field(8, ge=2, description="samples per prompt (a GRPO group)")
+    temperature: float = Field(1.0, gt=0, description="sampling temperature of rollouts")
+    lr: float = Field(5e-4, gt=0, description="RL learning rate")
+    clip: float = Field(0.2, gt=0, description="PPO clip range")
+    kl_coef: float = Field(0.02, ge=0, description="KL penalty to the reference (the SFT policy)")
+    max_staleness: int | None = Field(None, ge=0, description="trainer version minus a sample's oldest "
+                                      "token version, at most (unset: 1 in async, else 0)")
+    num_workers: int | None = Field(None, ge=1, description="rollout engine instances (unset: 2 in sync "
+                                    "[every core], else 1)")
+    trainer_threads: int | None = Field(None, ge=1, description="torch threads of the trainer (unset: 2 in "
+                                        "sync [every core], else 1)")
+    micro_batch_groups: int = Field(4, ge=1, description="groups per trainer micro-batch")
+    max_batch: int = Field(64, ge=1, description="running requests per rollout engine")
+    hidden: int = Field(128, ge=16, description="policy width")
+    layers: int = Field(4, ge=1, description="policy depth")
+    sft_steps: int = Field(600, ge=0, description="SFT warm-up steps before RL")
+    sft_batch: int = Field(32, ge=1, description="SFT batch size")
+    sft_lr: float = Field(2e-3, gt=0, description="SFT learning rate")
+    eval_prompts: int = Field(64, ge=1, description="held-out prompts for the greedy evaluation")
+    seed: int = Field(0, description="seeds prompts, sampling and initial weights")
+
+    @model_validator(mode="after")
+    def _known_task(self) -> RLConfig:
+        from foundry.rl.tasks import TASKS
+        if self.task not in TASKS:
+            raise ValueError(f"task: unknown task {self.task!r}; choose one of {sorted(TASKS)}")
+        return self
+
+    @property
+    def staleness_bound(self) -> int:
+        return self.max_staleness if self.max_staleness is not None else int(self.mode == "async")
+
+    @property
+    def workers(self) -> int:
+        return self.num_workers or (2 if self.mode == "sync" else 1)
+
+    @property
+    def threads(self) -> int:
+        return self.trainer_threads or (2 if self.mode == "sync" else 1)
+
+    @property
+    def streams(self) -> bool:
+        return self.mode in ("stream", "async")
+
+    @property
+    def colocated(self) -> bool:
+        return self.mode == "sync"
+
+    def grpo(self) -> GRPOConfig:
+        return GRPOConfig(clip=self.clip, kl_coef=self.kl_coef)

@@ -1,0 +1,157 @@
+"""The trainer: GRPO updates on groups as they arrive, one optimizer step per batch.
+
+`accumulate(groups)` back-propagates the *summed* loss of a micro-batch; `step(total_tokens)` divides the
+accumulated gradients by the batch's token count, clips and steps. A batch streamed in any order and in
+any micro-batches therefore gets the update of the batch taken at once (up to float summation order):
+StreamRL's dynamic-batch pipelining with on-policy semantics ("exact" streaming).
+
+Versions: the weights after `k` steps are version `k`. The trainer keeps the weights of the last
+`max_staleness + 1` versions so it can recompute each token's behaviour logprob under the version that
+sampled it (the ratio's denominator) and refuses a sample older than that.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from foundry.llm.config import ModelConfig
+from foundry.llm.models.llama import LlamaForCausalLM
+from foundry.rl.grpo import GRPOConfig, group_advantages, token_loss
+from foundry.rl.model import token_logprobs
+from foundry.rl.samples import Group
+
+Weights = dict[str, torch.Tensor]
+
+
+def clone_weights(model: torch.nn.Module) -> Weights:
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+
+class Trainer:
+    def __init__(self, cfg: ModelConfig, weights: Weights, grpo: GRPOConfig, lr: float = 1e-3,
+                 max_staleness: int = 0, threads: int | None = None, reference: Weights | None = None,
+                 max_grad_norm: float = 1.0) -> None:
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.cfg, self.grpo, self.max_staleness, self.max_grad_norm = cfg, grpo, max_staleness, max_grad_norm
+        self.model = LlamaForCausalLM(cfg)
+        self.model.load_weights(weights)
+        self.model.train()
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=lr, betas=(0.9, 0.99),
+                                           weight_decay=0.0)
+        self.version = 0
+        self.snapshots: dict[int, Weights] = {0: clone_weights(self.model)}
+        self.reference = reference if reference is not None else clone_weights(self.model)
+        self._batch = self._empty_sums()
+
+    @staticmethod
+    def _empty_sums() -> dict[str, float]:
+        return {"loss": 0.0, "tokens": 0, "kl": 0.0, "clipped": 0.0, "samples": 0, "groups": 0, "busy_s": 0.0}
+
+    # ---- one batch ---------------------------------------------------------------------------
+    def accumulate(self, groups: list[Group]) -> dict[str, float]:
+        """Back-propagate the summed GRPO loss of these whole groups (gradients add up until `step`)."""
+        if not groups:
+            return {}
+        start = time.perf_counter()
+        samples = [(g, s) for g in groups for s in g.samples]
+        for _, s in samples:
+            if self.version - s.oldest_version > self.max_staleness:
+                raise ValueError(f"staleness: a sample from version {s.oldest_version} reached the "
+                                 f"trainer at version {self.version} (bound {self.max_staleness})")
+        prompts = [g.prompt_ids for g, _ in samples]
+        completions = [s.token_ids for _, s in samples]
+        lps = token_logprobs(self.model, prompts, completions)
+        old = self._behaviour_logprobs(prompts, completions, [s.versions for _, s in samples], lps)
+        ref = None
+        if self.grpo.kl_coef > 0:
+            with torch.no_grad():
+                ref = self._logprobs_under(self.reference, prompts, completions)
+        advantages = {id(g): group_advantages(torch.tensor([s.reward for s in g.samples]),
+                                              self.grpo.scale_rewards, self.grpo.eps) for g in groups}
+        position = {id(s): j for g in groups for j, s in enumerate(g.samples)}
+        total = torch.zeros(())
+        for i, (g, s) in enumerate(samples):
+            a = advantages[id(g)][position[id(s)]].item()
+            loss, stats = token_loss(lps[i], old[i], None if ref is None else ref[i], a, self.grpo)
+            total = total + loss
+            self._batch["kl"] += stats["kl"]
+            self._batch["clipped"] += stats["clipped"]
+        total.backward()
+        self._batch["loss"] += total.item()
+        self._batch["tokens"] += sum(len(c) for c in completions)
+        self._batch["samples"] += len(samples)
+        self._batch["groups"] += len(groups)
+        self._batch["busy_s"] += time.perf_counter() - start
+        return {"tokens": sum(len(c) for c in completions)}
+
+    def reduce_gradients(self, total_tokens: int | None = None) -> None:
+        """Turn the summed gradients into the batch mean over `total_tokens` (default: those seen)."""
+        n = total_tokens if total_tokens is not None else self._batch["tokens"]
+        if n <= 0:
+            raise ValueError("step: no tokens were accumulated in this batch")
+        for p in self.model.parameters():
+            if p.grad is not None:
+                p.grad /= n
+
+    def step(self, total_tokens: int | None = None) -> dict[str, float]:
+        """Finish the batch: mean gradients, clip, one optimizer step; the weights become version + 1."""
+        start = time.perf_counter()
+        n = total_tokens if total_tokens is not None else self._batch["tokens"]
+        self.reduce_gradients(n)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm).item()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.version += 1
+        self.snapshots[self.version] = clone_weights(self.model)
+        for v in [v for v in self.snapshots if v < self.version - self.max_staleness]:
+            del self.snapshots[v]
+        b, self._batch = self._batch, self._empty_sums()
+        return {"version": self.version, "loss": b["loss"] / n, "kl": b["kl"] / n,
+                "clip_fraction": b["clipped"] / n, "grad_norm": grad_norm, "tokens": n,
+                "samples": b["samples"], "groups": b["groups"],
+                "busy_s": b["busy_s"] + time.perf_counter() - start}
+
+    # ---- logprobs under other weights --------------------------------------------------------
+    def _logprobs_under(self, weights: Weights, prompts: list[list[int]],
+                        completions: list[list[int]]) -> list[torch.Tensor]:
+        return token_logprobs(self.model, prompts, completions, weights=weights)
+
+    def _behaviour_logprobs(self, prompts: list[list[int]], completions: list[list[int]],
+                            versions: list[list[int]], current: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Each token's logprob under the weights that sampled it (the current ones, detached, when the
+        sample is on-policy)."""
+        old = [lp.detach().clone() for lp in current]
+        for v in sorted({x for vs in versions for x in vs} - {self.version}):
+            rows = [i for i, vs in enumerate(versions) if v in vs]
+            with torch.no_grad():
+                lps = self._logprobs_under(self.snapshots[v], [prompts[i] for i in rows],
+                                           [completions[i] for i in rows])
+            for i, lp in zip(rows, lps, strict=True):
+                mask = torch.tensor(versions[i]) == v
+                old[i][mask] = lp[mask]
+        return old
+
+    # ---- weights out, checkpoints ------------------------------------------------------------
+    def weights(self) -> Weights:
+        return clone_weights(self.model)
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.weights(), "optimizer": self.optimizer.state_dict(), "version": self.version,
+                "snapshots": self.snapshots, "reference": self.reference}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_weights(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.version, self.snapshots = state["version"], state["snapshots"]
+        self.reference = state["reference"]
+
+    def save(self, path: Path) -> None:
+        torch.save(self.state(), path)
+
+    def load(self, path: Path) -> None:
+        self.load_state(torch.load(path, weights_only=True))
