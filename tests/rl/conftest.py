@@ -12,5 +12,5 @@ from foundry.rl.run import initial_policy
 @pytest.fixture(scope="session")
 def tiny_policy():
     torch.set_num_threads(1)
-    config = RLConfig(hidden=32, layers=1, sft_steps=30, sft_batch=16)
+    config = RLConfig(hidden=32, layers=1, sft_steps=150, sft_batch=16)
     return initial_policy(config, log=lambda _: None)

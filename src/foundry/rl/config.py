@@ -48,6 +48,8 @@ class RLConfig(BaseModel):
     sft_batch: int = Field(32, ge=1, description="SFT batch size")
     sft_lr: float = Field(2e-3, gt=0, description="SFT learning rate")
     eval_prompts: int = Field(64, ge=1, description="held-out prompts for the greedy evaluation")
+    backend: Literal["ray", "local"] = Field("ray", description="actors as Ray processes (one machine or a "
+                                             "cluster) or as threads of this process")
     seed: int = Field(0, description="seeds prompts, sampling and initial weights")
 
     @model_validator(mode="after")

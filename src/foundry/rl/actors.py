@@ -1,0 +1,131 @@
+"""Where the controller's actors live: Ray actors (processes, on one machine or a cluster) or local
+threads (one process; for tests and for a quick look without Ray). The controller is written once
+against this small interface:
+
+    handle = backend.spawn(Class, *args, num_cpus=1)   # an actor: its calls run one at a time, in order
+    ref = handle.call("method", *args)                 # returns at once; `backend.get(ref)` waits
+    for item in handle.stream("generator_method", *args): ...   # items as the actor yields them
+
+Arguments may be refs from other calls (Ray resolves them; the local backend waits for them).
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, Protocol
+
+_END = object()
+
+
+class Handle(Protocol):
+    def call(self, method: str, *args: Any) -> Any: ...
+    def stream(self, method: str, *args: Any) -> Iterator[Any]: ...
+
+
+class RayBackend:
+    name = "ray"
+
+    def __init__(self) -> None:
+        import ray
+
+        if not ray.is_initialized():  # a caller on a cluster has already run ray.init(address=...)
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        self.ray = ray
+
+    def spawn(self, cls: type, *args: Any, num_cpus: float = 1) -> _RayHandle:
+        return _RayHandle(self.ray, self.ray.remote(num_cpus=num_cpus)(cls).remote(*args))
+
+    def wait_ready(self, handles: list[_RayHandle]) -> None:
+        self.ray.get([h.actor.__ray_ready__.remote() for h in handles])
+
+    def get(self, ref: Any) -> Any:
+        return self.ray.get(ref)
+
+    def kill(self, handle: _RayHandle) -> None:
+        self.ray.kill(handle.actor)
+
+
+class _RayHandle:
+    def __init__(self, ray: Any, actor: Any) -> None:
+        self.ray, self.actor = ray, actor
+
+    def call(self, method: str, *args: Any) -> Any:
+        return getattr(self.actor, method).remote(*args)
+
+    def stream(self, method: str, *args: Any) -> Iterator[Any]:
+        for ref in getattr(self.actor, method).options(num_returns="streaming").remote(*args):
+            yield self.ray.get(ref)
+
+
+class LocalBackend:
+    """Each actor is an object with one thread that runs its calls in order (torch releases the GIL in
+    its kernels, so actors overlap partly; timings are not those of processes)."""
+
+    name = "local"
+
+    def spawn(self, cls: type, *args: Any, num_cpus: float = 1) -> _LocalHandle:
+        return _LocalHandle(cls, args)
+
+    def wait_ready(self, handles: list[_LocalHandle]) -> None:
+        for h in handles:
+            h.ready.result()
+
+    def get(self, ref: Any) -> Any:
+        if isinstance(ref, list):
+            return [self.get(r) for r in ref]
+        return ref.result() if isinstance(ref, Future) else ref
+
+    def kill(self, handle: _LocalHandle) -> None:
+        handle.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _LocalHandle:
+    def __init__(self, cls: type, args: tuple[Any, ...]) -> None:
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.obj: Any = None
+
+        def build() -> None:
+            self.obj = cls(*_resolve(args))
+
+        self.ready = self.pool.submit(build)
+
+    def call(self, method: str, *args: Any) -> Future:
+        return self.pool.submit(lambda: getattr(self.obj, method)(*_resolve(args)))
+
+    def stream(self, method: str, *args: Any) -> Iterator[Any]:
+        q: queue.Queue[Any] = queue.Queue()
+
+        def run() -> None:
+            try:
+                for item in getattr(self.obj, method)(*_resolve(args)):
+                    q.put(item)
+                q.put(_END)
+            except BaseException as e:  # noqa: BLE001 - re-raised in the consumer's thread
+                q.put(_Raised(e))
+
+        self.pool.submit(run)
+        while (item := q.get()) is not _END:
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+
+
+class _Raised:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def _resolve(args: tuple[Any, ...]) -> list[Any]:
+    return [a.result() if isinstance(a, Future) else a for a in args]
+
+
+def make_backend(name: str) -> RayBackend | LocalBackend:
+    if name == "ray":
+        return RayBackend()
+    if name == "local":
+        return LocalBackend()
+    raise ValueError(f"backend: unknown backend {name!r}; choose ray or local")
