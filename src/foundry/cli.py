@@ -9,6 +9,7 @@ import typer
 from foundry import __version__
 from foundry.mimo.cli import app as mimo_app
 from foundry.pde.cli import app as pde_app
+from foundry.rl.cli import app as rl_app
 from foundry.serve.cli import app as serve_app
 from foundry.sim.cli import app as sim_app
 
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(mimo_app, name="mimo")
 app.add_typer(pde_app, name="pde")
+app.add_typer(rl_app, name="rl")
 app.add_typer(serve_app, name="serve")
 app.add_typer(sim_app, name="sim")
 

@@ -6,7 +6,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from foundry.rl.grpo import GRPOConfig
+
+class GRPOConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    clip: float = Field(0.2, gt=0, description="PPO clip range eps_clip")
+    kl_coef: float = Field(0.02, ge=0, description="beta, the weight of the KL penalty to the reference")
+    scale_rewards: bool = Field(True, description="divide advantages by the group's reward std")
+    eps: float = Field(1e-6, gt=0, description="added to the std")
+
 
 Mode = Literal["sync", "sync-disagg", "stream", "async"]
 MODES: dict[str, str] = {
@@ -23,10 +31,11 @@ MODES: dict[str, str] = {
 class RLConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    task: str = Field("rle", description="rle (run-length decoding, heavy-tailed lengths) or reverse "
-                      "(control)")
+    task: str = Field("rle", description="the task: rle (run-length decoding, heavy-tailed lengths) or "
+                      "reverse (the control)")
     algo: Literal["grpo"] = Field("grpo", description="the RL algorithm")
-    mode: Mode = Field("sync", description="; ".join(f"{k}: {v}" for k, v in MODES.items()))
+    mode: Mode = Field("sync", description="how generation and training share the "
+                      "machine: " + "; ".join(f"{k}: {v}" for k, v in MODES.items()))
     steps: int = Field(20, ge=1, description="RL iterations (one optimizer step each)")
     prompts_per_step: int = Field(16, ge=1, description="prompts per batch")
     n: int = Field(8, ge=2, description="samples per prompt (a GRPO group)")

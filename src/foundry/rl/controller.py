@@ -77,10 +77,12 @@ class StepRecord:
 
 
 class Controller:
-    """Runs `config.steps` RL iterations from `weights` (usually the SFT policy)."""
+    """Runs RL iterations `start_step .. config.steps - 1` from `weights` (usually the SFT policy), or
+    from a trainer checkpoint (`trainer_state`, from `checkpoint()`), whose version is the step it ends."""
 
     def __init__(self, config: RLConfig, model_config: ModelConfig, weights: dict[str, torch.Tensor],
-                 order: Callable[[list[Prompt]], list[int]] | None = None) -> None:
+                 order: Callable[[list[Prompt]], list[int]] | None = None,
+                 trainer_state: dict[str, Any] | None = None) -> None:
         self.config, self.model_config = config, model_config
         self.backend = backend = make_backend(config.backend)
         # colocated: the workers and the trainer time-share the cores, so they reserve none; disaggregated:
@@ -94,6 +96,9 @@ class Controller:
         self.order = order  # admission order of a batch's prompts (a length ranker's, longest first)
         self.version = 0
         self.worker_versions = [0] * len(self.workers)
+        if trainer_state is not None:  # resume: the batches before this version are done
+            backend.get(self.trainer.call("load_state", trainer_state))
+            self.version = trainer_state["version"]
         self._queues: dict[int, queue.Queue[Group | GenerationDone | _Failed]] = {}
         self._launched_at: dict[int, float] = {}
         self._busy: dict[int, float] = {}
@@ -129,8 +134,8 @@ class Controller:
     def run(self, on_step: Callable[[StepRecord], None] | None = None) -> list[StepRecord]:
         cfg, backend = self.config, self.backend
         records: list[StepRecord] = []
-        launched, last_end = 0, time.monotonic()
-        for b in range(cfg.steps):
+        launched, last_end = self.version, time.monotonic()
+        for b in range(self.version, cfg.steps):
             while launched < cfg.steps and launched <= b + cfg.staleness_bound:
                 self._launch(launched)
                 launched += 1
@@ -189,6 +194,10 @@ class Controller:
             mean_len=sum(lens) / len(lens), max_len=max(lens), loss=stats["loss"], kl=stats["kl"])
 
     # ---- the rest ----------------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        """The trainer's state (weights, optimizer, version, the versions kept for ratios, reference)."""
+        return self.backend.get(self.trainer.call("state"))
+
     def final_weights(self) -> dict[str, torch.Tensor]:
         return self.backend.get(self.trainer.call("weights"))
 

@@ -16,16 +16,8 @@ kernel path).
 from __future__ import annotations
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
-
-class GRPOConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    clip: float = Field(0.2, gt=0, description="PPO clip range eps_clip")
-    kl_coef: float = Field(0.02, ge=0, description="beta, the weight of the KL penalty to the reference")
-    scale_rewards: bool = Field(True, description="divide advantages by the group's reward std")
-    eps: float = Field(1e-6, gt=0, description="added to the std")
+from foundry.rl.config import GRPOConfig
 
 
 def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-6) -> torch.Tensor:

@@ -28,8 +28,9 @@ class RunResult:
     records: list[StepRecord]
     eval_before: dict[str, float]
     eval_after: dict[str, float]
-    wall_s: float  # the RL iterations only (no SFT, no evaluation)
+    wall_s: float  # the RL iterations only (no SFT, no evaluation; a resumed run adds its earlier part)
     weights: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
+    new_records: int = 0  # how many of `records` this call ran (the rest came with a resume)
 
     @property
     def samples_per_s(self) -> float:
@@ -60,7 +61,7 @@ def initial_policy(config: RLConfig, log: Callable[[str], None] = print
 
 
 def save_policy(path: Path, cfg: ModelConfig, weights: dict[str, torch.Tensor], info: dict[str, Any]) -> None:
-    torch.save({"model_config": cfg.__dict__ | {"extra": {}}, "weights": weights, "info": info}, path)
+    torch.save({"model_config": _config_dict(cfg), "weights": weights, "info": info}, path)
 
 
 def load_policy(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
@@ -82,17 +83,78 @@ def evaluate(cfg: ModelConfig, weights: dict[str, torch.Tensor], config: RLConfi
 
 def train(config: RLConfig, cfg: ModelConfig, weights: dict[str, torch.Tensor],
           on_step: Callable[[StepRecord], None] | None = None,
-          order: Callable[..., list[int]] | None = None) -> RunResult:
-    before = evaluate(cfg, weights, config)
-    controller = Controller(config, cfg, weights, order)
+          order: Callable[..., list[int]] | None = None, out: Path | None = None, checkpoint_every: int = 0,
+          resume: Checkpoint | None = None) -> RunResult:
+    """RL from `weights` (the SFT policy, also the KL reference), or on from a checkpoint of `out`.
+
+    With `out`, every `checkpoint_every` steps and at the end the trainer's state goes to
+    `out/trainer.pt` and the run so far to `out/run.json` (written to a temporary name, then renamed:
+    a kill mid-write leaves the previous checkpoint)."""
+    before = resume.eval_before if resume is not None else evaluate(cfg, weights, config)
+    records = list(resume.records) if resume is not None else []
+    controller = Controller(config, cfg, weights, order, None if resume is None else resume.trainer_state)
+
+    def step_done(record: StepRecord) -> None:
+        records.append(record)
+        if out is not None and checkpoint_every and (record.step + 1) % checkpoint_every == 0:
+            save_checkpoint(out, config, cfg, weights, controller.checkpoint(), records, before)
+        if on_step is not None:
+            on_step(record)
+
     try:
         start = time.monotonic()
-        records = controller.run(on_step)
+        controller.run(step_done)
         wall = time.monotonic() - start
-        final = controller.final_weights()
+        state = controller.checkpoint()
     finally:
         controller.shutdown()
-    return RunResult(config, records, before, evaluate(cfg, final, config), wall, final)
+    if out is not None:
+        save_checkpoint(out, config, cfg, weights, state, records, before)
+    run = records[len(resume.records) if resume is not None else 0:]
+    wall_before = resume.wall_s if resume is not None else 0.0
+    return RunResult(config, records, before, evaluate(cfg, state["model"], config), wall + wall_before,
+                     state["model"], new_records=len(run))
+
+
+@dataclass
+class Checkpoint:
+    config: RLConfig
+    model_config: ModelConfig
+    initial_weights: dict[str, torch.Tensor]
+    trainer_state: dict[str, Any]
+    records: list[StepRecord]
+    eval_before: dict[str, float]
+    wall_s: float
+
+
+def save_checkpoint(out: Path, config: RLConfig, cfg: ModelConfig, initial: dict[str, torch.Tensor],
+                    state: dict[str, Any], records: list[StepRecord], before: dict[str, float]) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "trainer.pt.tmp"
+    torch.save({"state": state, "initial": initial, "model_config": _config_dict(cfg)}, tmp)
+    tmp.replace(out / "trainer.pt")
+    meta = {"config": config.model_dump(), "eval_before": before, "records": [r.as_dict() for r in records],
+            "wall_s": sum(r.iteration_s for r in records)}
+    (out / "run.json.tmp").write_text(json.dumps(meta, indent=1))
+    (out / "run.json.tmp").replace(out / "run.json")
+
+
+def load_checkpoint(out: Path, **overrides: Any) -> Checkpoint:
+    """A run saved by `train(out=...)`; `overrides` change config fields (e.g. more `steps`)."""
+    if not (out / "trainer.pt").is_file() or not (out / "run.json").is_file():
+        raise ValueError(f"resume: {out} holds no checkpoint (trainer.pt and run.json)")
+    meta = json.loads((out / "run.json").read_text())
+    data = torch.load(out / "trainer.pt", weights_only=True)
+    config = RLConfig(**{**meta["config"], **overrides})
+    fields = set(StepRecord.__dataclass_fields__) - {"extra"}
+    records = [StepRecord(**{k: v for k, v in r.items() if k in fields},
+                          extra={k: v for k, v in r.items() if k not in fields}) for r in meta["records"]]
+    return Checkpoint(config, ModelConfig(**data["model_config"]), data["initial"], data["state"], records,
+                      meta["eval_before"], meta["wall_s"])
+
+
+def _config_dict(cfg: ModelConfig) -> dict[str, Any]:
+    return {k: v for k, v in cfg.__dict__.items() if k != "extra"}
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
