@@ -1,0 +1,91 @@
+"""StreamRL's modes on this machine, side by side: sync (colocated), sync-disagg, stream and async.
+
+One SFT warm-up is made first and every mode starts from it, on the same task, prompts and seeds, with
+Ray actors (real processes, `OMP_NUM_THREADS=1` each). `sync` generates on two engine instances (one
+per core) and trains with two threads; the other modes put one engine instance on one core and the
+trainer on the other. Printed: the generation and training time of one batch on one core (from the
+sync-disagg run), the overlap ceiling (T_gen + T_train) / max(T_gen, T_train), the load average, and per
+mode the samples/s over the RL steps (no SFT, no evaluation, no actor start-up), the held-out greedy
+reward before and after RL and the staleness seen.
+
+    OMP_NUM_THREADS=1 python benchmarks/rl/streamrl.py [--steps 30] [--modes sync,stream,...] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import torch
+
+from foundry.rl.config import RLConfig
+from foundry.rl.run import initial_policy, train
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", default="rle")
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--prompts-per-step", type=int, default=16)
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--sft-steps", type=int, default=600)
+    ap.add_argument("--eval-prompts", type=int, default=128)
+    ap.add_argument("--micro-batch-groups", type=int, default=4)
+    ap.add_argument("--kl-coef", type=float, default=0.02)
+    ap.add_argument("--modes", default="sync,sync-disagg,stream,async")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--log-dir", help="write each mode's steps as JSONL here (for `foundry rl plot`)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    common = dict(task=args.task, steps=args.steps, prompts_per_step=args.prompts_per_step, n=args.n,
+                  sft_steps=args.sft_steps, eval_prompts=args.eval_prompts, seed=args.seed,
+                  micro_batch_groups=args.micro_batch_groups, kl_coef=args.kl_coef)
+    say = (lambda *a: None) if args.json else print
+    t0 = time.monotonic()
+    cfg, weights = initial_policy(RLConfig(**common), log=say)
+    modes = {}
+    for mode in args.modes.split(","):
+        result = train(RLConfig(mode=mode, **common), cfg, weights)
+        modes[mode] = result
+        s = result.summary()
+        say(f"{mode:>12}: {s['samples_per_s']:7.1f} samples/s  "
+            f"reward {s['reward_before']:.3f} -> {s['reward']:.3f}"
+            f"  exact {s['exact_before']:.3f} -> {s['exact']:.3f}  staleness max {s['staleness_max']}"
+            f"  ({s['wall_s']:.1f} s)")
+        if args.log_dir:
+            os.makedirs(args.log_dir, exist_ok=True)
+            with open(os.path.join(args.log_dir, f"{mode}.jsonl"), "w") as f:
+                f.writelines(json.dumps(r.as_dict()) + "\n" for r in result.records)
+    ref = modes.get("sync-disagg")
+    t_gen = statistics.mean(r.gen_s for r in ref.records) if ref else float("nan")
+    t_train = statistics.mean(r.train_busy_s for r in ref.records) if ref else float("nan")
+    ceiling = (t_gen + t_train) / max(t_gen, t_train) if ref else float("nan")
+    out = {
+        "modes": {m: {"samples_per_s": r.samples_per_s, "reward": r.eval_after["reward"],
+                      "exact": r.eval_after["exact"], "reward_before": r.eval_before["reward"],
+                      "staleness_max": r.summary()["staleness_max"], "wall_s": r.wall_s}
+                  for m, r in modes.items()},
+        "t_gen_s": t_gen, "t_train_s": t_train, "ceiling": ceiling, "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(), "config": common, "total_s": time.monotonic() - t0,
+    }
+    if "sync" in modes and "async" in modes:
+        out["async_over_sync"] = modes["async"].samples_per_s / modes["sync"].samples_per_s
+        out["async_reward_over_sync"] = (modes["async"].eval_after["reward"]
+                                         / modes["sync"].eval_after["reward"])
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"one batch on one core: T_gen {t_gen:.3f} s, T_train {t_train:.3f} s, "
+              f"overlap ceiling {ceiling:.2f}")
+        if "async_over_sync" in out:
+            print(f"async / sync: {out['async_over_sync']:.2f}x samples/s, reward ratio "
+                  f"{out['async_reward_over_sync']:.2f}")
+        print(f"load average {out['load_average']}, {out['cpus']} cpus, {out['total_s']:.0f} s in all")
+
+
+if __name__ == "__main__":
+    main()
