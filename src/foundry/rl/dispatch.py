@@ -105,16 +105,14 @@ def dispatch_balanced(predicted: Sequence[float], num_instances: int, max_batch:
     return DispatchPlan(tuple(InstancePlan(_flatten(units, b), max_batch) for b in bins), "balanced")
 
 
-def _group_latency(units: list[list[int]], unit_ids: list[int], estimate: Sequence[float],
+def _group_latency(units: list[list[int]], unit_ids: list[int], estimate: Sequence[float], score: list[float],
                    num_instances: int, batch: int, ptl: PerTokenLatency) -> tuple[float, list[list[int]]]:
-    """Predicted makespan of `unit_ids` spread by LPT over `num_instances` at `batch`, and the spread."""
+    """Predicted makespan of `unit_ids` spread by LPT over `num_instances` at `batch`, each instance
+    admitting longest predicted first, and the spread."""
     work = [sum(estimate[i] for i in units[u]) for u in unit_ids]
     bins = _lpt([units[u] for u in unit_ids], work, num_instances)
     spread = [[unit_ids[j] for j in b] for b in bins]
-    worst = 0.0
-    for b in spread:
-        order = _flatten(units, b)
-        worst = max(worst, instance_makespan(estimate, order, batch, ptl))
+    worst = max(instance_makespan(estimate, _lpt_order(units, b, score), batch, ptl) for b in spread)
     return worst, spread
 
 
@@ -147,16 +145,17 @@ def dispatch_skew(predicted: Sequence[float], num_instances: int, ptl: PerTokenL
     lengths = _estimates(predicted, units, ranked, num_long, history)
     batches = sorted({min(b, max_batch) for b in (long_batches or _powers_of_two(max_batch))})
     if not long_ids or not rest_ids or num_instances == 1:  # one group: it takes every instance
-        _, spread = _group_latency(units, long_ids + rest_ids, lengths, num_instances, max_batch, ptl)
+        _, spread = _group_latency(units, long_ids + rest_ids, lengths, score, num_instances, max_batch, ptl)
         insts = [InstancePlan(_lpt_order(units, b, score), max_batch) for b in spread]
         return DispatchPlan(tuple(insts), "skew", {"num_long_instances": 0, "long_batch": max_batch})
     best: tuple[float, int, int] | None = None  # (objective, N_l, long batch)
     spreads: dict[tuple[str, int, int], list[list[int]]] = {}
     for n_long in range(1, num_instances):
         t_rest, spreads["rest", n_long, max_batch] = _group_latency(
-            units, rest_ids, lengths, num_instances - n_long, max_batch, ptl)
+            units, rest_ids, lengths, score, num_instances - n_long, max_batch, ptl)
         for b in batches:
-            t_long, spreads["long", n_long, b] = _group_latency(units, long_ids, lengths, n_long, b, ptl)
+            t_long, spreads["long", n_long, b] = _group_latency(units, long_ids, lengths, score, n_long, b,
+                                                                ptl)
             objective = max(t_long, t_rest) if combine == "max" else t_long + t_rest
             if best is None or objective < best[0]:
                 best = (objective, n_long, b)
