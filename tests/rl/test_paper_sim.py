@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -13,15 +18,9 @@ from foundry.rl.iteration_time import (
     stream_iteration,
     stream_train_end,
 )
-from foundry.rl.paper_sim import (
-    SYSTEMS,
-    PaperSimConfig,
-    deployment,
-    draw_batch,
-    min_train_gpus,
-    run_systems,
-    simulate_generation,
-)
+from foundry.rl.paper_config import PaperSimConfig, draw_batch
+from foundry.rl.paper_generation import deployment, simulate_generation
+from foundry.rl.paper_sim import SYSTEMS, min_train_gpus, run_systems
 
 
 def test_stream_trainer_hand_computed():
@@ -49,6 +48,7 @@ def test_async_steady_state_is_max_of_generation_and_training(t_gen, t_train):
     assert stream_iteration(ready, work, 1, 0.5) >= max(t_gen, t_train) + 0.5
 
 
+SRC = str(Path(__file__).resolve().parents[2] / "src")
 SMALL = PaperSimConfig(num_gpus=8, num_prompts=64, samples_per_prompt=4, max_len=2000, max_batch=32)
 
 
@@ -80,3 +80,10 @@ def test_colocated_is_generation_plus_training_plus_switch_and_the_ladder_holds(
     assert stream.gen_gpus + stream.train_gpus <= SMALL.num_gpus
     assert stream.train_gpus >= min_train_gpus(SMALL)
     assert asyn.iteration_s == pytest.approx(max(asyn.t_gen, asyn.t_train), rel=1e-9)
+
+
+def test_no_torch():
+    # the controller imports these next to Ray workers; the simulation runs on machines without torch
+    code = ("import sys, foundry.rl.latency, foundry.rl.dispatch, foundry.rl.resources, "
+            "foundry.rl.iteration_time, foundry.rl.paper_sim; assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": SRC})
