@@ -3,8 +3,11 @@
 GPU numbers are the vendors' published peaks (dense FP16/BF16 tensor FLOP/s, HBM bandwidth, memory,
 host link): NVIDIA A100 datasheet (SXM 80 GB: 312 TFLOP/s, 2,039 GB/s; 40 GB: 1,555 GB/s), H100 SXM
 datasheet (989 TFLOP/s dense, 3.35 TB/s), H200 datasheet (989 TFLOP/s, 4.8 TB/s, 141 GB), A10G
-(125 TFLOP/s, 600 GB/s, 24 GB). Host links are nominal PCIe x16 rates (4.0: 32 GB/s, 5.0: 64 GB/s).
-Model shapes are those of the public configs (OPT: Zhang et al. 2022; Llama 2 / Llama 3 model cards).
+(125 TFLOP/s, 600 GB/s, 24 GB). H800 SXM (989 TFLOP/s, 3.35 TB/s, 80 GB) and H20 (≈148 TFLOP/s dense
+BF16, 4.0 TB/s, 96 GB) as StreamRL uses them (RL reference `rl.md` §2.1, from the datasheets).
+Host links are nominal PCIe x16 rates (4.0: 32 GB/s, 5.0: 64 GB/s).
+Model shapes are those of the public configs (OPT: Zhang et al. 2022; Llama 2 / Llama 3 model cards;
+Qwen2.5 7B/32B/72B: the models' config.json and cards, 7.61B/32.5B/72.7B parameters).
 """
 
 from __future__ import annotations
@@ -51,6 +54,8 @@ GPUS: dict[str, GPUSpec] = {
     "h100": GPUSpec("h100-sxm", 989e12, 3350 * GB, 80 * GB, 64 * GB),
     "h200": GPUSpec("h200", 989e12, 4800 * GB, 141 * GB, 64 * GB),
     "a10g": GPUSpec("a10g", 125e12, 600 * GB, 24 * GB, 32 * GB),
+    "h800": GPUSpec("h800-sxm", 989e12, 3350 * GB, 80 * GB, 64 * GB),
+    "h20": GPUSpec("h20", 148e12, 4000 * GB, 96 * GB, 64 * GB),
 }
 
 MODELS: dict[str, ModelSpec] = {
@@ -59,6 +64,9 @@ MODELS: dict[str, ModelSpec] = {
     "llama-2-7b": ModelSpec("llama-2-7b", 32, 4096, 32, 32, 128, 6.74e9),
     "llama-2-13b": ModelSpec("llama-2-13b", 40, 5120, 40, 40, 128, 13.0e9),
     "llama-3-8b": ModelSpec("llama-3-8b", 32, 4096, 32, 8, 128, 8.03e9),
+    "qwen2.5-7b": ModelSpec("qwen2.5-7b", 28, 3584, 28, 4, 128, 7.61e9),
+    "qwen2.5-32b": ModelSpec("qwen2.5-32b", 64, 5120, 40, 8, 128, 32.5e9),
+    "qwen2.5-72b": ModelSpec("qwen2.5-72b", 80, 8192, 64, 8, 128, 72.7e9),
 }
 
 
