@@ -20,6 +20,10 @@ from typing import Any, Protocol
 _END = object()
 
 
+class ActorDied(RuntimeError):
+    """The actor's process (or thread, locally) is gone; its calls in flight are lost."""
+
+
 class Handle(Protocol):
     def call(self, method: str, *args: Any) -> Any: ...
     def stream(self, method: str, *args: Any) -> Iterator[Any]: ...
@@ -46,7 +50,7 @@ class RayBackend:
         return self.ray.get(ref)
 
     def kill(self, handle: _RayHandle) -> None:
-        self.ray.kill(handle.actor)
+        self.ray.kill(handle.actor, no_restart=True)
 
 
 class _RayHandle:
@@ -57,8 +61,13 @@ class _RayHandle:
         return getattr(self.actor, method).remote(*args)
 
     def stream(self, method: str, *args: Any) -> Iterator[Any]:
-        for ref in getattr(self.actor, method).options(num_returns="streaming").remote(*args):
-            yield self.ray.get(ref)
+        from ray.exceptions import RayActorError
+
+        try:
+            for ref in getattr(self.actor, method).options(num_returns="streaming").remote(*args):
+                yield self.ray.get(ref)
+        except RayActorError as e:
+            raise ActorDied(str(e).splitlines()[0]) from e
 
 
 class LocalBackend:
@@ -80,24 +89,41 @@ class LocalBackend:
         return ref.result() if isinstance(ref, Future) else ref
 
     def kill(self, handle: _LocalHandle) -> None:
-        handle.pool.shutdown(wait=False, cancel_futures=True)
+        handle.kill()
 
 
 class _LocalHandle:
     def __init__(self, cls: type, args: tuple[Any, ...]) -> None:
         self.pool = ThreadPoolExecutor(max_workers=1)
         self.obj: Any = None
+        self.dead = False
+        self.streams: set[queue.Queue[Any]] = set()
 
         def build() -> None:
             self.obj = cls(*_resolve(args))
 
         self.ready = self.pool.submit(build)
 
+    def kill(self) -> None:
+        """Like a process dying: calls in flight and later fail with ActorDied (a thread cannot be
+        stopped, so one already computing finishes unseen and its results are dropped)."""
+        self.dead = True
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for q in list(self.streams):
+            q.put(_Raised(ActorDied("actor killed")))
+
     def call(self, method: str, *args: Any) -> Future:
+        if self.dead:
+            f: Future = Future()
+            f.set_exception(ActorDied("actor killed"))
+            return f
         return self.pool.submit(lambda: getattr(self.obj, method)(*_resolve(args)))
 
     def stream(self, method: str, *args: Any) -> Iterator[Any]:
+        if self.dead:
+            raise ActorDied("actor killed")
         q: queue.Queue[Any] = queue.Queue()
+        self.streams.add(q)
 
         def run() -> None:
             try:
@@ -108,10 +134,15 @@ class _LocalHandle:
                 q.put(_Raised(e))
 
         self.pool.submit(run)
-        while (item := q.get()) is not _END:
-            if isinstance(item, _Raised):
-                raise item.error
-            yield item
+        try:
+            while (item := q.get()) is not _END:
+                if isinstance(item, _Raised):
+                    raise item.error
+                if self.dead:  # (an item that raced the kill)
+                    raise ActorDied("actor killed")
+                yield item
+        finally:
+            self.streams.discard(q)
 
 
 class _Raised:

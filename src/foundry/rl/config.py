@@ -16,6 +16,18 @@ class GRPOConfig(BaseModel):
     eps: float = Field(1e-6, gt=0, description="added to the std")
 
 
+class PPOConfig(BaseModel):
+    """The critic's part of PPO (the policy loss is GRPO's clipped surrogate with these advantages)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    gamma: float = Field(1.0, gt=0, le=1, description="discount")
+    lam: float = Field(0.95, ge=0, le=1, description="GAE lambda")
+    vf_coef: float = Field(0.5, ge=0, description="weight of the value loss")
+    value_clip: float = Field(0.2, gt=0, description="clip range of the value update")
+    critic_lr: float = Field(1e-3, gt=0, description="critic learning rate")
+
+
 Mode = Literal["sync", "sync-disagg", "stream", "async"]
 MODES: dict[str, str] = {
     "sync": "colocated, batch-synchronous (verl's default): all workers generate, then the trainer trains "
@@ -33,7 +45,8 @@ class RLConfig(BaseModel):
 
     task: str = Field("rle", description="the task: rle (run-length decoding, heavy-tailed lengths) or "
                       "reverse (the control)")
-    algo: Literal["grpo"] = Field("grpo", description="the RL algorithm")
+    algo: Literal["grpo", "ppo"] = Field("grpo", description="grpo (group-relative advantages) or ppo (a "
+                                         "critic and GAE)")
     mode: Mode = Field("sync", description="how generation and training share the "
                       "machine: " + "; ".join(f"{k}: {v}" for k, v in MODES.items()))
     steps: int = Field(20, ge=1, description="RL iterations (one optimizer step each)")
@@ -49,6 +62,11 @@ class RLConfig(BaseModel):
                                     "[every core], else 1)")
     trainer_threads: int | None = Field(None, ge=1, description="torch threads of the trainer (unset: 2 in "
                                         "sync [every core], else 1)")
+    ranker: bool = Field(True, description="train an output-length ranker online; its predictions order "
+                         "admission (longest first) and drive --dispatch")
+    dispatch: Literal["random", "balanced", "skew"] = Field(
+        "random", description="how a batch's prompts are split over the rollout workers: random, "
+        "length-balanced, or skew-aware (long tails on small-batch workers; StreamRL Algorithm 2)")
     micro_batch_groups: int = Field(4, ge=1, description="groups per trainer micro-batch")
     max_batch: int = Field(64, ge=1, description="running requests per rollout engine")
     hidden: int = Field(128, ge=16, description="policy width")
@@ -90,3 +108,6 @@ class RLConfig(BaseModel):
 
     def grpo(self) -> GRPOConfig:
         return GRPOConfig(clip=self.clip, kl_coef=self.kl_coef)
+
+    def ppo(self) -> PPOConfig | None:
+        return PPOConfig() if self.algo == "ppo" else None

@@ -18,8 +18,10 @@ generation in flight ends ("drain first": a sample's tokens come from one versio
 from __future__ import annotations
 
 import queue
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +29,11 @@ from typing import Any
 import torch
 
 from foundry.llm.config import ModelConfig
-from foundry.rl.actors import make_backend
+from foundry.rl.actors import ActorDied, make_backend
 from foundry.rl.config import RLConfig
+from foundry.rl.dispatch import dispatch, dispatch_random
+from foundry.rl.latency import PerTokenLatency
+from foundry.rl.ranker import LengthRanker, kendall_tau, recall_at
 from foundry.rl.rollout import GenerationDone, RolloutWorker
 from foundry.rl.samples import Group
 from foundry.rl.tasks import Prompt, make_task
@@ -47,6 +52,13 @@ def held_out_prompts(task_name: str, seed: int, count: int) -> list[Prompt]:
 @dataclass
 class _Failed:
     error: BaseException
+
+
+@dataclass
+class _Lost:  # a worker died while generating: these prompts of the batch never arrived
+    worker: int
+    handle: Any
+    items: list[tuple[int, Prompt]]
 
 
 @dataclass
@@ -81,9 +93,9 @@ class Controller:
     from a trainer checkpoint (`trainer_state`, from `checkpoint()`), whose version is the step it ends."""
 
     def __init__(self, config: RLConfig, model_config: ModelConfig, weights: dict[str, torch.Tensor],
-                 order: Callable[[list[Prompt]], list[int]] | None = None,
+                 ranker: LengthRanker | None = None,
                  trainer_state: dict[str, Any] | None = None) -> None:
-        self.config, self.model_config = config, model_config
+        self.config, self.model_config, self.initial_weights = config, model_config, weights
         self.backend = backend = make_backend(config.backend)
         # colocated: the workers and the trainer time-share the cores, so they reserve none; disaggregated:
         # each reserves what it uses (Ray then places them on a cluster as it would here)
@@ -91,47 +103,122 @@ class Controller:
         self.workers = [backend.spawn(RolloutWorker, i, model_config, weights, config.task, config.max_batch,
                                       1, config.seed + i, num_cpus=cpus(1)) for i in range(config.workers)]
         self.trainer = backend.spawn(Trainer, model_config, weights, config.grpo(), config.lr,
-                                     config.staleness_bound, config.threads, num_cpus=cpus(config.threads))
+                                     config.staleness_bound, config.threads, None, 1.0, config.ppo(),
+                                     num_cpus=cpus(config.threads))
         backend.wait_ready([*self.workers, self.trainer])  # actor start-up is not iteration time
-        self.order = order  # admission order of a batch's prompts (a length ranker's, longest first)
         self.version = 0
         self.worker_versions = [0] * len(self.workers)
         if trainer_state is not None:  # resume: the batches before this version are done
             backend.get(self.trainer.call("load_state", trainer_state))
             self.version = trainer_state["version"]
-        self._queues: dict[int, queue.Queue[Group | GenerationDone | _Failed]] = {}
+        self._queues: dict[int, queue.Queue[Group | GenerationDone | _Failed | _Lost]] = {}
         self._launched_at: dict[int, float] = {}
-        self._busy: dict[int, float] = {}
+        self.worker_caps = [config.max_batch] * len(self.workers)
+        self.ranker = ranker
+        self._predicted: dict[int, list[float]] = {}  # the ranker's scores of each batch, at its launch
+        self._lengths: deque[float] = deque(maxlen=4096)  # observed sample lengths (skew's P50/P90)
+        self._ptl: PerTokenLatency | None = None
+        self.restarts = 0  # rollout workers restarted after dying
+        self.regenerated = 0  # prompts generated again because their worker died
 
     # ---- generation --------------------------------------------------------------------------
     def _launch(self, batch: int) -> None:
         cfg = self.config
         prompts = batch_prompts(cfg.task, cfg.seed, batch, cfg.prompts_per_step)
-        order = self.order(prompts) if self.order is not None else list(range(len(prompts)))
         if self.version > min(self.worker_versions):
             weights = self.trainer.call("weights")
             for i, w in enumerate(self.workers):
                 if self.worker_versions[i] < self.version:
                     w.call("update_weights", weights, self.version)
                     self.worker_versions[i] = self.version
-        q: queue.Queue[Group | GenerationDone | _Failed] = queue.Queue()
+        q: queue.Queue[Group | GenerationDone | _Failed | _Lost] = queue.Queue()
         self._queues[batch], self._launched_at[batch] = q, time.monotonic()
-        shares = [order[i::len(self.workers)] for i in range(len(self.workers))]
-        for w, (worker, share) in enumerate(zip(self.workers, shares, strict=True)):
-            items = [(i, prompts[i]) for i in share]
-            threading.Thread(target=self._pump, args=(worker, w, batch, items, q), daemon=True).start()
+        for w, (share, cap) in enumerate(self._plan(batch, prompts)):
+            if cap != self.worker_caps[w]:
+                self.workers[w].call("set_max_batch", cap)
+                self.worker_caps[w] = cap
+            self._start_pump(w, batch, [(i, prompts[i]) for i in share], q)
+
+    def _plan(self, batch: int, prompts: list[Prompt]) -> list[tuple[list[int], int]]:
+        """Each worker's prompts in admission order, and its batch cap (in samples).
+
+        The length ranker's scores (when on) rank the prompts; `random` deals them at random and
+        admits longest-predicted first, `balanced` and `skew` are the dispatchers of `dispatch.py`
+        over the group's samples (a group stays on one worker)."""
+        cfg, n, workers = self.config, self.config.n, len(self.workers)
+        scores = None
+        if self.ranker is not None:
+            scores = self.ranker.scores([p.text for p in prompts])
+            self._predicted[batch] = scores
+        per_sample = [0.0 if scores is None else scores[i // n] for i in range(len(prompts) * n)]
+        groups = [i // n for i in range(len(prompts) * n)]
+        if scores is None or cfg.dispatch == "random":
+            plan = dispatch_random(len(per_sample), workers, cfg.max_batch, seed=cfg.seed * 31 + batch,
+                                   groups=groups)
+        else:
+            plan = dispatch(cfg.dispatch, per_sample, workers, self._latency(), cfg.max_batch, groups=groups,
+                            history=list(self._lengths) or None)
+        out = []
+        for inst in plan.instances:
+            share = list(dict.fromkeys(s // n for s in inst.order))
+            if scores is not None and cfg.dispatch == "random":  # LPT admission inside the worker
+                share.sort(key=lambda i: -scores[i])
+            out.append((share, inst.max_batch))
+        return out
+
+    def _latency(self) -> PerTokenLatency:
+        """PTL(BS), the decode step time vs batch size, measured once on worker 0 (for `skew`)."""
+        if self._ptl is None:
+            cap = self.config.max_batch
+            sizes = sorted(b for b in {1, 2, 4, 8, 16, 32, 64, cap} if b <= cap)
+            self._ptl = PerTokenLatency(self.backend.get(self.workers[0].call("decode_latency", sizes)))
+        return self._ptl
+
+    def _start_pump(self, w: int, batch: int, items: list[tuple[int, Prompt]], q: queue.Queue) -> None:
+        threading.Thread(target=self._pump, args=(self.workers[w], w, batch, items, q), daemon=True).start()
 
     def _pump(self, worker: Any, w: int, batch: int, items: list[tuple[int, Prompt]], q: queue.Queue) -> None:
-        cfg = self.config
+        """Forward one worker's share of a batch to the driver as it streams in."""
+        cfg, arrived = self.config, set()
         try:
             for item in worker.stream("generate", batch, items, cfg.n, cfg.temperature,
                                       cfg.seed * 7919 + batch * 100_003):
+                if isinstance(item, Group):
+                    arrived.add(item.index)
                 q.put(item)
+        except ActorDied:
+            q.put(_Lost(w, worker, [(i, p) for i, p in items if i not in arrived]))
         except BaseException as e:  # noqa: BLE001 - handed to the driver loop, which raises it
             q.put(_Failed(e))
 
+    def _recover(self, lost: _Lost, batch: int, q: queue.Queue) -> None:
+        """Restart a dead worker (once, however many of its calls failed) with the newest weights, and
+        generate again the prompts of `batch` it had not delivered: each prompt's group arrives once."""
+        if self.workers[lost.worker] is lost.handle:
+            cfg = self.config
+            fresh = self.backend.spawn(RolloutWorker, lost.worker, self.model_config, self.initial_weights,
+                                       cfg.task, cfg.max_batch, 1, cfg.seed + lost.worker,
+                                       num_cpus=0 if cfg.colocated else 1)
+            self.backend.wait_ready([fresh])
+            if self.version > 0:  # regenerated samples may be fresher than the batch's own: never staler
+                fresh.call("update_weights", self.trainer.call("weights"), self.version)
+            self.workers[lost.worker], self.worker_versions[lost.worker] = fresh, self.version
+            self.restarts += 1
+        self.regenerated += len(lost.items)
+        if lost.items:
+            self._start_pump(lost.worker, batch, lost.items, q)
+        else:
+            q.put(GenerationDone(batch, lost.worker, 0.0))
+
+    def kill_worker(self, w: int) -> None:
+        """Kill rollout worker `w` (fault-injection for tests and drills); the run recovers."""
+        self.backend.kill(self.workers[w])
+
     # ---- the loop ----------------------------------------------------------------------------
-    def run(self, on_step: Callable[[StepRecord], None] | None = None) -> list[StepRecord]:
+    def run(self, on_step: Callable[[StepRecord], None] | None = None,
+            on_group: Callable[[Controller, Group], None] | None = None) -> list[StepRecord]:
+        """The iterations; `on_step` hears each finished step, `on_group` each group as it arrives (a
+        test's fault injection: it may `kill_worker` mid-batch)."""
         cfg, backend = self.config, self.backend
         records: list[StepRecord] = []
         launched, last_end = self.version, time.monotonic()
@@ -147,34 +234,56 @@ class Controller:
                 item = q.get()
                 if isinstance(item, _Failed):
                     raise item.error
+                if isinstance(item, _Lost):
+                    self._recover(item, b, q)
+                    continue
                 if isinstance(item, GenerationDone):
                     done_workers += 1
                     gen_busy += item.busy_s
                     continue
                 groups.append(item)
                 gen_end = time.monotonic()
+                if on_group is not None:
+                    on_group(self, item)
                 if cfg.streams:
                     pending.append(item)
                     if len(pending) == cfg.micro_batch_groups:
                         train_refs.append(self.trainer.call("accumulate", pending))
                         pending = []
-            if len(groups) != expected:
-                raise RuntimeError(f"batch {b}: {len(groups)} groups arrived, expected {expected}")
+            if sorted(g.index for g in groups) != list(range(expected)):  # each prompt exactly once
+                raise RuntimeError(f"batch {b}: prompts {sorted(g.index for g in groups)} arrived, "
+                                   f"expected each of 0..{expected - 1} once")
             if not cfg.streams:
                 pending = groups
             for i in range(0, len(pending), cfg.micro_batch_groups):
                 train_refs.append(self.trainer.call("accumulate", pending[i:i + cfg.micro_batch_groups]))
             tokens = sum(g.num_tokens for g in groups)
-            stats = backend.get(self.trainer.call("step", tokens))
+            step_ref = self.trainer.call("step", tokens)
+            ranking = self._rank_update(b, groups)  # the driver's work, while the trainer steps
+            stats = backend.get(step_ref)
             backend.get(train_refs)
             end = time.monotonic()
             self.version = stats["version"]
             records.append(self._record(b, groups, stats, last_end, end, gen_end, gen_busy))
+            records[-1].extra.update(ranking, restarts=self.restarts, regenerated=self.regenerated)
             last_end = end
             del self._queues[b]
             if on_step is not None:
                 on_step(records[-1])
         return records
+
+    def _rank_update(self, b: int, groups: list[Group]) -> dict[str, float]:
+        """Score the ranker's launch-time predictions against the lengths observed, then train it on them."""
+        lengths = [statistics.mean(len(s.token_ids) for s in g.samples) for g in groups]
+        self._lengths.extend(len(s.token_ids) for g in groups for s in g.samples)
+        predicted = self._predicted.pop(b, None)
+        if self.ranker is None or predicted is None:
+            return {}
+        scores = [predicted[g.index] for g in groups]
+        out = {"ranker_recall": recall_at(scores, lengths, 0.2), "ranker_tau": kendall_tau(scores, lengths)}
+        out.update({f"ranker_{k}": v for k, v in self.ranker.update([g.prompt.text for g in groups],
+                                                                     lengths).items()})
+        return out
 
     def _record(self, b: int, groups: list[Group], stats: dict[str, Any], start: float, end: float,
                 gen_end: float, gen_busy: float) -> StepRecord:

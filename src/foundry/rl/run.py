@@ -16,7 +16,9 @@ from foundry.llm.config import ModelConfig
 from foundry.rl.config import RLConfig
 from foundry.rl.controller import Controller, StepRecord, held_out_prompts
 from foundry.rl.model import build_policy, policy_config, policy_tokenizer
+from foundry.rl.ranker import LengthRanker
 from foundry.rl.rollout import RolloutWorker
+from foundry.rl.samples import Group
 from foundry.rl.sft import sft
 from foundry.rl.tasks import make_task
 from foundry.rl.trainer import clone_weights
@@ -31,6 +33,8 @@ class RunResult:
     wall_s: float  # the RL iterations only (no SFT, no evaluation; a resumed run adds its earlier part)
     weights: dict[str, torch.Tensor] = field(repr=False, default_factory=dict)
     new_records: int = 0  # how many of `records` this call ran (the rest came with a resume)
+    restarts: int = 0  # rollout workers that died and were restarted
+    regenerated: int = 0  # prompts generated again because their worker died
 
     @property
     def samples_per_s(self) -> float:
@@ -82,38 +86,48 @@ def evaluate(cfg: ModelConfig, weights: dict[str, torch.Tensor], config: RLConfi
 
 
 def train(config: RLConfig, cfg: ModelConfig, weights: dict[str, torch.Tensor],
-          on_step: Callable[[StepRecord], None] | None = None,
-          order: Callable[..., list[int]] | None = None, out: Path | None = None, checkpoint_every: int = 0,
-          resume: Checkpoint | None = None) -> RunResult:
+          on_step: Callable[[StepRecord], None] | None = None, out: Path | None = None,
+          checkpoint_every: int = 0, resume: Checkpoint | None = None,
+          on_group: Callable[[Controller, Group], None] | None = None) -> RunResult:
     """RL from `weights` (the SFT policy, also the KL reference), or on from a checkpoint of `out`.
 
     With `out`, every `checkpoint_every` steps and at the end the trainer's state goes to
     `out/trainer.pt` and the run so far to `out/run.json` (written to a temporary name, then renamed:
-    a kill mid-write leaves the previous checkpoint)."""
+    a kill mid-write leaves the previous checkpoint). `on_group` hears each group as it arrives
+    (fault injection in tests)."""
     before = resume.eval_before if resume is not None else evaluate(cfg, weights, config)
     records = list(resume.records) if resume is not None else []
-    controller = Controller(config, cfg, weights, order, None if resume is None else resume.trainer_state)
+    ranker = LengthRanker(seed=config.seed) if config.ranker else None
+    if ranker is not None and resume is not None and resume.ranker_state is not None:
+        ranker.load_state_dict(resume.ranker_state)
+    controller = Controller(config, cfg, weights, ranker, None if resume is None else resume.trainer_state)
+
+    def save(state: dict[str, Any]) -> None:
+        assert out is not None
+        save_checkpoint(out, config, cfg, weights, state, None if ranker is None else ranker.state_dict(),
+                        records, before)
 
     def step_done(record: StepRecord) -> None:
         records.append(record)
         if out is not None and checkpoint_every and (record.step + 1) % checkpoint_every == 0:
-            save_checkpoint(out, config, cfg, weights, controller.checkpoint(), records, before)
+            save(controller.checkpoint())
         if on_step is not None:
             on_step(record)
 
     try:
         start = time.monotonic()
-        controller.run(step_done)
+        controller.run(step_done, on_group)
         wall = time.monotonic() - start
         state = controller.checkpoint()
     finally:
         controller.shutdown()
     if out is not None:
-        save_checkpoint(out, config, cfg, weights, state, records, before)
+        save(state)
     run = records[len(resume.records) if resume is not None else 0:]
     wall_before = resume.wall_s if resume is not None else 0.0
     return RunResult(config, records, before, evaluate(cfg, state["model"], config), wall + wall_before,
-                     state["model"], new_records=len(run))
+                     state["model"], new_records=len(run), restarts=controller.restarts,
+                     regenerated=controller.regenerated)
 
 
 @dataclass
@@ -122,16 +136,20 @@ class Checkpoint:
     model_config: ModelConfig
     initial_weights: dict[str, torch.Tensor]
     trainer_state: dict[str, Any]
+    ranker_state: dict[str, Any] | None
     records: list[StepRecord]
     eval_before: dict[str, float]
     wall_s: float
 
 
 def save_checkpoint(out: Path, config: RLConfig, cfg: ModelConfig, initial: dict[str, torch.Tensor],
-                    state: dict[str, Any], records: list[StepRecord], before: dict[str, float]) -> None:
+                    state: dict[str, Any], ranker: dict[str, Any] | None, records: list[StepRecord],
+                    before: dict[str, float]) -> None:
+    """The trainer's, the ranker's and the data's state (the next batch is `len(records)`: a batch's
+    prompts are a function of the seed and its index, so nothing else is needed to go on)."""
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "trainer.pt.tmp"
-    torch.save({"state": state, "initial": initial, "model_config": _config_dict(cfg)}, tmp)
+    torch.save({"state": state, "ranker": ranker, "initial": initial, "model_config": _config_dict(cfg)}, tmp)
     tmp.replace(out / "trainer.pt")
     meta = {"config": config.model_dump(), "eval_before": before, "records": [r.as_dict() for r in records],
             "wall_s": sum(r.iteration_s for r in records)}
@@ -149,8 +167,8 @@ def load_checkpoint(out: Path, **overrides: Any) -> Checkpoint:
     fields = set(StepRecord.__dataclass_fields__) - {"extra"}
     records = [StepRecord(**{k: v for k, v in r.items() if k in fields},
                           extra={k: v for k, v in r.items() if k not in fields}) for r in meta["records"]]
-    return Checkpoint(config, ModelConfig(**data["model_config"]), data["initial"], data["state"], records,
-                      meta["eval_before"], meta["wall_s"])
+    return Checkpoint(config, ModelConfig(**data["model_config"]), data["initial"], data["state"],
+                      data.get("ranker"), records, meta["eval_before"], meta["wall_s"])
 
 
 def _config_dict(cfg: ModelConfig) -> dict[str, Any]:

@@ -20,8 +20,11 @@ import torch
 
 from foundry.llm.config import ModelConfig
 from foundry.llm.models.llama import LlamaForCausalLM
+from foundry.rl.config import PPOConfig
+from foundry.rl.critic import Critic
 from foundry.rl.grpo import GRPOConfig, group_advantages, token_loss
 from foundry.rl.model import token_logprobs
+from foundry.rl.ppo import gae, value_loss
 from foundry.rl.samples import Group
 
 Weights = dict[str, torch.Tensor]
@@ -34,7 +37,7 @@ def clone_weights(model: torch.nn.Module) -> Weights:
 class Trainer:
     def __init__(self, cfg: ModelConfig, weights: Weights, grpo: GRPOConfig, lr: float = 1e-3,
                  max_staleness: int = 0, threads: int | None = None, reference: Weights | None = None,
-                 max_grad_norm: float = 1.0) -> None:
+                 max_grad_norm: float = 1.0, ppo: PPOConfig | None = None) -> None:
         if threads is not None:
             torch.set_num_threads(threads)
         self.cfg, self.grpo, self.max_staleness, self.max_grad_norm = cfg, grpo, max_staleness, max_grad_norm
@@ -46,15 +49,23 @@ class Trainer:
         self.version = 0
         self.snapshots: dict[int, Weights] = {0: clone_weights(self.model)}
         self.reference = reference if reference is not None else clone_weights(self.model)
+        self.ppo, self.critic, self.critic_optimizer = ppo, None, None
+        if ppo is not None:  # PPO: a critic beside the policy, its own optimizer
+            self.critic = Critic.from_policy(cfg, weights)
+            self.critic.train()
+            self.critic_optimizer = torch.optim.AdamW(self.critic.parameters(), lr=ppo.critic_lr,
+                                                      betas=(0.9, 0.99), weight_decay=0.0)
         self._batch = self._empty_sums()
 
     @staticmethod
     def _empty_sums() -> dict[str, float]:
-        return {"loss": 0.0, "tokens": 0, "kl": 0.0, "clipped": 0.0, "samples": 0, "groups": 0, "busy_s": 0.0}
+        return {"loss": 0.0, "tokens": 0, "kl": 0.0, "clipped": 0.0, "samples": 0, "groups": 0, "busy_s": 0.0,
+                "value_loss": 0.0}
 
     # ---- one batch ---------------------------------------------------------------------------
     def accumulate(self, groups: list[Group]) -> dict[str, float]:
-        """Back-propagate the summed GRPO loss of these whole groups (gradients add up until `step`)."""
+        """Back-propagate the summed loss of these whole groups (gradients add up until `step`): GRPO's,
+        or with a critic PPO's (GAE advantages per token, plus the value loss)."""
         if not groups:
             return {}
         start = time.perf_counter()
@@ -71,14 +82,11 @@ class Trainer:
         if self.grpo.kl_coef > 0:
             with torch.no_grad():
                 ref = self._logprobs_under(self.reference, prompts, completions)
-        advantages = {id(g): group_advantages(torch.tensor([s.reward for s in g.samples]),
-                                              self.grpo.scale_rewards, self.grpo.eps) for g in groups}
-        position = {id(s): j for g in groups for j, s in enumerate(g.samples)}
+        advantages = self._advantages(groups, samples, prompts, completions)
         total = torch.zeros(())
-        for i, (g, s) in enumerate(samples):
-            a = advantages[id(g)][position[id(s)]].item()
+        for i, (a, value_term) in enumerate(advantages):
             loss, stats = token_loss(lps[i], old[i], None if ref is None else ref[i], a, self.grpo)
-            total = total + loss
+            total = total + loss + value_term
             self._batch["kl"] += stats["kl"]
             self._batch["clipped"] += stats["clipped"]
         total.backward()
@@ -89,14 +97,36 @@ class Trainer:
         self._batch["busy_s"] += time.perf_counter() - start
         return {"tokens": sum(len(c) for c in completions)}
 
+    def _advantages(self, groups: list[Group], samples: list[tuple[Group, Any]], prompts: list[list[int]],
+                    completions: list[list[int]]) -> list[tuple[torch.Tensor | float, torch.Tensor]]:
+        """Per sample: its advantage (GRPO: one number; PPO: one per token) and its value-loss term."""
+        zero = torch.zeros(())
+        if self.critic is None or self.ppo is None:
+            adv = {id(g): group_advantages(torch.tensor([s.reward for s in g.samples]),
+                                           self.grpo.scale_rewards, self.grpo.eps) for g in groups}
+            position = {id(s): j for g in groups for j, s in enumerate(g.samples)}
+            return [(adv[id(g)][position[id(s)]].item(), zero) for g, s in samples]
+        ppo, out = self.ppo, []
+        values = self.critic.values(prompts, completions)
+        for (_, s), v in zip(samples, values, strict=True):
+            old_v = v.detach()  # on-policy values: the critic before this batch's update
+            adv, returns = gae(old_v, s.reward, ppo.gamma, ppo.lam)
+            term = ppo.vf_coef * value_loss(v, old_v, returns, ppo.value_clip)
+            self._batch["value_loss"] += term.item()
+            out.append((adv, term))
+        return out
+
     def reduce_gradients(self, total_tokens: int | None = None) -> None:
         """Turn the summed gradients into the batch mean over `total_tokens` (default: those seen)."""
         n = total_tokens if total_tokens is not None else self._batch["tokens"]
         if n <= 0:
             raise ValueError("step: no tokens were accumulated in this batch")
-        for p in self.model.parameters():
+        for p in self._parameters():
             if p.grad is not None:
                 p.grad /= n
+
+    def _parameters(self) -> list[torch.nn.Parameter]:
+        return [*self.model.parameters(), *(self.critic.parameters() if self.critic is not None else [])]
 
     def step(self, total_tokens: int | None = None) -> dict[str, float]:
         """Finish the batch: mean gradients, clip, one optimizer step; the weights become version + 1."""
@@ -106,6 +136,10 @@ class Trainer:
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.max_grad_norm).item()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.critic is not None and self.critic_optimizer is not None:
+            torch.nn.utils.clip_grad_norm_(self.critic.parameters(), self.max_grad_norm)
+            self.critic_optimizer.step()
+            self.critic_optimizer.zero_grad(set_to_none=True)
         self.version += 1
         self.snapshots[self.version] = clone_weights(self.model)
         for v in [v for v in self.snapshots if v < self.version - self.max_staleness]:
@@ -113,7 +147,7 @@ class Trainer:
         b, self._batch = self._batch, self._empty_sums()
         return {"version": self.version, "loss": b["loss"] / n, "kl": b["kl"] / n,
                 "clip_fraction": b["clipped"] / n, "grad_norm": grad_norm, "tokens": n,
-                "samples": b["samples"], "groups": b["groups"],
+                "samples": b["samples"], "groups": b["groups"], "value_loss": b["value_loss"] / n,
                 "busy_s": b["busy_s"] + time.perf_counter() - start}
 
     # ---- logprobs under other weights --------------------------------------------------------
@@ -141,12 +175,19 @@ class Trainer:
         return clone_weights(self.model)
 
     def state(self) -> dict[str, Any]:
-        return {"model": self.weights(), "optimizer": self.optimizer.state_dict(), "version": self.version,
-                "snapshots": self.snapshots, "reference": self.reference}
+        state = {"model": self.weights(), "optimizer": self.optimizer.state_dict(), "version": self.version,
+                 "snapshots": self.snapshots, "reference": self.reference}
+        if self.critic is not None and self.critic_optimizer is not None:
+            state["critic"] = {k: v.detach().clone() for k, v in self.critic.state_dict().items()}
+            state["critic_optimizer"] = self.critic_optimizer.state_dict()
+        return state
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.model.load_weights(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.critic is not None and self.critic_optimizer is not None:
+            self.critic.load_state_dict(state["critic"])
+            self.critic_optimizer.load_state_dict(state["critic_optimizer"])
         self.version, self.snapshots = state["version"], state["snapshots"]
         self.reference = state["reference"]
 
