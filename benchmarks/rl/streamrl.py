@@ -22,6 +22,7 @@ import time
 import torch
 
 from foundry.rl.config import RLConfig
+from foundry.rl.resources import allocate_one_pool, fit_inverse
 from foundry.rl.run import initial_policy, train
 
 
@@ -72,6 +73,15 @@ def main() -> None:
         "t_gen_s": t_gen, "t_train_s": t_train, "ceiling": ceiling, "load_average": os.getloadavg(),
         "cpus": os.cpu_count(), "config": common, "total_s": time.monotonic() - t0,
     }
+    if "sync" in modes and ref is not None:  # StreamRL's Algorithm 1 on this machine's profile
+        sync = modes["sync"]
+        p_gen = fit_inverse({1: t_gen, 2: statistics.mean(r.gen_s for r in sync.records)})
+        p_train = fit_inverse({1: t_train, 2: statistics.mean(r.train_busy_s for r in sync.records)})
+        split = allocate_one_pool(os.cpu_count() or 2, p_gen, p_train)
+        out["resource_split"] = {"gen_cores": split.gen_units, "train_cores": split.train_units,
+                                 "t_gen_s": split.t_gen, "t_train_s": split.t_train,
+                                 "profile": {"gen_s": {1: t_gen, 2: p_gen(2)},
+                                             "train_s": {1: t_train, 2: p_train(2)}}}
     if "sync" in modes and "async" in modes:
         out["async_over_sync"] = modes["async"].samples_per_s / modes["sync"].samples_per_s
         out["async_reward_over_sync"] = (modes["async"].eval_after["reward"]
@@ -81,6 +91,11 @@ def main() -> None:
     else:
         print(f"one batch on one core: T_gen {t_gen:.3f} s, T_train {t_train:.3f} s, "
               f"overlap ceiling {ceiling:.2f}")
+        if "resource_split" in out:
+            rs = out["resource_split"]
+            print(f"resource split (Algorithm 1 on the profile): {rs['gen_cores']} core(s) generate, "
+                  f"{rs['train_cores']} train; predicted T_gen {rs['t_gen_s']:.3f} s, "
+                  f"T_train {rs['t_train_s']:.3f} s")
         if "async_over_sync" in out:
             print(f"async / sync: {out['async_over_sync']:.2f}x samples/s, reward ratio "
                   f"{out['async_reward_over_sync']:.2f}")
