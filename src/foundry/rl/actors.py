@@ -36,6 +36,9 @@ class RayBackend:
         import ray
 
         if not ray.is_initialized():  # a caller on a cluster has already run ray.init(address=...)
+            # Ray runs its workers at niceness 15 by default: any other load on the machine then starves
+            # the rollout workers and the trainer, which are the work here (not background tasks)
+            os.environ.setdefault("RAY_worker_niceness", "0")
             ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
         self.ray = ray

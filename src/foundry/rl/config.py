@@ -68,6 +68,8 @@ class RLConfig(BaseModel):
         "random", description="how a batch's prompts are split over the rollout workers: random, "
         "length-balanced, or skew-aware (long tails on small-batch workers; StreamRL Algorithm 2)")
     micro_batch_groups: int = Field(4, ge=1, description="groups per trainer micro-batch")
+    max_new_tokens: int | None = Field(None, ge=1, le=300, description="generation cap per sample (unset: "
+                                       "the task's); a policy that loses count runs on to it")
     max_batch: int = Field(64, ge=1, description="running requests per rollout engine")
     hidden: int = Field(128, ge=16, description="policy width")
     layers: int = Field(4, ge=1, description="policy depth")

@@ -101,7 +101,8 @@ class Controller:
         # each reserves what it uses (Ray then places them on a cluster as it would here)
         cpus = (lambda n: 0) if config.colocated else (lambda n: n)
         self.workers = [backend.spawn(RolloutWorker, i, model_config, weights, config.task, config.max_batch,
-                                      1, config.seed + i, num_cpus=cpus(1)) for i in range(config.workers)]
+                                      1, config.seed + i, config.max_new_tokens, num_cpus=cpus(1))
+                        for i in range(config.workers)]
         self.trainer = backend.spawn(Trainer, model_config, weights, config.grpo(), config.lr,
                                      config.staleness_bound, config.threads, None, 1.0, config.ppo(),
                                      num_cpus=cpus(config.threads))
@@ -198,7 +199,7 @@ class Controller:
             cfg = self.config
             fresh = self.backend.spawn(RolloutWorker, lost.worker, self.model_config, self.initial_weights,
                                        cfg.task, cfg.max_batch, 1, cfg.seed + lost.worker,
-                                       num_cpus=0 if cfg.colocated else 1)
+                                       cfg.max_new_tokens, num_cpus=0 if cfg.colocated else 1)
             self.backend.wait_ready([fresh])
             if self.version > 0:  # regenerated samples may be fresher than the batch's own: never staler
                 fresh.call("update_weights", self.trainer.call("weights"), self.version)

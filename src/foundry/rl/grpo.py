@@ -26,9 +26,10 @@ def group_advantages(rewards: torch.Tensor, scale: bool = True, eps: float = 1e-
     return centred / (rewards.std(unbiased=False) + eps) if scale else centred
 
 
-def token_loss(lp: torch.Tensor, old_lp: torch.Tensor, ref_lp: torch.Tensor | None, advantage: float,
-               cfg: GRPOConfig) -> tuple[torch.Tensor, dict[str, float]]:
-    """Summed (not averaged) loss over one sample's tokens, and its summed statistics."""
+def token_loss(lp: torch.Tensor, old_lp: torch.Tensor, ref_lp: torch.Tensor | None,
+               advantage: float | torch.Tensor, cfg: GRPOConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """Summed (not averaged) loss over tokens (one sample's, or a micro-batch's with a per-token
+    advantage), and its summed statistics."""
     ratio = torch.exp(lp - old_lp)
     surrogate = torch.minimum(ratio * advantage, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * advantage)
     loss = -surrogate

@@ -23,7 +23,7 @@ def policy_tokenizer() -> Tokenizer:
 
 
 def policy_config(tokenizer: Tokenizer, hidden: int = 128, layers: int = 3,
-                  context: int = 192) -> ModelConfig:
+                  context: int = 320) -> ModelConfig:
     return ModelConfig(vocab_size=tokenizer.vocab_size, hidden_size=hidden, intermediate_size=hidden * 3,
                        num_layers=layers, num_heads=4, num_kv_heads=4, max_position_embeddings=context,
                        tie_word_embeddings=True, eos_token_id=tokenizer.eos_token_id,

@@ -35,9 +35,11 @@ class GenerationDone:
 
 class RolloutWorker:
     def __init__(self, worker_id: int, cfg: ModelConfig, weights: dict[str, torch.Tensor], task: str,
-                 max_num_seqs: int = 64, threads: int = 1, seed: int = 0) -> None:
+                 max_num_seqs: int = 64, threads: int = 1, seed: int = 0,
+                 max_new_tokens: int | None = None) -> None:
         torch.set_num_threads(threads)
         self.worker_id, self.task = worker_id, make_task(task)
+        self.max_new_tokens = max_new_tokens or self.task.max_new_tokens  # the generation cap
         self.tokenizer = policy_tokenizer()
         self.model = LlamaForCausalLM(cfg)
         self.model.load_weights(weights)
@@ -77,7 +79,7 @@ class RolloutWorker:
         for index, prompt in items:
             rid = f"b{batch}-p{index}"
             ids = self.tokenizer.encode(prompt.text, add_special_tokens=False)
-            params = SamplingParams(n=n, max_tokens=self.task.max_new_tokens, temperature=temperature,
+            params = SamplingParams(n=n, max_tokens=self.max_new_tokens, temperature=temperature,
                                     seed=seed + 1000 * index, return_output_logprobs=True)
             self.engine.add_request(rid, ids, params)
             pending[rid] = (index, prompt, ids)
@@ -104,7 +106,7 @@ class RolloutWorker:
     def evaluate(self, prompts: list[Prompt]) -> dict[str, float]:
         """Greedy answers to held-out prompts: mean reward and exact-match rate."""
         ids = [self.tokenizer.encode(p.text, add_special_tokens=False) for p in prompts]
-        outs = self.engine.generate(ids, SamplingParams(max_tokens=self.task.max_new_tokens, temperature=0.0))
+        outs = self.engine.generate(ids, SamplingParams(max_tokens=self.max_new_tokens, temperature=0.0))
         texts = [self.tokenizer.decode([t for t in o.output_token_ids if t != self.tokenizer.eos_token_id])
                  for o in outs]
         pairs = list(zip(prompts, texts, strict=True))

@@ -80,7 +80,8 @@ def load_policy(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
 def evaluate(cfg: ModelConfig, weights: dict[str, torch.Tensor], config: RLConfig) -> dict[str, float]:
     """Greedy answers to the held-out prompts (in this process, one thread)."""
     threads = torch.get_num_threads()
-    worker = RolloutWorker(-1, cfg, weights, config.task, config.max_batch, 1, config.seed)
+    worker = RolloutWorker(-1, cfg, weights, config.task, config.max_batch, 1, config.seed,
+                           config.max_new_tokens)
     torch.set_num_threads(threads)
     return worker.evaluate(held_out_prompts(config.task, config.seed, config.eval_prompts))
 

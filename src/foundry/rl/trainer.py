@@ -83,12 +83,14 @@ class Trainer:
             with torch.no_grad():
                 ref = self._logprobs_under(self.reference, prompts, completions)
         advantages = self._advantages(groups, samples, prompts, completions)
-        total = torch.zeros(())
-        for i, (a, value_term) in enumerate(advantages):
-            loss, stats = token_loss(lps[i], old[i], None if ref is None else ref[i], a, self.grpo)
-            total = total + loss + value_term
-            self._batch["kl"] += stats["kl"]
-            self._batch["clipped"] += stats["clipped"]
+        # one loss over every token of the micro-batch (each token carries its sample's advantage)
+        per_token = torch.cat([a.reshape(-1) if isinstance(a, torch.Tensor) else torch.full((len(c),), a)
+                               for (a, _), c in zip(advantages, completions, strict=True)])
+        loss, stats = token_loss(torch.cat(lps), torch.cat(old), None if ref is None else torch.cat(ref),
+                                 per_token, self.grpo)
+        total = loss + sum((v for _, v in advantages), torch.zeros(()))
+        self._batch["kl"] += stats["kl"]
+        self._batch["clipped"] += stats["clipped"]
         total.backward()
         self._batch["loss"] += total.item()
         self._batch["tokens"] += sum(len(c) for c in completions)
