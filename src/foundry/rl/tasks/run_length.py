@@ -20,7 +20,8 @@ class RunLengthDecoding(Task):
     name = "rle"
 
     def __init__(self, max_runs: int = 4, max_count: int = 40, mu: float = 1.0, sigma: float = 1.0,
-                 max_new_tokens: int = 96) -> None:
+                 max_new_tokens: int = 96, name: str = "rle") -> None:
+        self.name = name
         self.max_runs, self.max_count, self.mu, self.sigma = max_runs, max_count, mu, sigma
         self.max_new_tokens = max_new_tokens
 
