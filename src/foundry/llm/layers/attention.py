@@ -87,7 +87,9 @@ def paged_attention(
     Returns [T, H, D]. Decode tokens are batched into one padded call; prefill chunks run one
     sequence at a time (a fresh prompt uses its own K/V directly with a causal mask).
     """
-    out = torch.empty_like(q)
+    # pieces are concatenated, not written into a preallocated output: under autograd (the RL trainer's
+    # dense forward) each slice assignment costs a full-size zero fill in backward
+    outs: list[torch.Tensor] = []
     start = 0
     for g in meta.decode_groups:
         assert k_cache is not None and v_cache is not None
@@ -95,7 +97,7 @@ def paged_attention(
         b, n = g.num_seqs, g.query_len
         qd = q[start:start + b * n].view(b, n, *q.shape[1:]).transpose(1, 2)  # [B, H, n, D]
         o = F.scaled_dot_product_attention(qd, kd, vd, attn_mask=g.mask, scale=scale, enable_gqa=True)
-        out[start:start + b * n] = o.transpose(1, 2).reshape(b * n, *q.shape[1:])
+        outs.append(o.transpose(1, 2).reshape(b * n, *q.shape[1:]))
         start += b * n
     for i, (qlen, ctx) in enumerate(zip(meta.prefill_query_lens, meta.prefill_context_lens, strict=True)):
         qs = q[start:start + qlen].transpose(0, 1)  # [H, qlen, D]
@@ -110,9 +112,9 @@ def paged_attention(
             qpos = torch.arange(ctx - qlen, ctx, device=q.device)
             mask = qpos[:, None] >= torch.arange(ctx, device=q.device)[None, :]  # [qlen, ctx]
             o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=scale, enable_gqa=True)
-        out[start:start + qlen] = o.transpose(0, 1)
+        outs.append(o.transpose(0, 1))
         start += qlen
-    return out
+    return outs[0] if len(outs) == 1 else torch.cat(outs)
 
 
 class Attention(nn.Module):
