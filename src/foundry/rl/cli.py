@@ -74,6 +74,8 @@ class StepLogger:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.config = config
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
         self.file = None if log is None else log.open("a" if append else "w")
         self.writer = None
         if tensorboard is not None:
@@ -133,5 +135,6 @@ def plot_cmd(
             raise typer.BadParameter(f"{path}: {e}", param_hint="LOGS") from None
         if not runs[path.stem] or not all("step" in r and "reward" in r for r in runs[path.stem]):
             raise typer.BadParameter(f"{path}: not a `foundry rl train --log` file", param_hint="LOGS")
+    out.parent.mkdir(parents=True, exist_ok=True)
     plot_runs(runs, out)
     typer.echo(f"wrote {out}")

@@ -43,8 +43,8 @@ MODES: dict[str, str] = {
 class RLConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    task: str = Field("rle", description="the task: rle (run-length decoding, heavy-tailed lengths) or "
-                      "reverse (the control)")
+    task: str = Field("rle", description="the task: rle (run-length decoding, heavy-tailed lengths), "
+                      "rle-long (a longer tail: generation-heavy) or reverse (the control)")
     algo: Literal["grpo", "ppo"] = Field("grpo", description="grpo (group-relative advantages) or ppo (a "
                                          "critic and GAE)")
     mode: Mode = Field("sync", description="how generation and training share the "

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -73,8 +74,9 @@ def load_policy(path: Path) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     try:
         data = torch.load(path, weights_only=True)
         return ModelConfig(**data["model_config"]), data["weights"]
-    except (OSError, KeyError, TypeError, RuntimeError) as e:
-        raise ValueError(f"init: {path} is not a policy saved by foundry rl ({e})") from None
+    except (OSError, KeyError, TypeError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        why = str(e).splitlines()[0]
+        raise ValueError(f"init: {path} is not a policy saved by foundry rl ({why})") from None
 
 
 def evaluate(cfg: ModelConfig, weights: dict[str, torch.Tensor], config: RLConfig) -> dict[str, float]:
@@ -162,8 +164,11 @@ def load_checkpoint(out: Path, **overrides: Any) -> Checkpoint:
     """A run saved by `train(out=...)`; `overrides` change config fields (e.g. more `steps`)."""
     if not (out / "trainer.pt").is_file() or not (out / "run.json").is_file():
         raise ValueError(f"resume: {out} holds no checkpoint (trainer.pt and run.json)")
-    meta = json.loads((out / "run.json").read_text())
-    data = torch.load(out / "trainer.pt", weights_only=True)
+    try:
+        meta = json.loads((out / "run.json").read_text())
+        data = torch.load(out / "trainer.pt", weights_only=True)
+    except (OSError, ValueError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"resume: {out} holds no readable checkpoint ({str(e).splitlines()[0]})") from None
     config = RLConfig(**{**meta["config"], **overrides})
     fields = set(StepRecord.__dataclass_fields__) - {"extra"}
     records = [StepRecord(**{k: v for k, v in r.items() if k in fields},
