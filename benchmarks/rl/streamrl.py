@@ -3,10 +3,12 @@
 One SFT warm-up is made first and every mode starts from it, on the same task, prompts and seeds, with
 Ray actors (real processes, `OMP_NUM_THREADS=1` each). `sync` generates on two engine instances (one
 per core) and trains with two threads (`sync-t1`: with one, which is faster here); the other modes put
-one engine instance on one core and the trainer on the other. Printed: the generation and training
-time of one batch on one core (from the sync-disagg run), the overlap ceiling (T_gen + T_train) /
-max(T_gen, T_train), the load average, and per mode the samples/s over the RL steps (no SFT, no evaluation, no actor start-up), the held-out greedy
-reward before and after RL and the staleness seen.
+one engine instance on one core and the trainer on the other.
+
+Printed: the generation and training time of one batch on one core (from the sync-disagg run), the
+overlap ceiling (T_gen + T_train) / max(T_gen, T_train), the load average, and per mode the samples/s
+over the RL steps (no SFT, no evaluation, no actor start-up), the held-out greedy reward before and
+after RL, and the staleness seen.
 
     OMP_NUM_THREADS=1 python benchmarks/rl/streamrl.py [--steps 30] [--modes sync,stream,...] [--json]
 """
