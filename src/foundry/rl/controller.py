@@ -94,7 +94,8 @@ class Controller:
 
     def __init__(self, config: RLConfig, model_config: ModelConfig, weights: dict[str, torch.Tensor],
                  ranker: LengthRanker | None = None,
-                 trainer_state: dict[str, Any] | None = None) -> None:
+                 trainer_state: dict[str, Any] | None = None,
+                 latency: PerTokenLatency | None = None) -> None:
         self.config, self.model_config, self.initial_weights = config, model_config, weights
         self.backend = backend = make_backend(config.backend)
         # colocated: the workers and the trainer time-share the cores, so they reserve none; disaggregated:
@@ -118,7 +119,7 @@ class Controller:
         self.ranker = ranker
         self._predicted: dict[int, list[float]] = {}  # the ranker's scores of each batch, at its launch
         self._lengths: deque[float] = deque(maxlen=4096)  # observed sample lengths (skew's P50/P90)
-        self._ptl: PerTokenLatency | None = None
+        self._ptl = latency  # PTL(BS) for skew dispatch: measured on worker 0 at first use unless given
         self.restarts = 0  # rollout workers restarted after dying
         self.regenerated = 0  # prompts generated again because their worker died
 
