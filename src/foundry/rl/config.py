@@ -64,6 +64,8 @@ class RLConfig(BaseModel):
                                         "sync [every core], else 1)")
     ranker: bool = Field(True, description="train an output-length ranker online; its predictions order "
                          "admission (longest first) and drive --dispatch")
+    ranker_updates: int = Field(4, ge=1, description="ranker optimizer steps per batch (its training runs "
+                                "in the controller, on the cores the workers and trainer use)")
     dispatch: Literal["random", "balanced", "skew"] = Field(
         "random", description="how a batch's prompts are split over the rollout workers: random, "
         "length-balanced, or skew-aware (long tails on small-batch workers; StreamRL Algorithm 2)")

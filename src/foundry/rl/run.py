@@ -100,7 +100,9 @@ def train(config: RLConfig, cfg: ModelConfig, weights: dict[str, torch.Tensor],
     (fault injection in tests)."""
     before = resume.eval_before if resume is not None else evaluate(cfg, weights, config)
     records = list(resume.records) if resume is not None else []
-    ranker = LengthRanker(seed=config.seed) if config.ranker else None
+    ranker = None
+    if config.ranker:
+        ranker = LengthRanker(seed=config.seed, updates_per_batch=config.ranker_updates)
     if ranker is not None and resume is not None and resume.ranker_state is not None:
         ranker.load_state_dict(resume.ranker_state)
     controller = Controller(config, cfg, weights, ranker, None if resume is None else resume.trainer_state)
