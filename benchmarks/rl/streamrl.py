@@ -2,8 +2,8 @@
 
 One SFT warm-up is made first and every mode starts from it, on the same task, prompts and seeds, with
 Ray actors (real processes, `OMP_NUM_THREADS=1` each). `sync` generates on two engine instances (one
-per core) and trains with two threads (`sync-t1`: with one, which is faster here); the other modes put
-one engine instance on one core and the trainer on the other.
+per core) and trains with two threads (`sync-t1`: with one; the faster of the two is the fair
+baseline); the other modes put one engine instance on one core and the trainer on the other.
 
 Printed: the generation and training time of one batch on one core (from the sync-disagg run), the
 overlap ceiling (T_gen + T_train) / max(T_gen, T_train), the load average, and per mode the samples/s
@@ -52,8 +52,8 @@ def main() -> None:
     cfg, weights = initial_policy(RLConfig(**common), log=say)
     modes = {}
     for mode in args.modes.split(","):
-        # sync-t1: the colocated baseline with a one-thread trainer (two torch threads are slower than one
-        # for a model this small on this CPU, so the best colocated run is reported too)
+        # sync-t1: the colocated baseline with a one-thread trainer (two torch threads need not be faster
+        # for a model this small; async is compared with the better colocated run too)
         extra = {"trainer_threads": 1} if mode == "sync-t1" else {}
         result = train(RLConfig(mode=mode.removesuffix("-t1"), **common, **extra), cfg, weights)
         modes[mode] = result
