@@ -108,7 +108,7 @@ def test_token_evaluator_rejects_random_bad_orders_like_checker():
     n_valid = n_invalid = 0
     for _ in range(200):
         orders = []
-        for n in range(cfg.nodes):
+        for _ in range(cfg.nodes):
             o = [AF] * cfg.m0 + [AB] * cfg.m0 + [CF] * cfg.m1 + [CB] * cfg.m1
             rng.shuffle(o)
             orders.append(o)

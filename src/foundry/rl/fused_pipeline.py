@@ -452,8 +452,10 @@ def search(
     start: list[list[int]] | None = None,
 ) -> SearchResult:
     """Greedy start (the best of the three :func:`greedy_orders` variants, or `start`), then simulated
-    annealing over adjacent swaps on one node, for `budget_s` CPU seconds (process time) or until the lower bound is reached. The temperature falls geometrically
-    from `t0` to `t_end` over the budget; a move is accepted with probability exp((E_cur - E_new)/T)."""
+    annealing over adjacent swaps on one node, for `budget_s` CPU seconds (process time) or until the
+    lower bound is reached. The temperature falls geometrically from `t0` to `t_end` over the budget;
+    a move is accepted with probability exp((E_cur - E_new)/T). Energy: makespan, then the sum of
+    finish times (scaled below 1) as a tie-break."""
     rng = random.Random(seed)
     c0 = time.process_time()
     lb = lower_bound(cfg)
