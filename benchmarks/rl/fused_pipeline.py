@@ -47,7 +47,8 @@ def main() -> None:
         else:
             print(
                 f"exp {exp:2d}  seq-1F1B {row['seq_1f1b']:4d}  greedy {row['greedy']:4d}"
-                f"  fused {row['fused']:4d} (published {fused_pub})  LB {row['lower_bound']:4d}  bubble {row['bubble']:.2%}"
+                f"  fused {row['fused']:4d} (published {fused_pub})  LB {row['lower_bound']:4d}"
+                f"  bubble {row['bubble']:.2%}"
                 f"  peak mem {row['peak_memory']:3d}  {row['cpu_s']:.1f} CPU-s  {row['iterations']} it",
                 flush=True,
             )
