@@ -159,3 +159,32 @@ def test_annealing_improves_a_poor_start_to_the_bound():
     res = search(cfg, budget_s=1.0, seed=0, start=seq)
     assert res.greedy_makespan == start > res.makespan == lower_bound(cfg)
     check_schedule(cfg, res.tasks(cfg))
+
+
+def test_resumed_simulation_matches_full_evaluation():
+    from bisect import bisect_left
+
+    from foundry.rl.fused_pipeline import _SimState
+
+    cfg = PUBLISHED[2][0]
+    rng = random.Random(3)
+    orders = greedy_orders(cfg)
+    state = _SimState.empty(cfg, orders)
+    assert state.run(cfg, [0] * cfg.nodes) == evaluate_tokens(cfg, orders)
+    checked = 0
+    for _ in range(300):
+        n = rng.randrange(cfg.nodes)
+        p = rng.randrange(len(orders[n]) - 1)
+        if orders[n][p] == orders[n][p + 1]:
+            continue
+        new_orders = list(orders)
+        new_orders[n] = list(orders[n])
+        new_orders[n][p], new_orders[n][p + 1] = new_orders[n][p + 1], new_orders[n][p]
+        prefix = [bisect_left(st, state.start[n][p]) for st in state.start]
+        new_state = state.resumed(cfg, new_orders, prefix)
+        got = new_state.run(cfg, prefix)
+        assert got == evaluate_tokens(cfg, new_orders)
+        if got is not None:
+            orders, state = new_orders, new_state
+            checked += 1
+    assert checked > 50

@@ -22,6 +22,7 @@ invalid.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 import time
@@ -211,66 +212,104 @@ def tokens_to_tasks(cfg: FusedConfig, orders: list[list[int]]) -> list[list[Task
 
 def evaluate_tokens(cfg: FusedConfig, orders: list[list[int]]) -> tuple[int, int] | None:
     """(makespan, sum of finish times) of a token schedule, or None if it deadlocks/is malformed."""
-    P, pp1 = cfg.pp0, cfg.pp1
-    dur = cfg.durations()
-    m = (cfg.m0, cfg.m0, cfg.m1, cfg.m1)
-    fin = [[[-1] * m[tok] for tok in range(4)] for _ in range(P)]
-    cnts = [[0, 0, 0, 0] for _ in range(P)]
-    ptr = [0] * P
-    free = [0] * P
-    lens = [len(o) for o in orders]
-    total = sum(lens)
-    if total != P * 2 * (cfg.m0 + cfg.m1):
+    if [len(o) for o in orders] != [2 * (cfg.m0 + cfg.m1)] * cfg.nodes:
         return None
-    done = 0
-    fsum = 0
-    while done < total:
-        progress = False
+    st = _SimState.empty(cfg, orders)
+    return st.run(cfg, [0] * cfg.nodes)
+
+
+class _SimState:
+    """List-scheduling state of a token schedule: finish time per (node, token, micro-batch) and start /
+    finish time per (node, position). :meth:`run` resumes from a per-node prefix of fixed tasks."""
+
+    __slots__ = ("orders", "fin", "start", "finish")
+
+    def __init__(self, orders, fin, start, finish):
+        self.orders, self.fin, self.start, self.finish = orders, fin, start, finish
+
+    @classmethod
+    def empty(cls, cfg: FusedConfig, orders: list[list[int]]) -> _SimState:
+        m = (cfg.m0, cfg.m0, cfg.m1, cfg.m1)
+        fin = [[[-1] * m[tok] for tok in range(4)] for _ in orders]
+        return cls(orders, fin, [[0] * len(o) for o in orders], [[0] * len(o) for o in orders])
+
+    def resumed(self, cfg: FusedConfig, orders: list[list[int]], prefix: list[int]) -> _SimState:
+        """A copy whose first prefix[n] tasks on node n keep their times (their order must be unchanged)."""
+        m = (cfg.m0, cfg.m0, cfg.m1, cfg.m1)
+        fin = []
+        for n, p in enumerate(prefix):
+            head = orders[n][:p]
+            fn = self.fin[n]
+            fin.append([fn[tok][: head.count(tok)] + [-1] * (m[tok] - head.count(tok)) for tok in range(4)])
+        return _SimState(orders, fin, [list(x) for x in self.start], [list(x) for x in self.finish])
+
+    def run(self, cfg: FusedConfig, prefix: list[int]) -> tuple[int, int] | None:
+        P, pp1 = cfg.pp0, cfg.pp1
+        dur = cfg.durations()
+        m = (cfg.m0, cfg.m0, cfg.m1, cfg.m1)
+        orders, fin, starts, finishes = self.orders, self.fin, self.start, self.finish
+        ptr = list(prefix)
+        cnts = []
+        free = []
         for n in range(P):
-            order = orders[n]
-            i = ptr[n]
-            L = lens[n]
-            if i == L:
-                continue
-            c = cnts[n]
-            fn = fin[n]
-            t = free[n]
-            first_c = n % pp1 == pp1 - 1  # critic stage 0 on this node
-            last_c = n % pp1 == 0  # critic last stage on this node
-            while i < L:
-                tok = order[i]
-                k = c[tok]
-                if k >= m[tok]:
-                    return None
-                if tok == 0:
-                    d = fin[n - 1][0][k] if n > 0 else 0
-                elif tok == 1:
-                    d = fn[0][k]
-                    if d >= 0 and n < P - 1:
-                        d2 = fin[n + 1][1][k]
-                        d = -1 if d2 < 0 else max(d, d2)
-                elif tok == 2:
-                    d = 0 if first_c else fin[n + 1][2][k]
-                else:
-                    d = fn[2][k]
-                    if d >= 0 and not last_c:
-                        d2 = fin[n - 1][3][k]
-                        d = -1 if d2 < 0 else max(d, d2)
-                if d < 0:
-                    break
-                t = (t if t > d else d) + dur[tok]
-                fn[tok][k] = t
-                fsum += t
-                c[tok] = k + 1
-                i += 1
-            if i != ptr[n]:
-                done += i - ptr[n]
-                ptr[n] = i
-                free[n] = t
-                progress = True
-        if not progress:
-            return None
-    return max(free), fsum
+            head = orders[n][: ptr[n]]
+            cnts.append([head.count(0), head.count(1), head.count(2), head.count(3)])
+            free.append(finishes[n][ptr[n] - 1] if ptr[n] else 0)
+        lens = [len(o) for o in orders]
+        total = sum(lens)
+        done = sum(ptr)
+        while done < total:
+            progress = False
+            for n in range(P):
+                order = orders[n]
+                i = ptr[n]
+                L = lens[n]
+                if i == L:
+                    continue
+                c = cnts[n]
+                fn = fin[n]
+                sn = starts[n]
+                en = finishes[n]
+                t = free[n]
+                first_c = n % pp1 == pp1 - 1  # critic stage 0 on this node
+                last_c = n % pp1 == 0  # critic last stage on this node
+                while i < L:
+                    tok = order[i]
+                    k = c[tok]
+                    if k >= m[tok]:
+                        return None
+                    if tok == 0:
+                        d = fin[n - 1][0][k] if n > 0 else 0
+                    elif tok == 1:
+                        d = fn[0][k]
+                        if d >= 0 and n < P - 1:
+                            d2 = fin[n + 1][1][k]
+                            d = -1 if d2 < 0 else max(d, d2)
+                    elif tok == 2:
+                        d = 0 if first_c else fin[n + 1][2][k]
+                    else:
+                        d = fn[2][k]
+                        if d >= 0 and not last_c:
+                            d2 = fin[n - 1][3][k]
+                            d = -1 if d2 < 0 else max(d, d2)
+                    if d < 0:
+                        break
+                    if d > t:
+                        t = d
+                    sn[i] = t
+                    t += dur[tok]
+                    en[i] = t
+                    fn[tok][k] = t
+                    c[tok] = k + 1
+                    i += 1
+                if i != ptr[n]:
+                    done += i - ptr[n]
+                    ptr[n] = i
+                    free[n] = t
+                    progress = True
+            if not progress:
+                return None
+        return max(free), sum(sum(e) for e in finishes)
 
 
 def peak_memory_tokens(orders: list[list[int]]) -> tuple[int, list[int]]:
@@ -469,8 +508,11 @@ def search(
     ev, greedy = min(scored, key=lambda x: x[0])
     greedy_ms = ev[0]
     cur = [list(o) for o in greedy]
+    state = _SimState.empty(cfg, cur)
+    ev = state.run(cfg, [0] * cfg.nodes)
+    assert ev is not None
     e_cur = _energy(cfg, ev)
-    best, best_ev = [list(o) for o in cur], ev
+    best, best_ev = cur, ev
     it = 0
     P = cfg.nodes
     log_ratio = math.log(t_end / t0)
@@ -488,19 +530,25 @@ def search(
         a, b = order[p], order[p + 1]
         if a == b:
             continue
-        order[p], order[p + 1] = b, a
-        new = evaluate_tokens(cfg, cur)
-        if new is not None:
-            e_new = _energy(cfg, new)
-            if e_new <= e_cur or rng.random() < math.exp((e_cur - e_new) / temp):
-                e_cur = e_new
-                if new < best_ev:
-                    best, best_ev = [list(o) for o in cur], new
-                continue
-        order[p], order[p + 1] = a, b
+        # tasks that started before the swapped pair keep their times: resume from there
+        cut = state.start[n][p]
+        prefix = [bisect.bisect_left(st, cut) for st in state.start]
+        new_orders = list(cur)
+        swapped = list(order)
+        swapped[p], swapped[p + 1] = b, a
+        new_orders[n] = swapped
+        new_state = state.resumed(cfg, new_orders, prefix)
+        new = new_state.run(cfg, prefix)
+        if new is None:
+            continue
+        e_new = _energy(cfg, new)
+        if e_new <= e_cur or rng.random() < math.exp((e_cur - e_new) / temp):
+            e_cur, cur, state = e_new, new_orders, new_state
+            if new < best_ev:
+                best, best_ev = cur, new
     peak, _ = peak_memory_tokens(best)
     return SearchResult(
-        orders=best,
+        orders=[list(o) for o in best],
         makespan=best_ev[0],
         lower_bound=lb,
         greedy_makespan=greedy_ms,
