@@ -486,15 +486,17 @@ def search(
     cfg: FusedConfig,
     budget_s: float = 5.0,
     seed: int = 0,
-    t0: float = 10.0,
-    t_end: float = 1e-3,
+    t0: float = 0.3,
+    t_end: float = 0.005,
     start: list[list[int]] | None = None,
 ) -> SearchResult:
     """Greedy start (the best of the three :func:`greedy_orders` variants, or `start`), then simulated
     annealing over adjacent swaps on one node, for `budget_s` CPU seconds (process time) or until the
     lower bound is reached. The temperature falls geometrically from `t0` to `t_end` over the budget;
     a move is accepted with probability exp((E_cur - E_new)/T). Energy: makespan, then the sum of
-    finish times (scaled below 1) as a tie-break."""
+    finish times (scaled below 1) as a tie-break. FlexFusion starts at T0 = 10 but runs ~5.5 M
+    iterations; from the greedy start and ~10^5-10^6 Python iterations a cooler start reaches more
+    bounds (from a poor start such as seq-1F1B, t0 = 10 does better)."""
     rng = random.Random(seed)
     c0 = time.process_time()
     lb = lower_bound(cfg)
