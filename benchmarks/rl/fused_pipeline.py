@@ -2,7 +2,7 @@
 schedule found by greedy + simulated annealing within a CPU budget, the lower bound, bubble ratio and
 peak activation memory (units: activations held on a node, +1 per forward, -1 per backward).
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/rl/fused_pipeline.py [--budget-s 20] [--exps 0,2,5]
+    OMP_NUM_THREADS=1 python benchmarks/rl/fused_pipeline.py [--budget-s 20] [--exps 0,2,5]
         [--seed 0] [--json]
 
 Each configuration runs on one core for at most --budget-s CPU seconds (it stops early at the bound).

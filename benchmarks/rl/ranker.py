@@ -17,7 +17,7 @@ untrained ranker (its prior: the prompt's token count). `reverse` is the control
 the prompt's minus one, so the prior is already exact and the question is what learning from noisy
 lengths costs.
 
-    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/rl/ranker.py [--tasks rle] [--seeds 3] [--json]
+    OMP_NUM_THREADS=1 python benchmarks/rl/ranker.py [--tasks rle] [--seeds 3] [--json]
 
 One core: ~40 s as it stands (both tasks, one seed); ~1 min per task with `--seeds 3`.
 """
