@@ -1,7 +1,7 @@
 """PPO's critic: the policy's model class with a value head, V(s_t) for every completion token's state.
 
 Row t of a completion's values is the value of the state before token t (the same rows whose logits
-predict token t in `token_logprobs`), so advantages and logprobs line up token by token.
+predict token t in `token_logprobs`: both use `pack`), so advantages and logprobs line up token by token.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from foundry.llm.config import ModelConfig
-from foundry.llm.layers.attention import AttentionMetadata
 from foundry.llm.models.llama import LlamaModel
+from foundry.rl.model import pack
 
 
 class Critic(nn.Module):
@@ -31,14 +31,7 @@ class Critic(nn.Module):
         return critic
 
     def values(self, prompts: list[list[int]], completions: list[list[int]]) -> list[torch.Tensor]:
-        seqs = [p + c for p, c in zip(prompts, completions, strict=True)]
-        lens = [len(s) for s in seqs]
-        ids = torch.tensor([t for s in seqs for t in s], dtype=torch.long)
-        positions = torch.cat([torch.arange(n) for n in lens])
-        hidden = self.model(ids, positions, None, AttentionMetadata.dense(lens))
-        rows, start = [], 0
-        for p, n in zip(prompts, lens, strict=True):
-            rows.append(torch.arange(start + len(p) - 1, start + n - 1))
-            start += n
-        v = self.value_head(hidden[torch.cat(rows)])[:, 0]
+        ids, positions, meta, rows = pack(prompts, completions)
+        hidden = self.model(ids, positions, None, meta)
+        v = self.value_head(hidden[rows])[:, 0]
         return list(v.split([len(c) for c in completions]))

@@ -41,28 +41,34 @@ def build_policy(cfg: ModelConfig, seed: int) -> LlamaForCausalLM:
     return model
 
 
+def pack(prompts: list[list[int]], completions: list[list[int]]
+         ) -> tuple[torch.Tensor, torch.Tensor, AttentionMetadata, torch.Tensor]:
+    """Prompt + completion sequences as one flat run (no padding, as the engine packs a batch): token ids,
+    positions, dense causal metadata, and the rows whose outputs predict the completion tokens
+    (positions len(prompt)-1 .. len(seq)-2 of each sequence, in order)."""
+    seqs = [p + c for p, c in zip(prompts, completions, strict=True)]
+    lens = [len(s) for s in seqs]
+    ids = torch.tensor([t for s in seqs for t in s], dtype=torch.long)
+    positions = torch.cat([torch.arange(n) for n in lens])
+    rows, start = [], 0
+    for p, n in zip(prompts, lens, strict=True):
+        rows.append(torch.arange(start + len(p) - 1, start + n - 1))
+        start += n
+    return ids, positions, AttentionMetadata.dense(lens), torch.cat(rows)
+
+
 def token_logprobs(model: LlamaForCausalLM, prompts: list[list[int]], completions: list[list[int]],
                    temperature: float = 1.0, weights: dict[str, torch.Tensor] | None = None
                    ) -> list[torch.Tensor]:
     """log p(completion token | everything before it) for each sequence: a list of [len(completion)].
 
-    The sequences are packed into one flat run (no padding), as the engine packs a batch. `weights`
-    computes under other weights than the model's own (an older version, the reference) without
-    touching the model.
+    The sequences are packed by `pack`. `weights` computes under other weights than the model's own (an
+    older version, the reference) without touching the model.
     """
-    seqs = [p + c for p, c in zip(prompts, completions, strict=True)]
-    lens = [len(s) for s in seqs]
-    ids = torch.tensor([t for s in seqs for t in s], dtype=torch.long)
-    positions = torch.cat([torch.arange(n) for n in lens])
-    args = (ids, positions, None, AttentionMetadata.dense(lens))
+    ids, positions, meta, row_index = pack(prompts, completions)
+    args = (ids, positions, None, meta)
     hidden = model(*args) if weights is None else functional_call(model, weights, args)
-    # the rows that predict completion tokens: positions len(prompt)-1 .. len(seq)-2 of each sequence
-    rows, targets, start = [], [], 0
-    for p, c, n in zip(prompts, completions, lens, strict=True):
-        rows.append(torch.arange(start + len(p) - 1, start + n - 1))
-        targets += c
-        start += n
-    row_index = torch.cat(rows)
+    targets = [t for c in completions for t in c]
     if weights is None:
         logits = model.compute_logits(hidden[row_index])
     else:  # the output head under `weights` (tied models share the embedding matrix)

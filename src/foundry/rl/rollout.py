@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from foundry.config_cli import replace
 from foundry.llm.config import ModelConfig
 from foundry.llm.models.llama import LlamaForCausalLM
 from foundry.rl.model import policy_tokenizer
@@ -62,9 +63,7 @@ class RolloutWorker:
         """The batch cap the dispatcher chose for this instance (small for long tails)."""
         if max_num_seqs != self.engine.config.scheduler.max_num_seqs:
             version = self.engine.weight_version
-            self.engine = self.engine.rebuilt(self.engine.config.model_copy(
-                update={"scheduler": self.engine.config.scheduler.model_copy(
-                    update={"max_num_seqs": max_num_seqs})}))
+            self.engine = self.engine.rebuilt(replace(self.engine.config, max_num_seqs=max_num_seqs))
             if version:
                 self.engine.set_weight_version(version)
 
@@ -116,9 +115,7 @@ class RolloutWorker:
     def decode_latency(self, batch_sizes: list[int], steps: int = 8) -> dict[int, float]:
         """Measured seconds per decode step at each batch size (the dispatcher's PTL(BS)): the median of
         `steps` pure-decode steps of that many requests, on a scratch engine over the same model."""
-        config = self.engine.config
-        scratch = self.engine.rebuilt(config.model_copy(update={"scheduler": config.scheduler.model_copy(
-            update={"max_num_seqs": max(batch_sizes)})}))
+        scratch = self.engine.rebuilt(replace(self.engine.config, max_num_seqs=max(batch_sizes)))
         prompt = self.tokenizer.encode(self.task.sample(random.Random(0)).text,
                                        add_special_tokens=False)
         out = {}
