@@ -3,7 +3,7 @@ logic runs on local thread actors (fast); one run checks the same on real Ray pr
 
 import torch
 
-from foundry.rl.actors import RayBackend
+from foundry.actors import RayBackend
 from foundry.rl.config import RLConfig
 from foundry.rl.controller import Controller, batch_prompts
 from foundry.rl.latency import PerTokenLatency

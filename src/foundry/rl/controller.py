@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
+from foundry.actors import ActorDied, make_backend
 from foundry.llm.config import ModelConfig
-from foundry.rl.actors import ActorDied, make_backend
 from foundry.rl.config import RLConfig
 from foundry.rl.dispatch import dispatch, dispatch_random
 from foundry.rl.latency import PerTokenLatency

@@ -1,6 +1,6 @@
-"""Where the controller's actors live: Ray actors (processes, on one machine or a cluster) or local
-threads (one process; for tests and for a quick look without Ray). The controller is written once
-against this small interface:
+"""Where actors live: Ray actors (processes, on one machine or a cluster) or local threads (one
+process; for tests and for a quick look without Ray). The RL controller and the elastic serving
+cluster are written once against this small interface:
 
     handle = backend.spawn(Class, *args, num_cpus=1)   # an actor: its calls run one at a time, in order
     ref = handle.call("method", *args)                 # returns at once; `backend.get(ref)` waits
@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import queue
 from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
 _END = object()
@@ -51,6 +51,11 @@ class RayBackend:
 
     def get(self, ref: Any) -> Any:
         return self.ray.get(ref)
+
+    def wait_any(self, refs: list[Any]) -> list[Any]:
+        """Blocks until at least one of `refs` is done; returns the done ones."""
+        done, _ = self.ray.wait(refs, num_returns=1)
+        return [r for r in refs if any(r == d for d in done)]
 
     def kill(self, handle: _RayHandle) -> None:
         self.ray.kill(handle.actor, no_restart=True)
@@ -90,6 +95,10 @@ class LocalBackend:
         if isinstance(ref, list):
             return [self.get(r) for r in ref]
         return ref.result() if isinstance(ref, Future) else ref
+
+    def wait_any(self, refs: list[Any]) -> list[Any]:
+        done, _ = wait(refs, return_when=FIRST_COMPLETED)
+        return [r for r in refs if r in done]
 
     def kill(self, handle: _LocalHandle) -> None:
         handle.kill()

@@ -1,0 +1,263 @@
+"""The elastic cluster's coordinator: requests, placement, the scheduler's plans, and the instances.
+
+One loop, whatever the backend (instances as Ray processes talking gloo, or threads in one process):
+
+    view = snapshot()                      # waiting and idle running requests, placement, idle instances
+    plan = scheduler.schedule(view)        # torch-free (`ElasticScheduler`): the simulator runs the same one
+    launch(plan)                           # pauses, migrations, then prefill rings and decode batches
+    wait for any batch to end; sample      # each batch ends on its own: the others keep running
+
+The placement record is updated when a batch is launched (its slots are reserved from then on) and
+checked against every instance's own pool by `check()`. Admission is against the cluster: a prompt
+larger than any one instance's pool is served as long as the cluster holds it.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from foundry.actors import LocalBackend, RayBackend
+from foundry.llm.config import ModelConfig
+from foundry.serve.elastic.comm import ThreadHub
+from foundry.serve.elastic.instance import CommSpec, ElasticInstance
+from foundry.serve.elastic.multi_master_decode import DecodeWork
+from foundry.serve.elastic.placement import Placement
+from foundry.serve.elastic.plan import (
+    ClusterView,
+    DecodeBatch,
+    IterationPlan,
+    PrefillBatch,
+    RunningRequest,
+    WaitingRequest,
+)
+from foundry.serve.elastic.ring_prefill import PrefillWork
+from foundry.serve.sampler import sample
+from foundry.serve.sampling_params import SamplingParams
+
+
+@dataclass
+class ElasticRequest:
+    request_id: str
+    prompt: list[int]
+    params: SamplingParams
+    arrival: float
+    output: list[int] = field(default_factory=list)
+    first_token_time: float | None = None
+    finish_time: float | None = None
+    finish_reason: str | None = None
+    prefilled: bool = False  # its KV is in the cluster (reset by a pause)
+    generator: torch.Generator = field(default_factory=torch.Generator)
+
+    @property
+    def tokens(self) -> list[int]:
+        return self.prompt + self.output
+
+
+@dataclass
+class _Batch:
+    kind: str  # "prefill" | "decode"
+    request_ids: tuple[str, ...]
+    instances: tuple[int, ...]
+    refs: list[Any]
+    started: float
+
+
+class ElasticCluster:
+    def __init__(self, model_config: ModelConfig, state_dict: dict[str, torch.Tensor], *, scheduler: Any,
+                 num_instances: int, slots_per_instance: int, backend: str = "local",
+                 eos_token_id: int | None = None, threads_per_instance: int = 1) -> None:
+        if num_instances < 1 or slots_per_instance < 1:
+            raise ValueError(f"num_instances and slots_per_instance must be >= 1, got {num_instances}, "
+                             f"{slots_per_instance}")
+        self.model_config = model_config
+        self.scheduler = scheduler
+        self.eos_token_id = eos_token_id
+        self.placement = Placement([slots_per_instance] * num_instances)
+        self.requests: dict[str, ElasticRequest] = {}
+        self.finished: dict[str, ElasticRequest] = {}
+        self._batches: list[_Batch] = []
+        self._done: set[int] = set()  # ids of the refs of running batches that have ended
+        self._clock0 = time.monotonic()
+        if backend == "local":
+            self.backend: LocalBackend | RayBackend = LocalBackend()
+            comm = CommSpec("thread", hub=ThreadHub(num_instances))
+        elif backend == "ray":
+            self.backend = RayBackend()
+            comm = CommSpec("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}")
+        else:
+            raise ValueError(f"backend: unknown backend {backend!r}; choose local or ray")
+        sd = {k: v.detach().cpu() for k, v in state_dict.items()}
+        self.instances = [self.backend.spawn(ElasticInstance, r, num_instances, model_config, sd,
+                                             slots_per_instance, comm, threads_per_instance, num_cpus=1)
+                          for r in range(num_instances)]
+        self.backend.wait_ready(self.instances)
+
+    # -- requests ----------------------------------------------------------------------------------
+    def now(self) -> float:
+        return time.monotonic() - self._clock0
+
+    def add_request(self, request_id: str, prompt: list[int], params: SamplingParams) -> None:
+        params.validate()
+        if request_id in self.requests or request_id in self.finished:
+            raise ValueError(f"request_id: {request_id!r} is already in use")
+        if not prompt:
+            raise ValueError("prompt: must have at least one token")
+        total = len(prompt) + params.max_tokens
+        if total > self.model_config.max_position_embeddings:
+            raise ValueError(f"prompt: {len(prompt)} tokens + max_tokens {params.max_tokens} exceed the "
+                             f"model's {self.model_config.max_position_embeddings} positions")
+        if total > sum(self.placement.capacities):
+            raise ValueError(f"prompt: {total} tokens exceed the cluster's {sum(self.placement.capacities)} "
+                             f"KV slots")
+        req = ElasticRequest(request_id, list(prompt), params, self.now())
+        if params.seed is not None:
+            req.generator.manual_seed(params.seed)
+        self.requests[request_id] = req
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.requests)
+
+    # -- the loop ----------------------------------------------------------------------------------
+    def step(self) -> list[ElasticRequest]:
+        """Plan for the idle instances, launch, and wait until some batch ends; returns the requests
+        that got a token (or finished) in it. Returns [] at once when nothing can run."""
+        plan = self.scheduler.schedule(self.snapshot())
+        self._launch(plan)
+        if not self._batches:
+            if self.requests and plan.is_empty:
+                raise RuntimeError("scheduler: requests are waiting but nothing is planned or running "
+                                   f"({sorted(self.requests)[:3]}...)")
+            return []
+        while not (ended := [b for b in self._batches if all(id(r) in self._done for r in b.refs)]):
+            pending = [r for b in self._batches for r in b.refs if id(r) not in self._done]
+            self._done.update(map(id, self.backend.wait_any(pending)))  # a batch ends when all members do
+        out: list[ElasticRequest] = []
+        for b in ended:
+            self._batches.remove(b)
+            self._done.difference_update(map(id, b.refs))
+            out += self._finish_batch(b)
+        return out
+
+    def run(self) -> dict[str, ElasticRequest]:
+        """Step until every request has finished; returns them all by id."""
+        while self.requests:
+            self.step()
+        return self.finished
+
+    def snapshot(self) -> ClusterView:
+        busy_req = {rid for b in self._batches for rid in b.request_ids}
+        busy_inst = {i for b in self._batches for i in b.instances}
+        waiting = tuple(WaitingRequest(r.request_id, len(r.tokens), r.arrival,
+                                       r.params.max_tokens - len(r.output))
+                        for r in self.requests.values() if not r.prefilled and r.request_id not in busy_req)
+        running = tuple(RunningRequest(r.request_id, self.placement.length(r.request_id), len(r.output),
+                                       r.params.max_tokens, r.arrival)
+                        for r in self.requests.values() if r.prefilled and r.request_id not in busy_req)
+        idle = frozenset(set(range(self.placement.num_instances)) - busy_inst)
+        return ClusterView(self.now(), waiting, running, self.placement, idle, frozenset(busy_req))
+
+    def _launch(self, plan: IterationPlan) -> None:
+        for rid in plan.paused:  # drop the KV; the request is prefilled again later (prompt + output)
+            self._free(rid)
+            self.requests[rid].prefilled = False
+        for m in plan.migrations:
+            rid = m.request_id
+            for piece in self.placement.move(rid, m.start, m.stop, m.dst):
+                if piece.instance != m.dst:  # (the ordered actor queues put these before later batches)
+                    self.instances[piece.instance].call("send_kv", rid, piece.start, piece.stop, m.dst)
+                    self.instances[m.dst].call("recv_kv", rid, piece.start, piece.stop, piece.instance)
+        for p in plan.prefills:
+            self._launch_prefill(p)
+        for d in plan.decodes:
+            self._launch_decode(d)
+
+    def _launch_prefill(self, p: PrefillBatch) -> None:
+        for rid in p.request_ids:
+            self.placement.assign(rid, p.kv_plan[rid])
+        work = PrefillWork(p.request_ids, tuple(tuple(self.requests[r].tokens) for r in p.request_ids),
+                           p.instances, {r: p.kv_plan[r] for r in p.request_ids})
+        refs = [self.instances[i].call("prefill", work) for i in p.instances]
+        self._batches.append(_Batch("prefill", p.request_ids, p.instances, refs, self.now()))
+
+    def _launch_decode(self, d: DecodeBatch) -> None:
+        positions = []
+        for rid in d.request_ids:
+            positions.append(self.placement.length(rid))
+            self.placement.append(rid, d.new_kv[rid])
+        work = DecodeWork(d.request_ids, tuple(self.requests[r].output[-1] for r in d.request_ids),
+                          tuple(positions), tuple(d.new_kv[r] for r in d.request_ids),
+                          tuple(self.placement.holders(r) for r in d.request_ids), d.instances)
+        refs = [self.instances[i].call("decode", work) for i in d.instances]
+        self._batches.append(_Batch("decode", d.request_ids, d.instances, refs, self.now()))
+
+    def _finish_batch(self, b: _Batch) -> list[ElasticRequest]:
+        logits: dict[str, torch.Tensor] = {}
+        for part in self.backend.get(b.refs):
+            logits.update(part)
+        elapsed = self.now() - b.started
+        observe = getattr(self.scheduler, "batch_ended", None)
+        if observe is not None:
+            observe(b.kind, b.request_ids, b.instances, elapsed)
+        reqs = [self.requests[r] for r in b.request_ids]
+        tokens, _ = sample(torch.stack([logits[r.request_id] for r in reqs]), [r.params for r in reqs],
+                           [r.generator for r in reqs])
+        now = self.now()
+        for r, t in zip(reqs, tokens, strict=True):
+            r.prefilled = True
+            r.output.append(t)
+            if r.first_token_time is None:
+                r.first_token_time = now
+            reason = self._stop_reason(r, t)
+            if reason is not None:
+                r.finish_reason, r.finish_time = reason, now
+                self._free(r.request_id)
+                self.finished[r.request_id] = self.requests.pop(r.request_id)
+        return reqs
+
+    def _stop_reason(self, r: ElasticRequest, token: int) -> str | None:
+        if token in r.params.stop_token_ids or (token == self.eos_token_id and not r.params.ignore_eos):
+            return "stop"
+        if len(r.output) >= r.params.max_tokens:
+            return "length"
+        return None
+
+    def _free(self, request_id: str) -> None:
+        holders = [r.instance for r in self.placement.drop(request_id)]
+        for i in sorted(set(holders)):
+            self.instances[i].call("free", [request_id])
+
+    # -- checks ------------------------------------------------------------------------------------
+    def check(self) -> None:
+        """KV conservation: the placement tiles every prefilled request's context exactly, and each
+        instance's pool holds exactly the positions the placement gives it (waits for running batches)."""
+        for b in self._batches:
+            self.backend.get(b.refs)
+        lengths = {rid: self.placement.length(rid) for rid, r in self.requests.items() if r.prefilled}
+        self.placement.check(lengths)
+        held = self.backend.get([inst.call("held") for inst in self.instances])
+        for i, h in enumerate(held):
+            want = {rid: [p for rg in self.placement.ranges(rid) if rg.instance == i
+                          for p in range(rg.start, rg.stop)] for rid in self.placement}
+            want = {rid: ps for rid, ps in want.items() if ps}
+            if h != want:
+                raise AssertionError(f"instance {i} holds {_brief(h)}, the placement says {_brief(want)}")
+
+    def shutdown(self) -> None:
+        for inst in self.instances:
+            self.backend.kill(inst)
+
+
+def _brief(h: dict[str, list[int]]) -> str:
+    return str({k: (len(v), v[:3]) for k, v in h.items()})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
