@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.optimize import nnls
 
+from foundry.serve.elastic.cost_model import DecodeCoeffs, ESPCostModel, PrefillCoeffs
 from foundry.sim.cost_models.fitted import LinearCostModel
 
 # (batch, prompt length) of the published points; 1k = 1,000 as in the profiling grid (§3.3).
@@ -164,6 +165,24 @@ class LWM7BA800:
         m = self.sp4_tp2.scaled(8.0, "sp1-tp1", 1, "x8")
         _, n, _, _ = TP1_POINT_MS
         return m.prefill_time(n, n * n) * 1e3, m.decode_time(1, n) * 1e3
+
+
+def esp_cost_model(models: LWM7BA800, instance_tp: int) -> ESPCostModel:
+    """The elastic cluster's costs for instances of TP `instance_tp`: 2 (four instances, SP degrees 1-4,
+    LoongServe's AE deployment) or 8 (one instance, SP1·TP8). Degree k of TP2 instances scales SP4·TP2's
+    per-token terms by 4/k (k = 4 is the fitted model itself; 1-3 are derived); one instance's decode
+    share is SP4·TP2's decode with per-token terms x4 (derived)."""
+    if instance_tp == 2:
+        A, B, C = models.sp4_tp2.prefill
+        prefill = {k: PrefillCoeffs(A, B * 4 / k, C * 4 / k) for k in (1, 2, 3, 4)}
+        decode = DecodeCoeffs(*models.tp2_instance().decode)
+    elif instance_tp == 8:
+        prefill = {1: PrefillCoeffs(*models.sp1_tp8.prefill)}
+        decode = DecodeCoeffs(*models.sp1_tp8.decode)
+    else:
+        raise ValueError(f"instance_tp: expected 2 or 8, got {instance_tp}")
+    return ESPCostModel(prefill, decode, float(KV_BYTES_PER_TOKEN),
+                        MIGRATION_BYTES_PER_S_PER_RANK * instance_tp)
 
 
 def fit_table(models: LWM7BA800) -> str:
