@@ -45,7 +45,7 @@ from foundry.serve.elastic.plan import (
 )
 
 
-class ElasticScheduler(Protocol):
+class ElasticScheduler(Protocol):  # (`observe_finished(id, num_generated)` is called too, where defined)
     def schedule(self, view: ClusterView) -> IterationPlan: ...
 
 
@@ -95,12 +95,14 @@ class ElasticCluster:
     request's expected context length after every event (tests)."""
 
     def __init__(self, scheduler: ElasticScheduler, cost: ESPCostModel, capacities: list[int], *,
-                 check: bool = False, validate: bool = False) -> None:
+                 max_request_tokens: int | None = None, check: bool = False, validate: bool = False) -> None:
         if not capacities:
             raise ValueError("capacities: need at least one instance")
         self.scheduler = scheduler
         self.cost = cost
         self.capacities = list(capacities)
+        # a request whose prompt + output exceeds this is refused on arrival (the KV it could ever get)
+        self.max_request_tokens = sum(capacities) if max_request_tokens is None else max_request_tokens
         self.check = check
         self.validate = validate
 
@@ -117,6 +119,8 @@ class ElasticCluster:
         busy: set[str] = set()
         idle = set(range(n_inst))
         events: list[tuple[float, int, _Batch]] = []
+        refused: set[str] = set()
+        observe = getattr(self.scheduler, "observe_finished", None)
         seq = 0
         nxt, now = 0, 0.0
         while True:
@@ -137,24 +141,30 @@ class ElasticCluster:
                     if r.num_generated >= r.output_len:
                         r.finish_time = now
                         placement.drop(rid)
+                        if observe is not None:
+                            observe(rid, r.num_generated)
                     else:
                         running[rid] = r
             while nxt < len(order) and workload.requests[order[nxt]].arrival_time <= now:
                 r = reqs[f"r{order[nxt]}"]
-                bisect.insort(waiting, (r.arrival, r.index, r.id))
                 nxt += 1
+                if r.prompt_len + r.output_len > self.max_request_tokens:
+                    refused.add(r.id)
+                    continue
+                bisect.insort(waiting, (r.arrival, r.index, r.id))
             if idle and (waiting or running):
                 stats.num_scheduler_calls += 1
                 view = ClusterView(
                     now,
                     tuple(WaitingRequest(rid, reqs[rid].prompt_len + reqs[rid].num_generated, arr,
-                                         reqs[rid].output_len) for arr, _, rid in waiting),
+                                         reqs[rid].output_len - reqs[rid].num_generated)
+                          for arr, _, rid in waiting),
                     tuple(RunningRequest(r.id, r.context_len, r.num_generated, r.output_len, r.arrival)
                           for r in running.values()),
                     placement, frozenset(idle), frozenset(busy))
                 plan = self.scheduler.schedule(view)
                 if self.validate:
-                    from foundry.serve.elastic.scheduler import validate_plan
+                    from foundry.serve.elastic.validate import validate_plan
 
                     validate_plan(view, plan)
                 for b in self._apply(plan, now, reqs, placement, waiting, running, busy, idle, stats):
@@ -171,7 +181,9 @@ class ElasticCluster:
         stats.end_time = max((r.finish_time or 0.0) for r in reqs.values()) if reqs else 0.0
         stats.wall_time = time.perf_counter() - wall
         records = [RequestRecord(r.prompt_len, r.output_len, r.arrival, r.first_token_time, r.finish_time,
-                                 r.num_generated) for r in sorted(reqs.values(), key=lambda x: x.index)]
+                                 r.num_generated, "refused: prompt + output exceed the KV it could get"
+                                 if r.id in refused else None)
+                   for r in sorted(reqs.values(), key=lambda x: x.index)]
         return ClusterResult(records, stats)
 
     # ---- applying a plan -------------------------------------------------------------------------
