@@ -317,3 +317,12 @@ def test_validate_plan_catches_broken_plans():
             validate_plan(v, plan)
     validate_plan(view, IterationPlan(paused=("a",), prefills=(
         PrefillBatch(("b",), (0,), {"b": (KVRange(0, 0, 6),)}),)))  # the pause frees the slots first
+
+
+def test_masters_fill_roomier_instances_when_a_fuller_one_cannot_take_its_share():
+    from foundry.serve.elastic.scheduler import _assign_masters
+
+    p = Placement([10, 10])
+    p.assign("x", [KVRange(0, 0, 5), KVRange(1, 5, 14)])  # free: 5 on 0, 1 on 1
+    got = _assign_masters(["a", "b", "c", "d"], [0, 1], p, min_batch=1)
+    assert sorted(got.values()).count(0) == 3 and sorted(got.values()).count(1) == 1

@@ -134,18 +134,22 @@ def _assign_masters(requests: list[str], instances: Iterable[int], p: Placement,
     """New tokens' KV: instances with the most free slots first, each taking a sub-batch of
     min(remaining, free, max(remaining / instances left, min_batch)) (LoongServe, Step 4)."""
     cands = sorted((i for i in instances if p.free(i) > 0), key=lambda i: (-p.free(i), i))
-    out: dict[str, int] = {}
-    pos = 0
+    took = dict.fromkeys(cands, 0)
+    rem = len(requests)
     for n, i in enumerate(cands):
-        rem = len(requests) - pos
-        if rem == 0:
-            break
-        take = min(rem, p.free(i), max(math.ceil(rem / (len(cands) - n)), min_batch))
-        for r in requests[pos:pos + take]:
-            out[r] = i
-        pos += take
-    if pos < len(requests):
+        took[i] = min(rem, p.free(i), max(math.ceil(rem / (len(cands) - n)), min_batch))
+        rem -= took[i]
+    for i in cands:  # a fuller instance took less than its share: the roomier ones take the rest
+        more = min(rem, p.free(i) - took[i])
+        took[i] += more
+        rem -= more
+    if rem > 0:
         raise AssertionError("decode planned without enough free slots")  # callers check first
+    out: dict[str, int] = {}
+    it = iter(requests)
+    for i in cands:
+        for _ in range(took[i]):
+            out[next(it)] = i
     return out
 
 
@@ -164,6 +168,15 @@ class LoongServeScheduler(ElasticScheduler):
     places each prompt's KV on the most-used instances first. Step 4 decodes every other group
     (multi-master; new tokens on instances with free slots, scaling up onto extra instances or
     merging groups when short, pausing the newest request as the last resort).
+
+    Adapted to an event-driven cluster (batches end at different times; LoongServe runs
+    synchronous macro-iterations): the "cluster" of Steps 1–2 is the idle instances, "idle" in
+    Step 0 means that no request on the idle instances can decode, and a decode batch is a
+    connected group of requests sharing KV holders. Left out: greedy prefill fill-ins on
+    instances freed by scale-down within the rest of a macro-iteration (the view carries no batch
+    end times; freed instances are simply idle at the next call), adding decode instances when a
+    master's sub-batch exceeds the compute-bound size, and LightLLM's busy/not-busy switch of the
+    admission estimate (`admission_max_new_tokens` is a fixed optimistic cap instead).
     """
 
     def __init__(self, cost: ESPCostModel, config: LoongServeConfig | None = None) -> None:
@@ -264,11 +277,15 @@ class LoongServeScheduler(ElasticScheduler):
         u_inv = 0.0
         can_undecide, run_idx, need_break, is_ooe, before_ooe = True, 0, False, False, 0
 
+        base_total = sum(c + n for c, n in entries)
+
         def mem_ok(extra: list[WaitingRequest]) -> bool:
             reqs = [*accepted, *extra]
             if len(in_system) + len(reqs) > cfg.max_num_seqs:
                 return False
             new = [(w.prompt_len, _assumed_left(w.max_tokens, 0, assume)) for w in reqs]
+            if base_total + sum(c + n for c, n in new) <= capacity:  # the peak is at most this
+                return True
             return _worst_case_fits(entries + new, capacity)
 
         for w in view.waiting:
@@ -370,6 +387,7 @@ class LoongServeScheduler(ElasticScheduler):
         if s > sum(caps[min_busy:]):
             return out
         while holders and len(empty) < len(pool) - min_busy:
+            holders.sort(key=lambda i: (p.used(i), i))
             src = holders[0]
             if s <= _free(p, empty):
                 gain = self._t(len(empty), s, s2) - self._t(len(empty) + 1, s, s2)
