@@ -90,3 +90,21 @@ def test_infeasible_and_empty():
     assert batch_prefills([], [0], [5], cost) == Batching((), 0.0)
     with pytest.raises(ValueError, match=">= 1"):
         batch_prefills([0], [0], [5], cost)
+
+
+def test_loongserves_pruning_only_ever_returns_one_batch():
+    """As read from LoongServe's main.cpp: dp[1][j] is one batch on all j instances, and the pruning
+    then forces every last batch onto all j instances (see the module docstring)."""
+    rng = random.Random(7)
+    cost = _linear_cost({k: (0.015 + 0.005 * k, 6.5e-5 / k, 4e-10 / k) for k in range(1, 9)})
+    for _ in range(100):
+        n, m = rng.randint(1, 12), rng.randint(1, 8)
+        lengths = [rng.randint(10, 50000) for _ in range(n)]
+        free = [200000] * m
+        pruned = batch_prefills(lengths, list(range(m)), free, cost, monotone=True)
+        exact = batch_prefills(lengths, list(range(m)), free, cost)
+        if exact is None:
+            assert pruned is None
+            continue
+        assert pruned is not None and len(pruned.batches) == 1
+        assert pruned.objective >= exact.objective - 1e-12

@@ -60,7 +60,7 @@ class LoongServeConfig:
     avg_decode_time: float = 0.025  # seconds, LoongServe's constant decode time (AE 25 ms)
     initial_mean_output_len: float = 512.0  # the running mean output length starts here
     max_num_seqs: int = 1024  # requests in the system (LoongServe's running_max_req_size)
-    dp_exact_max_requests: int = 64  # above this, the batching DP uses LoongServe's monotone pruning
+    dp_exact_max_requests: int = 256  # above this, the batching DP uses LoongServe's pruning (one batch)
     # admission assumes each request generates at most max(this, 1.1 × generated) tokens (capped by its
     # max_tokens), as LightLLM's router_max_new_token_len when not busy; None: the worst case, max_tokens
     admission_max_new_tokens: int | None = None
