@@ -143,6 +143,14 @@ def serve_cmd(
     shared_prefix_len: Annotated[int, typer.Option(
         min=0, help="The first N prompt tokens are common to all requests (a system prompt).")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON only.")] = False,
+    system: Annotated[str | None, typer.Option(
+        help="Simulate a system of the LoongServe comparison on 8 A800-like GPUs with LWM-7B-like step "
+        "models instead of one engine: loongserve, splitfuse, vllm, disagg, static-sp (TP2·SP4), "
+        "static-tp2x4, static-tp8. Reads --dataset, --rate, --num-requests, --seed, --json; the cost, "
+        "policy and pool options do not apply.")] = None,
+    dataset: Annotated[str, typer.Option(
+        help="With --system: sharegpt, leval, lveval, mixed or zipf-ALPHA (e.g. zipf-1.2), look-alike "
+        "length distributions (docs/loongserve-simulation.md).")] = "sharegpt",
 ) -> None:
     """Simulate one benchmark run; prints the same report as `foundry serve bench`."""
     from rich.console import Console
@@ -151,6 +159,9 @@ def serve_cmd(
     from foundry.sim.dispatch import DISPATCHERS
     from foundry.sim.run import simulate_report
 
+    if system is not None:
+        _serve_system(system, dataset, rate, num_requests, seed, json_out)
+        return
     dep = _deployment(cost, block_size, num_device_blocks, num_host_blocks, link_bandwidth_gbs)
     _check_policies([scheduler.policy], dep, scheduler, "--policy")
     if dispatch not in DISPATCHERS:
@@ -175,6 +186,51 @@ def serve_cmd(
         e2e = "-" if inst["mean_e2e_s"] is None else f"{inst['mean_e2e_s']:.3f} s"
         typer.echo(f"  instance {k}: {inst['num_requests']} requests, mean E2E {e2e}, {inst['num_steps']} "
                    f"steps ({inst['busy_time_s']:.1f} s busy), {inst['num_preemptions']} preemptions")
+
+
+def _serve_system(system: str, dataset: str, rate: float, num_requests: int, seed: int,
+                  json_out: bool) -> None:
+    """`sim serve --system`: one run of a LoongServe-comparison system, with the dataset's SLO score."""
+    from rich.console import Console
+
+    from foundry.serve.bench.report import render_table, summarize
+    from foundry.sim.elastic.calibration import LWM7BA800
+    from foundry.sim.elastic.slo import SLO_S, latency_summary, per_token_score, zipf_attainment
+    from foundry.sim.elastic.systems import canonical, run_system
+    from foundry.sim.elastic.workloads import dataset_workload
+
+    try:
+        name = canonical(system)
+    except ValueError as e:
+        raise bad_option(e, default="--system") from None
+    if not rate > 0:
+        raise typer.BadParameter(f"must be > 0 requests/s, got {rate}", param_hint="--rate")
+    try:
+        workload = dataset_workload(dataset, rate, num_requests, seed)
+    except ValueError as e:
+        raise bad_option(e, default="--dataset") from None
+    models = LWM7BA800.fit()
+    records = run_system(name, workload, dataset, models)
+    lat = latency_summary(records)
+    slo: dict[str, Any] = {"mean_per_token_latency_s": lat["per_token"],
+                           "mean_input_token_latency_s": lat["input_token"],
+                           "mean_output_token_latency_s": lat["output_token"]}
+    if dataset in SLO_S:
+        slo.update({"per_token_slo_s": SLO_S[dataset][0], "score": per_token_score(records, dataset)})
+    else:
+        slo["zipf_attainment"] = zipf_attainment(records, models.sp4_tp2)
+    result = summarize(records, {"target": f"simulated system={name}", "system": name, "dataset": dataset,
+                                 "rate": rate, "num_requests": num_requests, "seed": seed, "slo": slo})
+    if json_out:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    Console().print(render_table(result))
+    line = f"mean per-token latency {lat['per_token'] * 1e3:.2f} ms"
+    if "score" in slo:
+        line += f" (SLO {slo['per_token_slo_s'] * 1e3:g} ms: score {slo['score']:.3f}, <= 1 meets it)"
+    else:
+        line += f"; {slo['zipf_attainment']:.1%} within the Zipf TTFT/TPOT SLO"
+    typer.echo(line)
 
 
 @app.command("sweep")
