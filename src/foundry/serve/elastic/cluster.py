@@ -36,6 +36,8 @@ from foundry.serve.elastic.plan import (
     WaitingRequest,
 )
 from foundry.serve.elastic.ring_prefill import PrefillWork
+from foundry.serve.elastic.scheduler import ElasticScheduler
+from foundry.serve.elastic.validate import validate_plan
 from foundry.serve.sampler import sample
 from foundry.serve.sampling_params import SamplingParams
 
@@ -68,14 +70,16 @@ class _Batch:
 
 
 class ElasticCluster:
-    def __init__(self, model_config: ModelConfig, state_dict: dict[str, torch.Tensor], *, scheduler: Any,
-                 num_instances: int, slots_per_instance: int, backend: str = "local",
-                 eos_token_id: int | None = None, threads_per_instance: int = 1) -> None:
+    def __init__(self, model_config: ModelConfig, state_dict: dict[str, torch.Tensor], *,
+                 scheduler: ElasticScheduler, num_instances: int, slots_per_instance: int,
+                 backend: str = "local", eos_token_id: int | None = None, threads_per_instance: int = 1,
+                 validate: bool = False) -> None:
         if num_instances < 1 or slots_per_instance < 1:
             raise ValueError(f"num_instances and slots_per_instance must be >= 1, got {num_instances}, "
                              f"{slots_per_instance}")
         self.model_config = model_config
-        self.scheduler = scheduler
+        self.scheduler: ElasticScheduler = scheduler
+        self.validate = validate  # check every plan against its view (tests)
         self.eos_token_id = eos_token_id
         self.placement = Placement([slots_per_instance] * num_instances)
         self.requests: dict[str, ElasticRequest] = {}
@@ -126,7 +130,10 @@ class ElasticCluster:
     def step(self) -> list[ElasticRequest]:
         """Plan for the idle instances, launch, and wait until some batch ends; returns the requests
         that got a token (or finished) in it. Returns [] at once when nothing can run."""
-        plan = self.scheduler.schedule(self.snapshot())
+        view = self.snapshot()
+        plan = self.scheduler.schedule(view)
+        if self.validate:
+            validate_plan(view, plan)
         self._launch(plan)
         if not self._batches:
             if self.requests and plan.is_empty:
@@ -199,10 +206,6 @@ class ElasticCluster:
         logits: dict[str, torch.Tensor] = {}
         for part in self.backend.get(b.refs):
             logits.update(part)
-        elapsed = self.now() - b.started
-        observe = getattr(self.scheduler, "batch_ended", None)
-        if observe is not None:
-            observe(b.kind, b.request_ids, b.instances, elapsed)
         reqs = [self.requests[r] for r in b.request_ids]
         tokens, _ = sample(torch.stack([logits[r.request_id] for r in reqs]), [r.params for r in reqs],
                            [r.generator for r in reqs])
@@ -217,6 +220,7 @@ class ElasticCluster:
                 r.finish_reason, r.finish_time = reason, now
                 self._free(r.request_id)
                 self.finished[r.request_id] = self.requests.pop(r.request_id)
+                self.scheduler.observe_finished(r.request_id, len(r.output))
         return reqs
 
     def _stop_reason(self, r: ElasticRequest, token: int) -> str | None:
@@ -237,7 +241,11 @@ class ElasticCluster:
         instance's pool holds exactly the positions the placement gives it (waits for running batches)."""
         for b in self._batches:
             self.backend.get(b.refs)
-        lengths = {rid: self.placement.length(rid) for rid, r in self.requests.items() if r.prefilled}
+        busy = {rid for b in self._batches for rid in b.request_ids}
+        # a running batch has reserved every token it was given; an idle request's last sampled token
+        # has no KV yet (it is the next decode's input)
+        lengths = {rid: len(r.tokens) - (rid not in busy) for rid, r in self.requests.items()
+                   if r.prefilled or rid in busy}
         self.placement.check(lengths)
         held = self.backend.get([inst.call("held") for inst in self.instances])
         for i, h in enumerate(held):
