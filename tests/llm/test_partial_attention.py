@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from foundry.llm.partial_attention import merge_partials, partial_attention
+from foundry.llm.partial_attention import causal_block_attention, merge_partials, partial_attention
 
 TOL = 1e-5
 
@@ -118,3 +118,18 @@ def test_errors_name_the_argument():
         partial_attention(q[:, :2], k, k, q_positions=torch.arange(2))
     with pytest.raises(ValueError, match="^outs"):
         merge_partials([], [])
+
+
+@pytest.mark.parametrize("diagonal", [0, -1])
+@pytest.mark.parametrize("shape", [(5, 5), (5, 6), (6, 5), (1, 3), (3, 0)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # the fused CPU kernel, and the fallback
+def test_causal_block_attention_equals_explicit_partial_attention(diagonal, shape, dtype):
+    lq, lk = shape
+    g = torch.Generator().manual_seed(lq * 10 + lk)
+    q = torch.randn(4, lq, 8, generator=g, dtype=dtype)
+    k, v = torch.randn(2, lk, 8, generator=g, dtype=dtype), torch.randn(2, lk, 8, generator=g, dtype=dtype)
+    out, lse = causal_block_attention(q, k, v, diagonal=diagonal)
+    ref_out, ref_lse = partial_attention(q, k, v, q_positions=torch.arange(lq) + diagonal,
+                                         kv_positions=torch.arange(lk))
+    assert torch.allclose(out, ref_out, atol=1e-5) and torch.equal(torch.isinf(lse), torch.isinf(ref_lse))
+    assert torch.allclose(lse[~torch.isinf(lse)].double(), ref_lse[~torch.isinf(ref_lse)].double(), atol=1e-5)

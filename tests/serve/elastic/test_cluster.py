@@ -70,3 +70,24 @@ def test_refuses_what_the_cluster_cannot_hold(esp_model):
         assert cluster.run()["ok"].finish_reason == "length"
     finally:
         cluster.shutdown()
+
+
+def test_two_processes_over_gloo_give_the_same_tokens(esp_model):
+    """The same instance code as Ray actors (processes) exchanging tensors over torch.distributed gloo:
+    a prompt larger than one instance is prefilled by a ring of two and decoded by two masters' merge."""
+    cfg, model, dense = esp_model
+    cost = ESPCostModel({k: PrefillCoeffs(0.002 * k, 1e-5 / k, 4e-8 / k) for k in (1, 2)})
+    cluster = ElasticCluster(cfg, model.state_dict(), scheduler=StaticSPScheduler(cost, 2), num_instances=2,
+                             slots_per_instance=100, backend="ray", validate=True)
+    try:
+        rng = random.Random(3)
+        prompts = {"long": [rng.randrange(cfg.vocab_size) for _ in range(150)], "short": [5, 6, 7]}
+        for rid, p in prompts.items():
+            cluster.add_request(rid, p, SamplingParams(max_tokens=5, temperature=0))
+        while cluster.has_unfinished_requests():
+            cluster.step()
+            cluster.check()
+        for rid, p in prompts.items():
+            assert cluster.finished[rid].output == _greedy_reference(dense, p, 5), rid
+    finally:
+        cluster.shutdown()

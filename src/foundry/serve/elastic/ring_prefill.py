@@ -18,12 +18,10 @@ import torch
 
 from foundry.llm.layers.rotary import apply_rotary
 from foundry.llm.models.llama import LlamaForCausalLM
-from foundry.llm.partial_attention import merge_partials, partial_attention
+from foundry.llm.partial_attention import causal_block_attention, merge_partials
 from foundry.serve.elastic.comm import Comm
 from foundry.serve.elastic.kv_pool import KVPool
 from foundry.serve.elastic.placement import KVRange
-
-QUERY_CHUNK = 1024  # query rows per attention call: bounds the [heads, rows, keys] score matrix
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +84,7 @@ def ring_prefill(model: LlamaForCausalLM, pool: KVPool, comm: Comm,
                     kb, vb = block[0, koff:koff + nk], block[1, koff:koff + nk]
                     _keep(pool, li, slot_of[i], kpos, kb, vb)
                     if nq:
-                        o, lse = _attend(q[qoff:qoff + nq], mine[i], kb, vb, kpos, attn.scale)
+                        o, lse = _attend(q[qoff:qoff + nq], kb, vb, me, src, attn.scale)
                         if outs[i] is None:
                             outs[i], lses[i] = o, lse
                         else:
@@ -137,19 +135,10 @@ def _keep(pool: KVPool, layer: int, slot_of: torch.Tensor, kpos: torch.Tensor, k
         pool.write(layer, slots[sel], kb[sel], vb[sel])
 
 
-def _attend(q: torch.Tensor, qpos: torch.Tensor, k: torch.Tensor, v: torch.Tensor, kpos: torch.Tensor,
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, me: int, src: int,
             scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Causal partial attention of queries q ``[nq, H, D]`` over one block; (out ``[H, nq, D]``, lse).
-
-    Positions ascend in both, so a query chunk sees a prefix of the block: the keys past its last query
-    are skipped (not computed and masked), which halves the work as a causal kernel would."""
-    kt, vt = k.transpose(0, 1), v.transpose(0, 1)  # [Hkv, nk, D]
-    outs, lses = [], []
-    for a in range(0, q.shape[0], QUERY_CHUNK):
-        qc, pc = q[a:a + QUERY_CHUNK].transpose(0, 1), qpos[a:a + QUERY_CHUNK]
-        visible = int(torch.searchsorted(kpos, pc[-1], right=True))
-        o, lse = partial_attention(qc, kt[:, :visible], vt[:, :visible], q_positions=pc,
-                                   kv_positions=kpos[:visible], scale=scale)
-        outs.append(o)
-        lses.append(lse)
-    return torch.cat(outs, dim=1), torch.cat(lses, dim=1)
+    """Member `me`'s queries ``[nq, H, D]`` over member `src`'s block of the same prompt: (out ``[H, nq,
+    D]``, lse). Query i sits at me + n·i and key j at src + n·j, so i sees j iff j <= i when src <= me,
+    and iff j <= i - 1 when src > me: a causal block, shifted by one below the diagonal."""
+    return causal_block_attention(q.transpose(0, 1), k.transpose(0, 1), v.transpose(0, 1),
+                                  diagonal=0 if src <= me else -1, scale=scale)
