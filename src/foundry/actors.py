@@ -52,9 +52,9 @@ class RayBackend:
     def get(self, ref: Any) -> Any:
         return self.ray.get(ref)
 
-    def wait_any(self, refs: list[Any]) -> list[Any]:
-        """Blocks until at least one of `refs` is done; returns the done ones."""
-        done, _ = self.ray.wait(refs, num_returns=1)
+    def wait_any(self, refs: list[Any], timeout: float | None = None) -> list[Any]:
+        """Blocks until at least one of `refs` is done (or `timeout` seconds pass); returns the done ones."""
+        done, _ = self.ray.wait(refs, num_returns=1, timeout=timeout)
         return [r for r in refs if any(r == d for d in done)]
 
     def kill(self, handle: _RayHandle) -> None:
@@ -96,8 +96,8 @@ class LocalBackend:
             return [self.get(r) for r in ref]
         return ref.result() if isinstance(ref, Future) else ref
 
-    def wait_any(self, refs: list[Any]) -> list[Any]:
-        done, _ = wait(refs, return_when=FIRST_COMPLETED)
+    def wait_any(self, refs: list[Any], timeout: float | None = None) -> list[Any]:
+        done, _ = wait(refs, timeout=timeout, return_when=FIRST_COMPLETED)
         return [r for r in refs if r in done]
 
     def kill(self, handle: _LocalHandle) -> None:

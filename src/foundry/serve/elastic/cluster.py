@@ -1,6 +1,6 @@
 """The elastic cluster's coordinator: requests, placement, the scheduler's plans, and the instances.
 
-One loop, whatever the backend (instances as Ray processes talking gloo, or threads in one process):
+One loop over an `InstanceGroup` (Ray processes talking gloo, or threads of this process):
 
     view = snapshot()                      # waiting and idle running requests, placement, idle instances
     plan = scheduler.schedule(view)        # torch-free (`ElasticScheduler`): the simulator runs the same one
@@ -14,17 +14,13 @@ larger than any one instance's pool is served as long as the cluster holds it.
 
 from __future__ import annotations
 
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from foundry.actors import LocalBackend, RayBackend
-from foundry.llm.config import ModelConfig
-from foundry.serve.elastic.comm import ThreadHub
-from foundry.serve.elastic.instance import CommSpec, ElasticInstance
+from foundry.serve.elastic.instance_group import InstanceGroup
 from foundry.serve.elastic.multi_master_decode import DecodeWork
 from foundry.serve.elastic.placement import Placement
 from foundry.serve.elastic.plan import (
@@ -70,36 +66,21 @@ class _Batch:
 
 
 class ElasticCluster:
-    def __init__(self, model_config: ModelConfig, state_dict: dict[str, torch.Tensor], *,
-                 scheduler: ElasticScheduler, num_instances: int, slots_per_instance: int,
-                 backend: str = "local", eos_token_id: int | None = None, threads_per_instance: int = 1,
-                 validate: bool = False) -> None:
-        if num_instances < 1 or slots_per_instance < 1:
-            raise ValueError(f"num_instances and slots_per_instance must be >= 1, got {num_instances}, "
-                             f"{slots_per_instance}")
-        self.model_config = model_config
+    def __init__(self, group: InstanceGroup, *, scheduler: ElasticScheduler,
+                 eos_token_id: int | None = None, validate: bool = False) -> None:
+        self.group = group
+        self.model_config = group.model_config
         self.scheduler: ElasticScheduler = scheduler
         self.validate = validate  # check every plan against its view (tests)
         self.eos_token_id = eos_token_id
-        self.placement = Placement([slots_per_instance] * num_instances)
+        self.placement = Placement([group.slots_per_instance] * group.num_instances)
         self.requests: dict[str, ElasticRequest] = {}
         self.finished: dict[str, ElasticRequest] = {}
+        self.num_paused = 0
         self._batches: list[_Batch] = []
         self._done: set[int] = set()  # ids of the refs of running batches that have ended
+        self._aborting: set[str] = set()  # aborted while in a running batch: dropped when it ends
         self._clock0 = time.monotonic()
-        if backend == "local":
-            self.backend: LocalBackend | RayBackend = LocalBackend()
-            comm = CommSpec("thread", hub=ThreadHub(num_instances))
-        elif backend == "ray":
-            self.backend = RayBackend()
-            comm = CommSpec("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}")
-        else:
-            raise ValueError(f"backend: unknown backend {backend!r}; choose local or ray")
-        sd = {k: v.detach().cpu() for k, v in state_dict.items()}
-        self.instances = [self.backend.spawn(ElasticInstance, r, num_instances, model_config, sd,
-                                             slots_per_instance, comm, threads_per_instance, num_cpus=1)
-                          for r in range(num_instances)]
-        self.backend.wait_ready(self.instances)
 
     # -- requests ----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -123,13 +104,25 @@ class ElasticCluster:
             req.generator.manual_seed(params.seed)
         self.requests[request_id] = req
 
+    def abort_request(self, request_id: str) -> bool:
+        """Drop a request and free its KV (at the end of its batch if one is running); False if unknown."""
+        if request_id not in self.requests:
+            return False
+        if any(request_id in b.request_ids for b in self._batches):
+            self._aborting.add(request_id)
+        else:
+            self._free(request_id)
+            del self.requests[request_id]
+        return True
+
     def has_unfinished_requests(self) -> bool:
         return bool(self.requests)
 
     # -- the loop ----------------------------------------------------------------------------------
-    def step(self) -> list[ElasticRequest]:
-        """Plan for the idle instances, launch, and wait until some batch ends; returns the requests
-        that got a token (or finished) in it. Returns [] at once when nothing can run."""
+    def step(self, timeout: float | None = None) -> list[ElasticRequest]:
+        """Plan for the idle instances, launch, and wait until some batch ends (or `timeout` seconds
+        pass: a server wakes up for new arrivals); returns the requests that got a token (or
+        finished). Returns [] at once when nothing can run."""
         view = self.snapshot()
         plan = self.scheduler.schedule(view)
         if self.validate:
@@ -140,9 +133,14 @@ class ElasticCluster:
                 raise RuntimeError("scheduler: requests are waiting but nothing is planned or running "
                                    f"({sorted(self.requests)[:3]}...)")
             return []
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not (ended := [b for b in self._batches if all(id(r) in self._done for r in b.refs)]):
             pending = [r for b in self._batches for r in b.refs if id(r) not in self._done]
-            self._done.update(map(id, self.backend.wait_any(pending)))  # a batch ends when all members do
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            ready = self.group.wait_any(pending, timeout=left)  # a batch ends when all members do
+            if not ready:
+                return []
+            self._done.update(map(id, ready))
         out: list[ElasticRequest] = []
         for b in ended:
             self._batches.remove(b)
@@ -170,14 +168,15 @@ class ElasticCluster:
 
     def _launch(self, plan: IterationPlan) -> None:
         for rid in plan.paused:  # drop the KV; the request is prefilled again later (prompt + output)
+            self.num_paused += 1
             self._free(rid)
             self.requests[rid].prefilled = False
         for m in plan.migrations:
             rid = m.request_id
             for piece in self.placement.move(rid, m.start, m.stop, m.dst):
                 if piece.instance != m.dst:  # (the ordered actor queues put these before later batches)
-                    self.instances[piece.instance].call("send_kv", rid, piece.start, piece.stop, m.dst)
-                    self.instances[m.dst].call("recv_kv", rid, piece.start, piece.stop, piece.instance)
+                    self.group.call(piece.instance, "send_kv", rid, piece.start, piece.stop, m.dst)
+                    self.group.call(m.dst, "recv_kv", rid, piece.start, piece.stop, piece.instance)
         for p in plan.prefills:
             self._launch_prefill(p)
         for d in plan.decodes:
@@ -188,7 +187,7 @@ class ElasticCluster:
             self.placement.assign(rid, p.kv_plan[rid])
         work = PrefillWork(p.request_ids, tuple(tuple(self.requests[r].tokens) for r in p.request_ids),
                            p.instances, {r: p.kv_plan[r] for r in p.request_ids})
-        refs = [self.instances[i].call("prefill", work) for i in p.instances]
+        refs = [self.group.call(i, "prefill", work) for i in p.instances]
         self._batches.append(_Batch("prefill", p.request_ids, p.instances, refs, self.now()))
 
     def _launch_decode(self, d: DecodeBatch) -> None:
@@ -199,14 +198,20 @@ class ElasticCluster:
         work = DecodeWork(d.request_ids, tuple(self.requests[r].output[-1] for r in d.request_ids),
                           tuple(positions), tuple(d.new_kv[r] for r in d.request_ids),
                           tuple(self.placement.holders(r) for r in d.request_ids), d.instances)
-        refs = [self.instances[i].call("decode", work) for i in d.instances]
+        refs = [self.group.call(i, "decode", work) for i in d.instances]
         self._batches.append(_Batch("decode", d.request_ids, d.instances, refs, self.now()))
 
     def _finish_batch(self, b: _Batch) -> list[ElasticRequest]:
         logits: dict[str, torch.Tensor] = {}
-        for part in self.backend.get(b.refs):
+        for part in self.group.get(b.refs):
             logits.update(part)
-        reqs = [self.requests[r] for r in b.request_ids]
+        for rid in self._aborting.intersection(b.request_ids):
+            self._aborting.discard(rid)
+            self._free(rid)
+            del self.requests[rid]
+        reqs = [self.requests[r] for r in b.request_ids if r in self.requests]
+        if not reqs:
+            return []
         tokens, _ = sample(torch.stack([logits[r.request_id] for r in reqs]), [r.params for r in reqs],
                            [r.generator for r in reqs])
         now = self.now()
@@ -233,21 +238,21 @@ class ElasticCluster:
     def _free(self, request_id: str) -> None:
         holders = [r.instance for r in self.placement.drop(request_id)]
         for i in sorted(set(holders)):
-            self.instances[i].call("free", [request_id])
+            self.group.call(i, "free", [request_id])
 
     # -- checks ------------------------------------------------------------------------------------
     def check(self) -> None:
         """KV conservation: the placement tiles every prefilled request's context exactly, and each
         instance's pool holds exactly the positions the placement gives it (waits for running batches)."""
         for b in self._batches:
-            self.backend.get(b.refs)
+            self.group.get(b.refs)
         busy = {rid for b in self._batches for rid in b.request_ids}
         # a running batch has reserved every token it was given; an idle request's last sampled token
         # has no KV yet (it is the next decode's input)
         lengths = {rid: len(r.tokens) - (rid not in busy) for rid, r in self.requests.items()
                    if r.prefilled or rid in busy}
         self.placement.check(lengths)
-        held = self.backend.get([inst.call("held") for inst in self.instances])
+        held = self.group.get([self.group.call(i, "held") for i in range(self.group.num_instances)])
         for i, h in enumerate(held):
             want = {rid: [p for rg in self.placement.ranges(rid) if rg.instance == i
                           for p in range(rg.start, rg.stop)] for rid in self.placement}
@@ -256,16 +261,10 @@ class ElasticCluster:
                 raise AssertionError(f"instance {i} holds {_brief(h)}, the placement says {_brief(want)}")
 
     def shutdown(self) -> None:
-        for inst in self.instances:
-            self.backend.kill(inst)
+        self.group.shutdown()
 
 
 def _brief(h: dict[str, list[int]]) -> str:
     return str({k: (len(v), v[:3]) for k, v in h.items()})
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
