@@ -45,6 +45,17 @@ def _build_engine(config: Any):
     return engine
 
 
+def _build_elastic(config: Any, instances: int, esp: bool, backend: str) -> Any:
+    """The elastic cluster (serve.elastic) behind the same server; a bad option names its flag."""
+    from foundry.serve.elastic.engine import build_elastic_engine
+
+    try:
+        return build_elastic_engine(config, num_instances=instances, esp=esp, backend=backend,
+                                    log=lambda m: typer.echo(m, err=True))
+    except (ValueError, FileNotFoundError) as e:
+        raise bad_option(e, default="--model") from None
+
+
 def engine_options(**kwargs: Any) -> Any:
     """The engine's options (every `EngineConfig` field by its flat name), built into `config`."""
     from foundry.serve.config import EngineConfig
@@ -88,6 +99,14 @@ def serve(
         int, typer.Option(help="Most requests waiting for admission; more are refused with 429.", min=1)
     ] = 256,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    instances: Annotated[int, typer.Option(
+        help="Engine instances, each with its own KV pool (>1: the elastic cluster, as Ray processes).",
+        min=1)] = 1,
+    esp: Annotated[bool, typer.Option(
+        "--esp/--no-esp", help="LoongServe's elastic sequence parallelism across the instances "
+        "(a prompt may span several); without it each request stays on one instance.")] = False,
+    instance_backend: Annotated[str, typer.Option(
+        help="With --instances: 'ray' (processes, torch.distributed gloo) or 'local' (threads).")] = "ray",
 ) -> None:
     """Run the OpenAI-compatible server (when no sub-command is given)."""
     if ctx.invoked_subcommand is not None:
@@ -100,11 +119,18 @@ def serve(
 
     from foundry.serve.server import create_app
 
+    if instance_backend not in ("ray", "local"):
+        raise typer.BadParameter(f"expected ray or local, got {instance_backend!r}",
+                                 param_hint="--instance-backend")
     with _bind(host, port) as sock:  # before the model loads: a taken port fails at once
-        engine = _build_engine(config)
+        if instances > 1 or esp:
+            engine = _build_elastic(config, instances, esp, instance_backend)
+            what = f"{instances} instances, {'ESP' if esp else 'one instance per request'}"
+        else:
+            engine = _build_engine(config)
+            what = f"policy {config.scheduler.policy}"
         port = sock.getsockname()[1]  # the one the OS chose for --port 0
-        policy = config.scheduler.policy
-        typer.echo(f"serving {engine.model_name} (policy {policy}) on http://{host}:{port}", err=True)
+        typer.echo(f"serving {engine.model_name} ({what}) on http://{host}:{port}", err=True)
         # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the handler that was
         # installed before it; make that handler a normal exit (status 0, buffered output flushed).
         for sig in (signal.SIGINT, signal.SIGTERM):

@@ -8,16 +8,25 @@ with a message naming the field: several samples per prompt (`n > 1`) and logpro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from foundry.llm.loader import load_model
 from foundry.llm.tokenizer import Tokenizer
+from foundry.serve.config import EngineConfig
 from foundry.serve.detokenizer import IncrementalDetokenizer
 from foundry.serve.elastic.cluster import ElasticCluster
-from foundry.serve.elastic.cost_model import ESPCostModel, PrefillSample, fit_prefill
+from foundry.serve.elastic.cost_model import ESPCostModel, PrefillCoeffs, PrefillSample, fit_prefill
 from foundry.serve.elastic.instance_group import InstanceGroup
+from foundry.serve.elastic.scheduler import (
+    ElasticScheduler,
+    LoongServeConfig,
+    LoongServeScheduler,
+    StaticSPScheduler,
+)
 from foundry.serve.outputs import EngineStats, RequestOutput
 from foundry.serve.sampling_params import SamplingParams
 
@@ -86,9 +95,10 @@ class ElasticEngine:
             if finished:
                 t.detok.flush()
                 del self._text[r.request_id]
+            new_text = t.detok.take_delta(finished=finished)
             outputs.append(RequestOutput(
                 request_id=r.request_id, prompt_token_ids=r.prompt, output_token_ids=list(r.output),
-                new_token_ids=new, text=t.detok.emitted_text, new_text=t.detok.take_delta(finished=finished),
+                new_token_ids=new, text=t.detok.emitted_text, new_text=new_text,
                 logprobs=None, finished=finished, finish_reason=r.finish_reason, arrival_time=r.arrival,
                 first_token_time=r.first_token_time, finish_time=r.finish_time))
         return outputs
@@ -110,12 +120,14 @@ class ElasticEngine:
         self.cluster.shutdown()
 
 
-def profile_cost_model(group: InstanceGroup, lengths: tuple[int, ...] = (64, 256, 1024),
-                       batches: tuple[int, ...] = (1, 4),
+def profile_cost_model(group: InstanceGroup, max_len: int = 2048, batches: tuple[int, ...] = (1, 2),
                        repeats: int = 2) -> tuple[ESPCostModel, dict[str, Any]]:
     """Fit T_k = A_k + B_k·Σl + C_k·Σl² (LoongServe's prefill model) for every ring size of `group`
-    from its own prefill times (median of `repeats`), plus the migration bytes per token."""
+    from its own prefill times (median of `repeats`) at lengths up to `max_len` (or one instance's
+    pool), plus the KV bytes per token."""
     n, cap = group.num_instances, group.slots_per_instance
+    base = max(8, min(cap, max_len))
+    lengths = sorted({max(1, base // d) for d in (8, 4, 2, 1)})
     samples = []
     for k in range(1, n + 1):
         ring = tuple(range(k))
@@ -131,3 +143,46 @@ def profile_cost_model(group: InstanceGroup, lengths: tuple[int, ...] = (64, 256
     report = {str(k): {"mean_rel_err": s.mean_rel_err, "max_rel_err": s.max_rel_err, "samples": s.num_samples}
               for k, s in fit.report.items()}
     return ESPCostModel(fit.coeffs, kv_bytes_per_token=kv_bytes, bandwidth=1e9), report
+
+
+def build_elastic_engine(config: EngineConfig, *, num_instances: int, esp: bool, backend: str = "ray",
+                         log: Callable[[str], None] | None = None) -> ElasticEngine:
+    """`config.model` on `num_instances` instances: LoongServe's scheduler over a cost model profiled on
+    them (`esp`), or static replicas (each request on one instance for its whole life).
+
+    Each instance's pool holds `config.cache.num_device_blocks × block_size` tokens when given, else
+    the context limit; a prompt larger than one pool is served across instances under `esp`."""
+    if num_instances < 1:
+        raise ValueError(f"instances: must be >= 1, got {num_instances}")
+    if esp and num_instances < 2:
+        raise ValueError(f"esp: elastic sequence parallelism needs --instances >= 2, got {num_instances}")
+    unsupported = {"quantization": config.quantization, "speculative_method": config.speculative.method,
+                   "enable_prefix_caching": config.cache.enable_prefix_caching,
+                   "kv_window_tokens": config.cache.kv_window_tokens}
+    named = [k for k, v in unsupported.items() if v not in (None, False)]
+    if named:
+        raise ValueError(f"{named[0]}: not available with --instances (the elastic engine); leave it unset")
+    if config.device.device not in ("cpu", "auto") or config.device.dtype != "float32":
+        raise ValueError("device: the elastic engine runs float32 on CPU instances for now")
+    model, tokenizer, name = load_model(config.model, "cpu", torch.float32, config.seed)
+    max_len = config.max_model_len or model.config.max_position_embeddings
+    if max_len > model.config.max_position_embeddings:
+        raise ValueError(f"max_model_len: {max_len} exceeds the model's "
+                         f"{model.config.max_position_embeddings} positions")
+    blocks = config.cache.num_device_blocks
+    slots = blocks * config.cache.block_size if blocks else max_len
+    group = InstanceGroup(model.config, model.state_dict(), num_instances=num_instances,
+                          slots_per_instance=slots, backend=backend)
+    if esp:
+        if log:
+            log(f"profiling prefill on rings of 1..{num_instances} instances for the ESP cost model ...")
+        cost, report = profile_cost_model(group)
+        if log:
+            log(f"fitted T_k = A + B·Σl + C·Σl² per ring size k; relative error {report}")
+        scheduler: ElasticScheduler = LoongServeScheduler(
+            cost, LoongServeConfig(max_num_seqs=config.scheduler.max_num_seqs * num_instances))
+    else:  # static replicas: the cost model is not consulted for decisions with groups of one
+        scheduler = StaticSPScheduler(ESPCostModel({1: PrefillCoeffs(0.0, 0.0, 0.0)}), 1,
+                                      max_num_seqs=config.scheduler.max_num_seqs * num_instances)
+    cluster = ElasticCluster(group, scheduler=scheduler, eos_token_id=tokenizer.eos_token_id)
+    return ElasticEngine(cluster, tokenizer, f"{name}", max_len)
