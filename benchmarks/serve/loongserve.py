@@ -1,0 +1,156 @@
+"""LoongServe's elastic sequence parallelism on this machine: two instances as two Ray processes
+(one thread each) exchanging KV over torch.distributed gloo.
+
+1. TTFT of long prompts at SP = 1 (one instance) and SP = 2 (a ring of both), median of `--repeats`,
+   through the cluster's own scheduler path (a request with max_tokens = 1), side by side in one run.
+2. The ESP cost model T_k = A + B·Σl + C·Σl² fitted from this engine's prefill times (k = 1, 2).
+3. A mixed long/short workload (Poisson arrivals, same arrival times for every system): mean JCT under
+   LoongServe's scheduler (ESP) against static SP = 2 (every request on both instances) and static
+   SP = 1 (two replicas, each request on one instance).
+
+A random-weight Llama with 16k+ positions (4 layers, hidden 256, 4 query / 2 KV heads). Run it on an
+idle machine: another process on the two cores halves what SP = 2 can gain.
+
+    OMP_NUM_THREADS=1 python benchmarks/serve/loongserve.py --json --out docs/serve/loongserve.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from foundry.llm.config import ModelConfig
+from foundry.llm.loader import build_model
+from foundry.serve.elastic.cluster import ElasticCluster
+from foundry.serve.elastic.engine import profile_cost_model
+from foundry.serve.elastic.instance_group import InstanceGroup
+from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler, StaticSPScheduler
+from foundry.serve.sampling_params import SamplingParams
+
+MAX_POS = 16384 + 512
+CONFIG = ModelConfig(vocab_size=512, hidden_size=256, intermediate_size=688, num_layers=4, num_heads=4,
+                     num_kv_heads=2, max_position_embeddings=MAX_POS)
+
+
+def ttft(group: InstanceGroup, cost, sp: int, length: int, repeats: int) -> list[float]:
+    out = []
+    for rep in range(repeats):
+        cluster = ElasticCluster(group, scheduler=StaticSPScheduler(cost, sp))
+        rid = f"ttft-{sp}-{length}-{rep}"
+        cluster.add_request(rid, [(7 * j + rep) % CONFIG.vocab_size for j in range(length)],
+                            SamplingParams(max_tokens=1, temperature=0, ignore_eos=True))
+        r = cluster.run()[rid]
+        out.append(r.first_token_time - r.arrival)
+    return out
+
+
+def mixed_workload(args: argparse.Namespace) -> list[tuple[float, str, int, int]]:
+    """(arrival s, id, prompt length, output length): a few long prompts among many short ones."""
+    rng = random.Random(args.seed)
+    kinds = ["long"] * args.num_long + ["short"] * args.num_short
+    rng.shuffle(kinds)
+    t, out = 0.0, []
+    for i, kind in enumerate(kinds):
+        t += rng.expovariate(args.rate)
+        if kind == "long":
+            out.append((t, f"long{i}", rng.randint(args.long_len // 2, args.long_len), args.output_len))
+        else:
+            out.append((t, f"short{i}", rng.randint(64, args.short_len), args.output_len))
+    return out
+
+
+def run_mixed(group: InstanceGroup, scheduler, workload) -> dict:
+    cluster = ElasticCluster(group, scheduler=scheduler)
+    start = time.monotonic()
+    pending = list(workload)
+    while pending or cluster.has_unfinished_requests():
+        now = time.monotonic() - start
+        while pending and pending[0][0] <= now:
+            _, rid, plen, olen = pending.pop(0)
+            cluster.add_request(rid, [(13 * j + len(rid)) % CONFIG.vocab_size for j in range(plen)],
+                                SamplingParams(max_tokens=olen, temperature=0, ignore_eos=True))
+        wait = None if not pending else max(0.0, pending[0][0] - (time.monotonic() - start))
+        if cluster.has_unfinished_requests():
+            cluster.step(timeout=wait)
+        elif wait:
+            time.sleep(wait)
+    fin = cluster.finished.values()
+    jct = {r.request_id: r.finish_time - r.arrival for r in fin}
+    ttft_ = {r.request_id: r.first_token_time - r.arrival for r in fin}
+
+    def mean(d: dict, kind: str = "") -> float:
+        return statistics.fmean(v for k, v in d.items() if k.startswith(kind))
+
+    makespan = max(r.finish_time for r in fin) - min(r.arrival for r in fin)
+    return {"mean_jct_s": mean(jct), "mean_jct_long_s": mean(jct, "long"),
+            "mean_jct_short_s": mean(jct, "short"), "mean_ttft_s": mean(ttft_), "makespan_s": makespan,
+            "num_paused": cluster.num_paused}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--lengths", default="8192,16384")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--num-long", type=int, default=3)
+    p.add_argument("--num-short", type=int, default=24)
+    p.add_argument("--long-len", type=int, default=12288)
+    p.add_argument("--short-len", type=int, default=768)
+    p.add_argument("--output-len", type=int, default=24)
+    p.add_argument("--rate", type=float, default=1.5, help="Poisson arrivals per second")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--out", type=Path)
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    lengths = [int(x) for x in args.lengths.split(",")]
+    model = build_model(CONFIG, seed=0)
+    t0 = time.monotonic()
+    group = InstanceGroup(CONFIG, model.state_dict(), num_instances=2, slots_per_instance=MAX_POS,
+                          backend="ray")
+    try:
+        cost, fit_report = profile_cost_model(group, max_len=4096)
+        result: dict = {"ttft_by_length_s": {}, "cost_model": cost.to_dict(), "cost_fit": fit_report}
+        for L in lengths:
+            sp1, sp2 = ttft(group, cost, 1, L, args.repeats), ttft(group, cost, 2, L, args.repeats)
+            m1, m2 = statistics.median(sp1), statistics.median(sp2)
+            result["ttft_by_length_s"][str(L)] = {"sp1": sp1, "sp2": sp2, "sp1_median": m1, "sp2_median": m2,
+                                                  "speedup": m1 / m2}
+            print(f"TTFT {L:6d} tokens: SP=1 {m1:.3f} s, SP=2 {m2:.3f} s -> {m1 / m2:.2f}x  "
+                  f"(runs {sp1} / {sp2})", flush=True)
+        longest = result["ttft_by_length_s"][str(max(lengths))]
+        result["ttft_s"] = {"sp1": longest["sp1_median"], "sp2": longest["sp2_median"]}
+        workload = mixed_workload(args)
+        systems = {"esp": lambda: LoongServeScheduler(cost, LoongServeConfig()),
+                   "static_sp": lambda: StaticSPScheduler(cost, 2),
+                   "static_sp1_replicas": lambda: StaticSPScheduler(cost, 1)}
+        mixed = {}
+        for name, make in systems.items():
+            mixed[name] = run_mixed(group, make(), workload)
+            shown = json.dumps({k: round(v, 3) for k, v in mixed[name].items()})
+            print(f"mixed {name:20s} {shown}", flush=True)
+        result["mixed"] = mixed
+        result["mixed_mean_jct_s"] = {"esp": mixed["esp"]["mean_jct_s"],
+                                      "static_sp": mixed["static_sp"]["mean_jct_s"]}
+        result["workload"] = {k: v for k, v in vars(args).items() if k not in ("json", "out")}
+        result["model"] = {"layers": CONFIG.num_layers, "hidden": CONFIG.hidden_size,
+                           "heads": CONFIG.num_heads, "kv_heads": CONFIG.num_kv_heads,
+                           "max_positions": MAX_POS}
+        result["wall_s"] = time.monotonic() - t0
+        result["command"] = "OMP_NUM_THREADS=1 python benchmarks/serve/loongserve.py --json"
+    finally:
+        group.shutdown()
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1) + "\n")
+    if args.json:
+        print(json.dumps({"ttft_s": result["ttft_s"], "mixed_mean_jct_s": result["mixed_mean_jct_s"]}))
+
+
+if __name__ == "__main__":
+    main()
