@@ -37,7 +37,7 @@ DATASETS = ("sharegpt", "leval", "lveval", "mixed")
 ZIPFS = ("zipf-1.0", "zipf-1.2", "zipf-1.4")
 MAIN_SYSTEMS = ("loongserve", "splitfuse", "vllm", "disagg")
 ZIPF_SYSTEMS = ("loongserve", "static-tp8", "static-tp2-sp4", "static-tp2x4")
-NUM_REQUESTS = {"sharegpt": 1000, "leval": 500, "lveval": 150, "mixed": 300, "zipf": 600}
+NUM_REQUESTS = {"sharegpt": 800, "leval": 500, "lveval": 150, "mixed": 300, "zipf": 600}
 
 # Serving reference §3.7 (LoongServe AE notebook), max throughput in req/s.
 PAPER = {
@@ -91,21 +91,32 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "-"
 
 
+def _bracketed(points: list) -> bool:
+    """A search bracketed the crossing: one rate passed (score <= 1) and one failed (> 1 or infinite)."""
+    passed = any(sc is not None and sc <= 1 for _, sc in points)
+    return passed and any(sc is None or sc > 1 for _, sc in points)
+
+
+def _rate(rate: float, bracketed: bool) -> str:
+    return f"{rate:.3f}" if bracketed else f">= {rate:.3g} (not bracketed)"
+
+
 def tables(rows: list[dict], sens: list[dict]) -> str:
-    by = {(r["dataset"], r["system"]): r["max_rps"] for r in rows}
+    """Markdown tables; a ratio involving a search that did not bracket its crossing is left out ("-")."""
+    by = {(r["dataset"], r["system"]): r["max_rps"] for r in rows if _bracketed(r["points"])}
     out = ["| dataset | system | ours max req/s | paper max req/s | ours LoongServe / system | "
            "paper LoongServe / system | SLO (score) |", "|---|---|---|---|---|---|---|"]
     for r in rows:
         d, s = r["dataset"], r["system"]
-        slo = (f"per-token {SLO_S[d][0] * 1e3:g} ms (mean)" if d in SLO_S
-               else "TTFT<=max(25x prefill@SP4TP2, 15 s), TPOT<=50 ms, 90%")
-        flag = "" if r["bracketed"] else " (not bracketed)"
-        ours = _ratio(by.get((d, "loongserve")), r["max_rps"]) if s != "loongserve" else "-"
+        slo = (f"mean per-token <= {SLO_S[d][0] * 1e3:g} ms" if d in SLO_S
+               else "90% within TTFT<=max(25x prefill@SP4TP2, 15 s), TPOT<=50 ms")
+        ours = _ratio(by.get((d, "loongserve")), by.get((d, s))) if s != "loongserve" else "-"
         paper = _ratio(PAPER.get((d, "loongserve")), PAPER.get((d, s))) if s != "loongserve" else "-"
         if d in PAPER_ZIPF_SPEEDUP and s != "loongserve":
             paper += f" ({PAPER_ZIPF_SPEEDUP[d]} over the three)"
-        out.append(f"| {d} | {s} | {r['max_rps']:.3f}{flag} | {PAPER.get((d, s), float('nan')):.3f} | "
-                   f"{ours} | {paper} | {slo} |")
+        theirs = f"{PAPER[(d, s)]:.3f}" if (d, s) in PAPER else "-"
+        out.append(f"| {d} | {s} | {_rate(r['max_rps'], _bracketed(r['points']))} | {theirs} | {ours} | "
+                   f"{paper} | {slo} |")
     out += ["", "| headline | paper | ours |", "|---|---|---|"]
     for d, b, paper, what in HEADLINES:
         out.append(f"| {what} | {paper:.2f}x | {_ratio(by.get((d, 'loongserve')), by.get((d, b)))} |")
@@ -115,13 +126,20 @@ def tables(rows: list[dict], sens: list[dict]) -> str:
         span = f"{min(ours):.2f}-{max(ours):.2f}x" if ours else "-"
         out.append(f"| ESP vs static SP (TP8, TP2·SP4, TP2x4), {z} | {PAPER_ZIPF_SPEEDUP[z]} | {span} |")
     if sens:
-        out += ["", "| sensitivity (one assumption moved) | system | max req/s (base) | max req/s (moved) | "
-                "LoongServe / system (base -> moved) |", "|---|---|---|---|---|"]
-        for s in sens:
-            base = by.get((s["dataset"], s["system"]))
-            ls_base = by.get((s["dataset"], "loongserve"))
-            out.append(f"| {s['what']} | {s['system']} | {base or float('nan'):.3f} | {s['max_rps']:.3f} | "
-                       f"{_ratio(ls_base, base)} -> {_ratio(s['loongserve_max_rps'], s['max_rps'])} |")
+        out += ["", "| sensitivity (one assumption moved) | system | system max req/s (base -> moved) | "
+                "LoongServe max req/s (base -> moved) | LoongServe / system (base -> moved) |",
+                "|---|---|---|---|---|"]
+        for x in sens:
+            d, s = x["dataset"], x["system"]
+            moved_ok, ls_ok = _bracketed(x["points"]), _bracketed(x["loongserve_points"])
+            base = next(r for r in rows if (r["dataset"], r["system"]) == (d, s))
+            ls_base = next(r for r in rows if (r["dataset"], r["system"]) == (d, "loongserve"))
+            moved = _ratio(x["loongserve_max_rps"] if ls_ok else None, x["max_rps"] if moved_ok else None)
+            out.append(f"| {x['what']} | {s} | {_rate(base['max_rps'], _bracketed(base['points']))} -> "
+                       f"{_rate(x['max_rps'], moved_ok)} | "
+                       f"{_rate(ls_base['max_rps'], _bracketed(ls_base['points']))} -> "
+                       f"{_rate(x['loongserve_max_rps'], ls_ok)} | "
+                       f"{_ratio(by.get((d, 'loongserve')), by.get((d, s)))} -> {moved} |")
     return "\n".join(out)
 
 
@@ -133,13 +151,14 @@ def plot(rows: list[dict], path: Path) -> None:
 
     groups = [(DATASETS, MAIN_SYSTEMS, "vs chunked prefill, vLLM, disaggregation (per-token SLO)"),
               (ZIPFS, ZIPF_SYSTEMS, "Zipf: ESP vs static SP (90% TTFT/TPOT SLO)")]
-    by = {(r["dataset"], r["system"]): r["max_rps"] for r in rows}
+    by = {(r["dataset"], r["system"]): r["max_rps"] for r in rows if _bracketed(r["points"])}
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
     for ax, (dsets, systems, title) in zip(axes, groups, strict=True):
         width = 0.8 / len(systems)
         for j, s in enumerate(systems):
             xs = [i + j * width for i in range(len(dsets))]
-            ours = [by.get((d, s), 0.0) / max(by.get((d, "loongserve"), 0.0), 1e-12) for d in dsets]
+            ours = [by[(d, s)] / by[(d, "loongserve")] if (d, s) in by and (d, "loongserve") in by
+                    else math.nan for d in dsets]  # (a search that did not bracket its crossing: no bar)
             paper = [(PAPER.get((d, s)) or math.nan) / PAPER.get((d, "loongserve"), math.nan) for d in dsets]
             bars = ax.bar(xs, ours, width, label=s)
             ax.scatter(xs, paper, marker="_", s=300, color="black", zorder=3,
@@ -170,7 +189,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-sensitivity", action="store_true")
     ap.add_argument("--output", type=Path, default=None, help="write the full result JSON here")
     ap.add_argument("--plot", type=Path, default=None, help="write the figure here")
+    ap.add_argument("--report", type=Path, default=None,
+                    help="only re-render the tables (and --plot) from a result JSON written by --output")
     args = ap.parse_args(argv)
+    if args.report is not None:
+        saved = json.loads(args.report.read_text())
+        print(tables(saved["rows"], saved["sensitivity"]))
+        if args.plot is not None:
+            plot(saved["rows"], args.plot)
+        return
     log = sys.stderr if args.json else sys.stdout
     models = LWM7BA800.fit()
     print("Cost-model fit to LoongServe's calibration points (serving reference §3.8):\n" + fit_table(models),
@@ -192,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
             row = measure(d, s, models, n, args.seed, params, max_evals)
             rows.append(row)
             if args.json:
-                print(json.dumps({"dataset": d, "system": s, "max_rps": row["max_rps"]}), flush=True)
+                print(json.dumps({"dataset": d, "system": s, "max_rps": row["max_rps"],
+                                  "bracketed": row["bracketed"]}), flush=True)
             print(f"{d:>9} {s:>15}: max {row['max_rps']:.4g} req/s ({len(row['points'])} runs of {n} "
                   f"requests, {row['cpu_s']:.1f} CPU-s)", file=log, flush=True)
     sens: list[dict] = []
@@ -205,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
             a = measure(d, "loongserve", models, n, args.seed, p, max_evals)
             b = measure(d, s, models, n, args.seed, p, max_evals)
             sens.append({**b, "what": what, "change": change, "loongserve_max_rps": a["max_rps"],
-                         "loongserve_points": a["points"]})
+                         "loongserve_bracketed": a["bracketed"], "loongserve_points": a["points"]})
             print(f"sensitivity {what}: loongserve {a['max_rps']:.4g}, {s} {b['max_rps']:.4g} req/s",
                   file=log, flush=True)
     print("\n" + tables(rows, sens), file=log)
