@@ -20,7 +20,9 @@ def tiny_ckpt(tmp_path_factory) -> str:
 def make_engine(tiny_ckpt):
     from foundry.serve import EngineConfig, LLMEngine
 
-    def make(*, check_invariants: bool = False, **overrides) -> LLMEngine:
-        return LLMEngine(EngineConfig(model=tiny_ckpt, **overrides), check_invariants=check_invariants)
+    def make(*, check_invariants: bool = False, clock=None, **overrides) -> LLMEngine:
+        extra = {} if clock is None else {"clock": clock}  # a virtual clock: a schedule that cannot race
+        return LLMEngine(EngineConfig(model=tiny_ckpt, **overrides), check_invariants=check_invariants,
+                         **extra)
 
     return make
