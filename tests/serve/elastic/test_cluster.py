@@ -7,6 +7,7 @@ import pytest
 
 from foundry.serve.elastic.cluster import ElasticCluster
 from foundry.serve.elastic.cost_model import ESPCostModel, PrefillCoeffs
+from foundry.serve.elastic.disagg import DisaggScheduler
 from foundry.serve.elastic.instance_group import InstanceGroup
 from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler, StaticSPScheduler
 from foundry.serve.sampling_params import SamplingParams
@@ -23,13 +24,14 @@ def _greedy_reference(dense, prompt: list[int], n: int) -> list[int]:
     return seq[len(prompt):]
 
 
-@pytest.mark.parametrize("which", ["loongserve", "static-sp1", "static-sp3"])
+@pytest.mark.parametrize("which", ["loongserve", "static-sp1", "static-sp3", "disagg"])
 def test_cluster_serves_every_request_exactly_and_conserves_kv(esp_model, which):
     cfg, model, dense = esp_model
     n = 3
     sched = {"loongserve": lambda: LoongServeScheduler(COST, LoongServeConfig(max_wait_tokens=2)),
              "static-sp1": lambda: StaticSPScheduler(COST, 1),
-             "static-sp3": lambda: StaticSPScheduler(COST, 3)}[which]()
+             "static-sp3": lambda: StaticSPScheduler(COST, 3),
+             "disagg": lambda: DisaggScheduler((0,), (1, 2))}[which]()
     slots = 80
     group = InstanceGroup(cfg, model.state_dict(), num_instances=n, slots_per_instance=slots)
     cluster = ElasticCluster(group, scheduler=sched, validate=True)
@@ -47,7 +49,7 @@ def test_cluster_serves_every_request_exactly_and_conserves_kv(esp_model, which)
         assert set(cluster.finished) == set(prompts)
         for rid, p in prompts.items():
             assert cluster.finished[rid].output == _greedy_reference(dense, p, 6), rid
-        if which != "static-sp1":
+        if which in ("loongserve", "static-sp3"):
             assert seen_multi  # the 150-token prompt exceeds one instance's 80 slots: it was spread
         assert all(cluster.placement.used(i) == 0 for i in range(n))
     finally:
