@@ -5,8 +5,9 @@
    through the cluster's own scheduler path (a request with max_tokens = 1), side by side in one run.
 2. The ESP cost model T_k = A + B·Σl + C·Σl² fitted from this engine's prefill times (k = 1, 2).
 3. A mixed long/short workload (Poisson arrivals, same arrival times for every system): mean JCT under
-   LoongServe's scheduler (ESP) against static SP = 2 (every request on both instances) and static
-   SP = 1 (two replicas, each request on one instance).
+   LoongServe's scheduler (ESP) against static SP = 2 (every request on both instances), static
+   SP = 1 (two replicas, each request on one instance) and prefill-decode disaggregation (one prefill
+   instance, one decode instance, KV moved between them).
 
 A random-weight Llama with 16k+ positions (4 layers, hidden 256, 4 query / 2 KV heads). Run it on an
 idle machine: another process on the two cores halves what SP = 2 can gain.
@@ -28,6 +29,7 @@ import torch
 from foundry.llm.config import ModelConfig
 from foundry.llm.loader import build_model
 from foundry.serve.elastic.cluster import ElasticCluster
+from foundry.serve.elastic.disagg import DisaggScheduler
 from foundry.serve.elastic.engine import profile_cost_model
 from foundry.serve.elastic.instance_group import InstanceGroup
 from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler, StaticSPScheduler
@@ -128,7 +130,8 @@ def main() -> None:
         workload = mixed_workload(args)
         systems = {"esp": lambda: LoongServeScheduler(cost, LoongServeConfig()),
                    "static_sp": lambda: StaticSPScheduler(cost, 2),
-                   "static_sp1_replicas": lambda: StaticSPScheduler(cost, 1)}
+                   "static_sp1_replicas": lambda: StaticSPScheduler(cost, 1),
+                   "disagg_1p1d": lambda: DisaggScheduler((0,), (1,), batch_max_tokens=MAX_POS)}
         mixed = {}
         for name, make in systems.items():
             mixed[name] = run_mixed(group, make(), workload)
