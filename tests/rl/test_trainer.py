@@ -68,9 +68,11 @@ def test_streamed_micro_batches_in_any_order_give_the_batch_gradient(tiny_policy
     assert max(g.abs().max().item() for g in reference) > 0
 
 
-def test_a_step_moves_the_weights_and_the_version_and_keeps_the_old_version_for_ratios(tiny_policy, batch):
+@pytest.mark.parametrize("behaviour", ["recompute", "engine"])
+def test_a_step_moves_the_weights_and_the_version_and_keeps_the_old_version_for_ratios(tiny_policy, batch,
+                                                                                       behaviour):
     cfg, weights = tiny_policy
-    t = Trainer(cfg, weights, GRPOConfig(), lr=1e-2, max_staleness=1)
+    t = Trainer(cfg, weights, GRPOConfig(behaviour_logprobs=behaviour), lr=1e-2, max_staleness=1)
     t.accumulate(batch[:-1])
     stats = t.step()
     assert stats["version"] == t.version == 1 and stats["tokens"] == sum(g.num_tokens for g in batch[:-1])
@@ -80,9 +82,12 @@ def test_a_step_moves_the_weights_and_the_version_and_keeps_the_old_version_for_
     prompts = [batch[-1].prompt_ids]
     s = batch[-1].samples[0]
     lp = t._logprobs_under(t.snapshots[1], prompts, [s.token_ids])[0]
-    old = t._behaviour_logprobs(prompts, [s.token_ids], [s.versions], [lp])[0]
+    old = t._behaviour_logprobs(prompts, [s.token_ids], [s.versions], [lp], [s.logprobs])[0]
+    # the engine's logprob as sampled, or the trainer's under version 0: the same to 1e-5
     torch.testing.assert_close(old, torch.tensor(s.logprobs), rtol=0, atol=1e-5)
     assert not torch.allclose(old, lp, atol=1e-5)
+    if behaviour == "engine":
+        assert torch.equal(old, torch.tensor(s.logprobs, dtype=old.dtype))
 
 
 def test_a_sample_older_than_the_bound_is_refused(tiny_policy, batch):

@@ -5,9 +5,10 @@ accumulated gradients by the batch's token count, clips and steps. A batch strea
 any micro-batches therefore gets the update of the batch taken at once (up to float summation order):
 StreamRL's dynamic-batch pipelining with on-policy semantics ("exact" streaming).
 
-Versions: the weights after `k` steps are version `k`. The trainer keeps the weights of the last
-`max_staleness + 1` versions so it can recompute each token's behaviour logprob under the version that
-sampled it (the ratio's denominator) and refuses a sample older than that.
+Versions: the weights after `k` steps are version `k`. A stale token's behaviour logprob (the ratio's
+denominator) is the engine's, sent with the sample, or (`behaviour_logprobs="recompute"`) recomputed
+under the kept weights of the version that sampled it: the trainer keeps the last `max_staleness + 1`
+versions and refuses a sample older than that.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ class Trainer:
         prompts = [g.prompt_ids for g, _ in samples]
         completions = [s.token_ids for _, s in samples]
         lps = token_logprobs(self.model, prompts, completions)
-        old = self._behaviour_logprobs(prompts, completions, [s.versions for _, s in samples], lps)
+        old = self._behaviour_logprobs(prompts, completions, [s.versions for _, s in samples], lps,
+                                       [s.logprobs for _, s in samples])
         ref = None
         if self.grpo.kl_coef > 0:
             with torch.no_grad():
@@ -158,12 +160,22 @@ class Trainer:
         return token_logprobs(self.model, prompts, completions, weights=weights)
 
     def _behaviour_logprobs(self, prompts: list[list[int]], completions: list[list[int]],
-                            versions: list[list[int]], current: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Each token's logprob under the weights that sampled it (the current ones, detached, when the
-        sample is on-policy)."""
+                            versions: list[list[int]], current: list[torch.Tensor],
+                            engine: list[list[float]] | None = None) -> list[torch.Tensor]:
+        """Each token's logprob under the weights that sampled it: the current forward, detached, for
+        on-policy tokens; for stale ones the engine's (`behaviour_logprobs="engine"`, when the sample
+        carries them) or a recomputation under the kept weights of their version."""
         old = [lp.detach().clone() for lp in current]
         for v in sorted({x for vs in versions for x in vs} - {self.version}):
             rows = [i for i, vs in enumerate(versions) if v in vs]
+            if self.grpo.behaviour_logprobs == "engine" and engine is not None:
+                given = [i for i in rows if len(engine[i]) == len(completions[i])]
+                for i in given:
+                    mask = torch.tensor(versions[i]) == v
+                    old[i][mask] = torch.tensor(engine[i], dtype=old[i].dtype)[mask]
+                rows = [i for i in rows if i not in set(given)]
+            if not rows:
+                continue
             with torch.no_grad():
                 lps = self._logprobs_under(self.snapshots[v], [prompts[i] for i in rows],
                                            [completions[i] for i in rows])
