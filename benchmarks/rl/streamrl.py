@@ -1,5 +1,8 @@
 """StreamRL's modes on this machine, side by side: sync (colocated), sync-disagg, stream and async.
 
+`async` recomputes stale tokens' behaviour logprobs in the trainer (verl's default); `async-engine-lp`
+takes them from the engine, which returns them with each sampled token (they agree to 1e-5 here).
+
 One SFT warm-up is made first and every mode starts from it, on the same task, prompts and seeds, with
 Ray actors (real processes, `OMP_NUM_THREADS=1` each). `sync` generates on two engine instances (one
 per core) and trains with two threads (`sync-t1`: with one; the faster of the two is the fair
@@ -38,7 +41,7 @@ def main() -> None:
     ap.add_argument("--eval-prompts", type=int, default=128)
     ap.add_argument("--micro-batch-groups", type=int, default=4)
     ap.add_argument("--kl-coef", type=float, default=0.02)
-    ap.add_argument("--modes", default="sync,sync-t1,sync-disagg,stream,async")
+    ap.add_argument("--modes", default="sync,sync-t1,sync-disagg,stream,async,async-engine-lp")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--log-dir", help="write each mode's steps as JSONL here (for `foundry rl plot`)")
     ap.add_argument("--json", action="store_true")
@@ -54,8 +57,12 @@ def main() -> None:
     for mode in args.modes.split(","):
         # sync-t1: the colocated baseline with a one-thread trainer (two torch threads need not be faster
         # for a model this small; async is compared with the better colocated run too)
-        extra = {"trainer_threads": 1} if mode == "sync-t1" else {}
-        result = train(RLConfig(mode=mode.removesuffix("-t1"), **common, **extra), cfg, weights)
+        # async-engine-lp: async with the engine's logprobs as the stale tokens' behaviour logprobs (no
+        # recomputation under the old weights in the trainer)
+        extra = {"sync-t1": {"trainer_threads": 1},
+                 "async-engine-lp": {"behaviour_logprobs": "engine"}}.get(mode, {})
+        base = mode.removesuffix("-t1").removesuffix("-engine-lp")
+        result = train(RLConfig(mode=base, **common, **extra), cfg, weights)
         modes[mode] = result
         s = result.summary()
         say(f"{mode:>12}: {s['samples_per_s']:7.1f} samples/s  "
@@ -93,6 +100,12 @@ def main() -> None:
                                          / modes["sync"].eval_after["reward"])
         best = max((m for m in ("sync", "sync-t1") if m in modes), key=lambda m: modes[m].samples_per_s)
         out["async_over_best_colocated"] = modes["async"].samples_per_s / modes[best].samples_per_s
+        if "async-engine-lp" in modes:
+            fast = modes["async-engine-lp"]
+            out["async_engine_lp_over_sync"] = fast.samples_per_s / modes["sync"].samples_per_s
+            out["async_engine_lp_over_best_colocated"] = fast.samples_per_s / modes[best].samples_per_s
+            out["async_engine_lp_reward_over_sync"] = (fast.eval_after["reward"]
+                                                       / modes["sync"].eval_after["reward"])
     if args.json:
         print(json.dumps(out))
     else:

@@ -14,11 +14,11 @@ class GRPOConfig(BaseModel):
     kl_coef: float = Field(0.02, ge=0, description="beta, the weight of the KL penalty to the reference")
     scale_rewards: bool = Field(True, description="divide advantages by the group's reward std")
     eps: float = Field(1e-6, gt=0, description="added to the std")
-    behaviour_logprobs: Literal["engine", "recompute"] = Field(
-        "engine", description="a stale token's behaviour logprob (the ratio's denominator): the engine's, "
-        "returned with each sampled token, or recomputed by the trainer under the kept weights of the "
-        "version that sampled it (one more forward per stale sample); on-policy tokens use the trainer's "
-        "own forward either way")
+    behaviour_logprobs: Literal["recompute", "engine"] = Field(
+        "recompute", description="a stale token's behaviour logprob (the ratio's denominator): recomputed "
+        "by the trainer under the kept weights of the version that sampled it (verl's default; one more "
+        "forward per stale sample), or the engine's, returned with each sampled token (equal to 1e-5 here); "
+        "on-policy tokens use the trainer's own forward either way")
 
 
 class PPOConfig(BaseModel):
@@ -61,9 +61,9 @@ class RLConfig(BaseModel):
     lr: float = Field(5e-4, gt=0, description="RL learning rate")
     clip: float = Field(0.2, gt=0, description="PPO clip range")
     kl_coef: float = Field(0.02, ge=0, description="KL penalty to the reference (the SFT policy)")
-    behaviour_logprobs: Literal["engine", "recompute"] = Field(
-        "engine", description="stale tokens' behaviour logprobs: the rollout engine's (free) or recomputed "
-        "by the trainer under the sampling version's weights (one more forward)")
+    behaviour_logprobs: Literal["recompute", "engine"] = Field(
+        "recompute", description="stale tokens' behaviour logprobs: recomputed by the trainer under the "
+        "sampling version's weights (one more forward; verl's default) or the rollout engine's (free)")
     max_staleness: int | None = Field(None, ge=0, description="trainer version minus a sample's oldest "
                                       "token version, at most (unset: 1 in async, else 0)")
     num_workers: int | None = Field(None, ge=1, description="rollout engine instances (unset: 2 in sync "

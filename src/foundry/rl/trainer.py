@@ -6,9 +6,9 @@ any micro-batches therefore gets the update of the batch taken at once (up to fl
 StreamRL's dynamic-batch pipelining with on-policy semantics ("exact" streaming).
 
 Versions: the weights after `k` steps are version `k`. A stale token's behaviour logprob (the ratio's
-denominator) is the engine's, sent with the sample, or (`behaviour_logprobs="recompute"`) recomputed
-under the kept weights of the version that sampled it: the trainer keeps the last `max_staleness + 1`
-versions and refuses a sample older than that.
+denominator) is recomputed under the kept weights of the version that sampled it (the trainer keeps the
+last `max_staleness + 1` versions and refuses a sample older than that), or with
+`behaviour_logprobs="engine"` taken from the engine, which sent it with the sample.
 """
 
 from __future__ import annotations
