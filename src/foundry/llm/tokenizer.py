@@ -89,6 +89,18 @@ class Tokenizer:
         return cls(tok, eos, bos, template, add_bos=bool(cfg.get("add_bos_token", False)))
 
 
+def prompt_token_ids(prompt: str | list[int], tokenizer: Tokenizer, vocab_size: int) -> list[int]:
+    """A prompt as token ids: text encoded, or given ids checked against the vocabulary (a
+    ``ValueError`` naming the field ``prompt`` otherwise)."""
+    if isinstance(prompt, str):
+        return tokenizer.encode(prompt)
+    ids = list(prompt)
+    bad = [t for t in ids if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab_size]
+    if bad:
+        raise ValueError(f"prompt: token ids must be integers in [0, {vocab_size}), got {bad[:3]}")
+    return ids
+
+
 def _raise(message: str) -> None:
     raise ValueError(f"chat template: {message}")
 

@@ -19,7 +19,7 @@ import torch
 from foundry.llm.loader import check_in_memory_model, load_model, resolve_device
 from foundry.llm.models.llama import LlamaForCausalLM
 from foundry.llm.quantize import quantization_of, quantize_model
-from foundry.llm.tokenizer import Tokenizer
+from foundry.llm.tokenizer import Tokenizer, prompt_token_ids
 from foundry.serve.block_manager import BlockManager
 from foundry.serve.cache_engine import CacheEngine, kv_bytes_per_token
 from foundry.serve.config import EngineConfig
@@ -154,14 +154,7 @@ class LLMEngine:
         for rid in dict.fromkeys([request_id, *sample_ids]):
             if rid in self._requests or self._groups.is_taken(rid):
                 raise ValueError(f"request_id: {rid!r} is already in the engine")
-        if isinstance(prompt, str):
-            ids = self.tokenizer.encode(prompt)
-        else:
-            ids = list(prompt)
-            vocab = self.model.config.vocab_size
-            bad = [t for t in ids if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab]
-            if bad:
-                raise ValueError(f"prompt: token ids must be integers in [0, {vocab}), got {bad[:3]}")
+        ids = prompt_token_ids(prompt, self.tokenizer, self.model.config.vocab_size)
         self.core.check_admission(len(ids), params.max_tokens)  # against max_model_len and the device pool
         now = self.clock() if arrival_time is None else arrival_time
         if params.n == 1:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from foundry.llm.loader import load_model
-from foundry.llm.tokenizer import Tokenizer
+from foundry.llm.tokenizer import Tokenizer, prompt_token_ids
 from foundry.serve.config import EngineConfig
 from foundry.serve.detokenizer import IncrementalDetokenizer
 from foundry.serve.elastic.cluster import ElasticCluster
@@ -53,14 +53,7 @@ class ElasticEngine:
             raise ValueError(f"n: the elastic (--esp) engine serves one sample per prompt, got n={params.n}")
         if params.logprobs is not None or params.return_output_logprobs:
             raise ValueError("logprobs: not available from the elastic (--esp) engine yet")
-        if isinstance(prompt, str):
-            ids = self.tokenizer.encode(prompt)
-        else:
-            ids = list(prompt)
-            vocab = self.cluster.model_config.vocab_size
-            bad = [t for t in ids if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t < vocab]
-            if bad:
-                raise ValueError(f"prompt: token ids must be integers in [0, {vocab}), got {bad[:3]}")
+        ids = prompt_token_ids(prompt, self.tokenizer, self.cluster.model_config.vocab_size)
         if len(ids) + params.max_tokens > self.max_model_len:
             raise ValueError(f"prompt: {len(ids)} tokens + max_tokens {params.max_tokens} exceed the context "
                              f"limit {self.max_model_len}")
