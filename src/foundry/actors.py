@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import queue
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
 _END = object()
@@ -50,7 +50,12 @@ class RayBackend:
         self.ray.get([h.actor.__ray_ready__.remote() for h in handles])
 
     def get(self, ref: Any) -> Any:
-        return self.ray.get(ref)
+        from ray.exceptions import RayActorError
+
+        try:
+            return self.ray.get(ref)
+        except RayActorError as e:
+            raise ActorDied(str(e).splitlines()[0]) from e
 
     def wait_any(self, refs: list[Any], timeout: float | None = None) -> list[Any]:
         """Blocks until at least one of `refs` is done (or `timeout` seconds pass); returns the done ones."""
@@ -94,7 +99,12 @@ class LocalBackend:
     def get(self, ref: Any) -> Any:
         if isinstance(ref, list):
             return [self.get(r) for r in ref]
-        return ref.result() if isinstance(ref, Future) else ref
+        if not isinstance(ref, Future):
+            return ref
+        try:
+            return ref.result()
+        except CancelledError:  # queued on an actor that was killed
+            raise ActorDied("actor killed") from None
 
     def wait_any(self, refs: list[Any], timeout: float | None = None) -> list[Any]:
         done, _ = wait(refs, timeout=timeout, return_when=FIRST_COMPLETED)

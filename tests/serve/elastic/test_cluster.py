@@ -95,3 +95,29 @@ def test_two_processes_over_gloo_give_the_same_tokens(esp_model):
             assert cluster.finished[rid].output == _greedy_reference(dense, p, 5), rid
     finally:
         cluster.shutdown()
+
+
+def test_a_killed_instance_restarts_the_group_and_no_request_is_lost(esp_model):
+    """An instance dies mid-run: the group restarts with empty pools, every request is recomputed from
+    its prompt and the tokens it already had, and all finish with the dense model's greedy tokens."""
+    cfg, model, dense = esp_model
+    group = InstanceGroup(cfg, model.state_dict(), num_instances=2, slots_per_instance=100)
+    cluster = ElasticCluster(group, scheduler=LoongServeScheduler(COST, LoongServeConfig(max_wait_tokens=2)),
+                             validate=True)
+    try:
+        rng = random.Random(11)
+        prompts = {f"r{i}": [rng.randrange(cfg.vocab_size) for _ in range(L)]
+                   for i, L in enumerate([150, 7, 30, 12])}
+        for rid, p in prompts.items():
+            cluster.add_request(rid, p, SamplingParams(max_tokens=8, temperature=0))
+        while not any(len(r.output) >= 2 for r in cluster.requests.values()):
+            cluster.step()
+        group.kill(1)
+        while cluster.has_unfinished_requests():
+            cluster.step()
+        assert cluster.num_restarts == 1 and group.num_restarts == 1
+        for rid, p in prompts.items():
+            assert cluster.finished[rid].output == _greedy_reference(dense, p, 8), rid
+        cluster.check()
+    finally:
+        cluster.shutdown()

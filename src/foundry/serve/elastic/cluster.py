@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from foundry.actors import ActorDied
 from foundry.serve.elastic.instance_group import InstanceGroup
 from foundry.serve.elastic.multi_master_decode import DecodeWork
 from foundry.serve.elastic.placement import Placement
@@ -77,6 +78,7 @@ class ElasticCluster:
         self.requests: dict[str, ElasticRequest] = {}
         self.finished: dict[str, ElasticRequest] = {}
         self.num_paused = 0
+        self.num_restarts = 0
         self._batches: list[_Batch] = []
         self._done: set[int] = set()  # ids of the refs of running batches that have ended
         self._aborting: set[str] = set()  # aborted while in a running batch: dropped when it ends
@@ -140,13 +142,37 @@ class ElasticCluster:
             ready = self.group.wait_any(pending, timeout=left)  # a batch ends when all members do
             if not ready:
                 return []
+            try:  # a member that died ends its batch now: its peers would wait for it forever
+                self.group.get(ready)
+            except ActorDied:
+                self._recover()
+                return []
             self._done.update(map(id, ready))
         out: list[ElasticRequest] = []
         for b in ended:
             self._batches.remove(b)
             self._done.difference_update(map(id, b.refs))
-            out += self._finish_batch(b)
+            try:
+                out += self._finish_batch(b)
+            except ActorDied:
+                self._recover()
+                return out
         return out
+
+    def _recover(self) -> None:
+        """An instance died: restart the group (fresh instances, empty pools) and send every request back
+        to waiting with what it has generated (recomputed on its next prefill): nothing accepted is lost."""
+        self.group.restart()
+        self.num_restarts += 1
+        for rid in self._aborting:
+            self.requests.pop(rid, None)
+        self._aborting.clear()
+        self._batches.clear()
+        self._done.clear()
+        for rid in list(self.placement):
+            self.placement.drop(rid)
+        for r in self.requests.values():
+            r.prefilled = False
 
     def run(self) -> dict[str, ElasticRequest]:
         """Step until every request has finished; returns them all by id."""

@@ -15,7 +15,7 @@ arrive in the order they were sent, and an instance is in one batch at a time, s
 from __future__ import annotations
 
 import queue
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
@@ -34,6 +34,9 @@ class Comm(Protocol):
     def irecv(self, buffer: torch.Tensor, src: int) -> Work: ...
 
 
+_CLOSED: Any = object()
+
+
 class _Done:
     def wait(self) -> None:
         return None
@@ -48,6 +51,8 @@ class _Receive:
             got = self.q.get(timeout=RECV_TIMEOUT_S)
         except queue.Empty:
             raise RuntimeError(f"comm: nothing received in {RECV_TIMEOUT_S} s (did a peer fail?)") from None
+        if got is _CLOSED:
+            raise RuntimeError("comm: the channel was closed (the instance group is being restarted)")
         if got.shape != self.buffer.shape:
             raise RuntimeError(f"comm: expected a tensor of shape {tuple(self.buffer.shape)}, "
                                f"got {tuple(got.shape)}")
@@ -63,6 +68,12 @@ class ThreadHub:
 
     def comm(self, rank: int) -> ThreadComm:
         return ThreadComm(self, rank)
+
+    def close(self) -> None:
+        """Wake every receiver with an error (a group being torn down must not leave threads waiting)."""
+        for q in self._queues.values():
+            for _ in range(64):
+                q.put(_CLOSED)
 
 
 class ThreadComm:

@@ -27,19 +27,34 @@ class InstanceGroup:
                              f"{slots_per_instance}")
         self.model_config = model_config
         self.num_instances, self.slots_per_instance = num_instances, slots_per_instance
-        if backend == "local":
+        self.backend_name, self.threads_per_instance = backend, threads_per_instance
+        self._state_dict = {k: v.detach().cpu() for k, v in state_dict.items()}
+        self.num_restarts = 0
+        self._start()
+
+    def _start(self) -> None:
+        n = self.num_instances
+        self._hub: ThreadHub | None = None
+        if self.backend_name == "local":
             self.backend: LocalBackend | RayBackend = LocalBackend()
-            comm = CommSpec("thread", hub=ThreadHub(num_instances))
-        elif backend == "ray":
+            self._hub = ThreadHub(n)
+            comm = CommSpec("thread", hub=self._hub)
+        elif self.backend_name == "ray":
             self.backend = RayBackend()
             comm = CommSpec("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}")
         else:
-            raise ValueError(f"backend: unknown backend {backend!r}; choose local or ray")
-        sd = {k: v.detach().cpu() for k, v in state_dict.items()}
-        self.handles = [self.backend.spawn(ElasticInstance, r, num_instances, model_config, sd,
-                                           slots_per_instance, comm, threads_per_instance, num_cpus=1)
-                        for r in range(num_instances)]
+            raise ValueError(f"backend: unknown backend {self.backend_name!r}; choose local or ray")
+        self.handles = [self.backend.spawn(ElasticInstance, r, n, self.model_config, self._state_dict,
+                                           self.slots_per_instance, comm, self.threads_per_instance,
+                                           num_cpus=1) for r in range(n)]
         self.backend.wait_ready(self.handles)
+
+    def restart(self) -> None:
+        """Replace every instance with a fresh one (empty KV pools, a new channel): what follows the
+        loss of one, since the survivors' peer-to-peer channel goes down with it."""
+        self.shutdown()
+        self.num_restarts += 1
+        self._start()
 
     def call(self, instance: int, method: str, *args: Any) -> Any:
         """Queue a call on one instance (its calls run in order); returns a ref for `get`/`wait_any`."""
@@ -68,9 +83,15 @@ class InstanceGroup:
         self.get([self.call(i, "free", list(ids)) for i in ring])
         return elapsed
 
+    def kill(self, instance: int) -> None:
+        """Kill one instance, as a crash would (tests, fault drills)."""
+        self.backend.kill(self.handles[instance])
+
     def shutdown(self) -> None:
         for h in self.handles:
             self.backend.kill(h)
+        if self._hub is not None:
+            self._hub.close()
 
 
 def _free_port() -> int:
