@@ -257,9 +257,8 @@ class ElasticCluster:
             placement.append(rid, d.new_kv[rid], 1)
             r.context_len += 1
             busy.add(rid)
-            for rg in placement.ranges(rid):
-                ctx[rg.instance] = ctx.get(rg.instance, 0) + rg.length
-            for i in placement.holders(rid):
+            for i, tokens in placement.tokens_by_instance(rid).items():
+                ctx[i] = ctx.get(i, 0) + tokens
                 num[i] = num.get(i, 0) + 1
         stats.num_decode_batches += 1
         t = max(self.cost.decode_time(num[i], ctx[i]) for i in ctx)
