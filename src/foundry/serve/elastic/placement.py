@@ -45,8 +45,23 @@ class Placement:
         self.capacities: tuple[int, ...] = tuple(int(c) for c in capacities)
         if not self.capacities or min(self.capacities) < 0:
             raise ValueError(f"capacities: need a non-negative capacity per instance, got {self.capacities}")
+        # each request's list is replaced, never changed in place, so copies may share the lists
         self._ranges: dict[str, list[KVRange]] = {}
         self._used = [0] * len(self.capacities)
+        self._len: dict[str, int] = {}  # request id → tokens held (its context length)
+        self._holders: dict[str, tuple[int, ...]] = {}  # request id → holders, cached until it changes
+        self._per: dict[str, dict[int, int]] = {}  # request id → instance → tokens (replaced, not changed)
+
+    def copy(self) -> Placement:
+        """An independent record with the same ranges (cheap: the per-request lists are shared)."""
+        out = Placement.__new__(Placement)
+        out.capacities = self.capacities
+        out._ranges = dict(self._ranges)
+        out._used = list(self._used)
+        out._len = dict(self._len)
+        out._holders = dict(self._holders)
+        out._per = dict(self._per)
+        return out
 
     # -- reading ---------------------------------------------------------------------------------
     @property
@@ -70,14 +85,25 @@ class Placement:
 
     def length(self, request_id: str) -> int:
         """Tokens of `request_id` whose KV is held somewhere (its context length)."""
-        return sum(r.length for r in self._ranges.get(request_id, ()))
+        return self._len.get(request_id, 0)
 
     def holders(self, request_id: str) -> tuple[int, ...]:
         """The instances holding part of `request_id`'s KV, ascending."""
-        return tuple(sorted({r.instance for r in self._ranges.get(request_id, ())}))
+        hs = self._holders.get(request_id)
+        if hs is None:
+            rs = self._ranges.get(request_id)
+            if not rs:
+                return ()
+            hs = self._holders[request_id] = (rs[0].instance,) if len(rs) == 1 else tuple(
+                sorted({r.instance for r in rs}))
+        return hs
 
     def tokens_on(self, request_id: str, instance: int) -> int:
-        return sum(r.length for r in self._ranges.get(request_id, ()) if r.instance == instance)
+        return self._per.get(request_id, {}).get(instance, 0)
+
+    def tokens_by_instance(self, request_id: str) -> dict[int, int]:
+        """instance → tokens of `request_id` it holds (a shared record: read it, do not change it)."""
+        return self._per.get(request_id, {})
 
     # -- changing --------------------------------------------------------------------------------
     def assign(self, request_id: str, ranges: Iterable[KVRange]) -> None:
@@ -98,10 +124,21 @@ class Placement:
         if self._used[instance] + count > self.capacities[instance]:
             raise PlacementError(f"{request_id}: instance {instance} would exceed its capacity "
                                  f"{self.capacities[instance]}")
-        n = self.length(request_id)
+        n = self._len.get(request_id, 0)
         r = KVRange(instance, n, n + count)
         self._used[instance] += count
-        self._ranges[request_id] = _fused(self._ranges.get(request_id, []) + [r])
+        old = self._ranges.get(request_id)
+        if old and old[-1].instance == instance:  # the last range grows (as _fused would fuse them)
+            self._ranges[request_id] = [*old[:-1], KVRange(instance, old[-1].start, n + count)]
+        else:  # (the old list is fused already: nothing else to fuse)
+            self._ranges[request_id] = [*(old or ()), r]
+        per = self._per.get(request_id)
+        if per is None or instance not in per:
+            self._holders.pop(request_id, None)
+        per = dict(per or ())
+        per[instance] = per.get(instance, 0) + count
+        self._per[request_id] = per
+        self._len[request_id] = n + count
         return r
 
     def move(self, request_id: str, start: int, stop: int, dst: int) -> list[KVRange]:
@@ -130,11 +167,16 @@ class Placement:
             self._used[m.instance] -= m.length
         self._used[dst] += stop - start
         self._ranges[request_id] = _fused(sorted(kept + [KVRange(dst, start, stop)], key=lambda r: r.start))
+        self._holders.pop(request_id, None)
+        self._per[request_id] = _per_instance(self._ranges[request_id])
         return moved
 
     def drop(self, request_id: str) -> tuple[KVRange, ...]:
         """Free a request's KV (finished, aborted, or paused for recompute); returns what it held."""
         rs = self._ranges.pop(request_id, [])
+        self._len.pop(request_id, None)
+        self._holders.pop(request_id, None)
+        self._per.pop(request_id, None)
         for r in rs:
             self._used[r.instance] -= r.length
         return tuple(rs)
@@ -151,6 +193,9 @@ class Placement:
         for i, n in enumerate(need):
             self._used[i] += n
         self._ranges[request_id] = _fused(sorted(ranges, key=lambda r: r.start))
+        self._len[request_id] = sum(r.length for r in ranges)
+        self._holders.pop(request_id, None)
+        self._per[request_id] = _per_instance(ranges)
 
     def _check_instance(self, i: int) -> None:
         if not 0 <= i < self.num_instances:
@@ -173,11 +218,25 @@ class Placement:
                 used[r.instance] += r.length
             if lengths is not None and pos != lengths[rid]:
                 raise PlacementError(f"{rid}: holds {pos} tokens, expected {lengths[rid]}")
+            if (self._len.get(rid) != pos or self.holders(rid) != tuple(sorted({r.instance for r in rs}))
+                    or self._per.get(rid) != _per_instance(rs)):
+                raise PlacementError(f"{rid}: cached length, holders or tokens per instance disagree with "
+                                     "its ranges")
+        if (set(self._len) != set(self._ranges) or set(self._per) != set(self._ranges)
+                or not set(self._holders) <= set(self._ranges)):
+            raise PlacementError("cached lengths or holders name requests without ranges")
         if used != self._used:
             raise PlacementError(f"per-instance counts {self._used} disagree with the ranges {used}")
         for i, (u, c) in enumerate(zip(used, self.capacities, strict=True)):
             if u > c:
                 raise PlacementError(f"instance {i} holds {u} tokens over its capacity {c}")
+
+
+def _per_instance(ranges: Iterable[KVRange]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    for r in ranges:
+        out[r.instance] = out.get(r.instance, 0) + r.length
+    return out
 
 
 def _fused(ranges: list[KVRange]) -> list[KVRange]:

@@ -34,7 +34,6 @@ from foundry.serve.elastic.plan import (
     PrefillBatch,
     WaitingRequest,
 )
-from foundry.serve.elastic.validate import copy_placement
 
 
 class ElasticScheduler(ABC):
@@ -117,6 +116,43 @@ def _worst_case_fits(entries: list[tuple[int, int]], capacity: int) -> bool:
     return peak <= capacity
 
 
+class _PeakCheck:
+    """`_worst_case_fits(entries + new, capacity)` for fixed `entries` and a few `new` ones: `entries`
+    sorted once (the peak does not depend on the order of entries with equal tokens left)."""
+
+    def __init__(self, entries: list[tuple[int, int]], capacity: int) -> None:
+        self.entries = entries
+        self.capacity = capacity
+        self._sorted: list[tuple[int, int]] | None = None
+
+    def fits(self, new: list[tuple[int, int]]) -> bool:
+        if self._sorted is None:
+            self._sorted = sorted(self.entries, key=lambda e: -e[1])
+        merged = sorted(self._sorted + new, key=lambda e: -e[1]) if new else self._sorted
+        acc, cap = 0, self.capacity
+        for n, (ctx, left) in enumerate(merged, start=1):
+            acc += ctx
+            if left * n + acc > cap:
+                return False
+        return True
+
+
+def _kv_ok(check: _PeakCheck, total: int, new: list[tuple[int, int]], n: int, left: int,
+           failed: list[tuple[int, int]]) -> bool:
+    """Worst-case KV admission of one more request (prompt `n`, `left` tokens reserved) beside the
+    entries of `check` and `new`, whose Σ(context + left) is `total`. A failure is recorded in
+    `failed`; a request dominating a recorded failure fails at once."""
+    if total + n + left <= check.capacity:  # the peak never exceeds Σ context + Σ left
+        return True
+    for fn, fl in failed:
+        if n >= fn and left >= fl:
+            return False
+    if check.fits([*new, (n, left)]):
+        return True
+    failed.append((n, left))
+    return False
+
+
 def _assumed_left(max_tokens_left: int, generated: int, assume: int | None) -> int:
     """Output tokens admission reserves for a request: what is left of its cap, or, optimistically,
     up to max(`assume`, 1.1 × generated) in all."""
@@ -189,6 +225,7 @@ class LoongServeScheduler(ElasticScheduler):
         self._left: dict[str, int] = {}  # request id → output tokens left to its cap
         self._gen: dict[str, int] = {}  # request id → tokens generated so far
         self._prompt: dict[str, int] = {}  # request id → prompt tokens (while its prefill runs)
+        self._clamped: dict[int, int | None] = {}  # ring size → the fitted degree `_t` uses
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def observe_finished(self, request_id: str, num_generated: int) -> None:
@@ -210,8 +247,11 @@ class LoongServeScheduler(ElasticScheduler):
 
     def _t(self, k: int, sum_len: int, sum_sq: int) -> float:
         """T_k, with k clamped to the largest fitted degree ≤ k (infinite with no instance)."""
-        fitted = [d for d in self.cost.degrees if d <= k]
-        return self.cost.prefill_time(fitted[-1], sum_len, sum_sq) if fitted else math.inf
+        d = self._clamped.get(k, -1)
+        if d == -1:
+            fitted = [d for d in self.cost.degrees if d <= k]
+            d = self._clamped[k] = fitted[-1] if fitted else None
+        return self.cost.prefill_time(d, sum_len, sum_sq) if d is not None else math.inf
 
     def _t_exact(self, k: int, sum_len: int, sum_sq: int) -> float:
         return self.cost.prefill_time(k, sum_len, sum_sq) if k in self.cost.prefill else math.inf
@@ -219,16 +259,16 @@ class LoongServeScheduler(ElasticScheduler):
     # -- one iteration ----------------------------------------------------------------------------
     def schedule(self, view: ClusterView) -> IterationPlan:
         self._remember(view)
-        p = copy_placement(view.placement)
-        decodable = [r.request_id for r in view.running
-                     if r.request_id not in view.busy_requests and p.holders(r.request_id)
-                     and set(p.holders(r.request_id)) <= view.idle]
+        p = view.placement  # read-only: whatever changes it (migrations, pauses) works on a copy
+        idle, busy = view.idle, view.busy_requests
+        decodable = [rid for r in view.running
+                     if (rid := r.request_id) not in busy and (hs := p.holders(rid)) and idle.issuperset(hs)]
         groups = _groups(decodable, p)
         waited = max(self._decodes_since_prefill.values(), default=0)
         if view.waiting and view.idle and (not groups or waited >= self.config.max_wait_tokens):
             accepted = self._dispatch(view, p)
             if accepted:
-                plan = self._prefill_round(view, p, accepted, decodable)
+                plan, p = self._prefill_round(view, p, accepted, decodable)
                 if plan is not None:
                     self._decodes_since_prefill.clear()
                     by_id = {w.request_id: w for w in accepted}
@@ -254,9 +294,15 @@ class LoongServeScheduler(ElasticScheduler):
     def _dispatch(self, view: ClusterView, p: Placement) -> list[WaitingRequest]:
         cfg = self.config
         in_system = set(p) | set(view.busy_requests) | {r.request_id for r in view.running}
+        if not view.waiting or len(in_system) + 1 > cfg.max_num_seqs:
+            return []  # (the loop below would accept nothing and leave the out-of-order count as it is)
         assume = cfg.admission_max_new_tokens
-        entries = [(p.length(r) if r in p else self._prompt.get(r, 0),
-                    _assumed_left(self._left.get(r, 0), self._gen.get(r, 0), assume)) for r in in_system]
+        lefts, gens, prompts = self._left, self._gen, self._prompt
+        if assume is None:
+            entries = [(p.length(r) if r in p else prompts.get(r, 0), lefts.get(r, 0)) for r in in_system]
+        else:
+            entries = [(p.length(r) if r in p else prompts.get(r, 0),
+                        _assumed_left(lefts.get(r, 0), gens.get(r, 0), assume)) for r in in_system]
         capacity = sum(p.capacities)
         decoding = [self._gen[r] for r in in_system if self._gen.get(r, 0) >= 1]
         iters = max([10.0, *(max(self.mean_output_len - g, 0.1 * g) for g in decoding)])
@@ -278,19 +324,27 @@ class LoongServeScheduler(ElasticScheduler):
         can_undecide, run_idx, need_break, is_ooe, before_ooe = True, 0, False, False, 0
 
         base_total = sum(c + n for c, n in entries)
-
-        def mem_ok(extra: list[WaitingRequest]) -> bool:
-            reqs = [*accepted, *extra]
-            if len(in_system) + len(reqs) > cfg.max_num_seqs:
-                return False
-            new = [(w.prompt_len, _assumed_left(w.max_tokens, 0, assume)) for w in reqs]
-            if base_total + sum(c + n for c, n in new) <= capacity:  # the peak is at most this
-                return True
-            return _worst_case_fits(entries + new, capacity)
+        n_in = len(in_system)
+        fits = _PeakCheck(entries, capacity)
+        acc_new: list[tuple[int, int]] = []  # admission entries of `accepted`, of `undecided`
+        und_new: list[tuple[int, int]] = []
+        acc_total = und_total = 0
+        # KV admission fails for a request whenever it failed for one with no more prompt and no more
+        # tokens left (the peak is monotone in each entry), and stays failed as requests are added:
+        # the (prompt, left) pairs that failed, per check (alone, and with the undecided ones)
+        failed_alone: list[tuple[int, int]] = []
+        failed_with_undecided: list[tuple[int, int]] = []
 
         for w in view.waiting:
             n = w.prompt_len
-            if mem_ok([w]) and s + n <= batch_max:
+            left = _assumed_left(w.max_tokens, 0, assume)
+            if n_in + len(accepted) + 1 > cfg.max_num_seqs:
+                # the count check fails for this and every later request (nothing more is accepted):
+                # one pass of the failure branch below, after which the others would change nothing
+                if allow_ooe and not need_break and not is_ooe:
+                    before_ooe, is_ooe = len(accepted), True
+                break
+            if _kv_ok(fits, base_total + acc_total, acc_new, n, left, failed_alone) and s + n <= batch_max:
                 if (not undecided or allow_ooe) and s + n <= isolated_tokens:
                     cur = self._t(max_idle, s + n, s2 + n * n)
                     best = self._t(len(pool), s + n, s2 + n * n)
@@ -300,10 +354,17 @@ class LoongServeScheduler(ElasticScheduler):
                         if undecided and not is_ooe:
                             before_ooe, is_ooe = len(accepted), True
                         accepted.append(w)
+                        acc_new.append((n, left))
+                        acc_total += n + left
                         s, s2 = s + n, s2 + n * n
                         continue
-                if can_undecide and mem_ok([*undecided, w]) and s + n + us <= batch_max:
+                if (can_undecide and n_in + len(accepted) + len(undecided) + 1 <= cfg.max_num_seqs
+                        and _kv_ok(fits, base_total + acc_total + und_total, acc_new + und_new, n, left,
+                                   failed_with_undecided)
+                        and s + n + us <= batch_max):
                     undecided.append(w)
+                    und_new.append((n, left))
+                    und_total += n + left
                     us, us2, u_inv = us + n, us2 + n * n, u_inv + 1.0 / n
                     t_all = self._t(len(pool), s + us, s2 + us2)
                     in_time = t_all <= cfg.max_prefill_time
@@ -325,11 +386,12 @@ class LoongServeScheduler(ElasticScheduler):
 
     # -- Steps 2 and 3: make room, batch, place ---------------------------------------------------
     def _prefill_round(self, view: ClusterView, p: Placement, accepted: list[WaitingRequest],
-                       decodable: list[str]) -> IterationPlan | None:
+                       decodable: list[str]) -> tuple[IterationPlan | None, Placement]:
+        """The plan (None if no prompt fits) and the placement after its migrations (a copy if any)."""
         lens = [w.prompt_len for w in accepted]
         s, s2, inv_new = sum(lens), sum(n * n for n in lens), sum(1.0 / n for n in lens)
         pool = sorted(view.idle)
-        migrations = self._consolidate(p, pool, s, s2)
+        migrations, p = self._consolidate(p, pool, s, s2)
         groups = _groups(decodable, p)
         in_groups = {i for g in groups for i in g.instances}
         available = [i for i in pool if i not in in_groups]  # free, or holding only stuck KV
@@ -372,20 +434,24 @@ class LoongServeScheduler(ElasticScheduler):
 
         prefills = self._batch(accepted, available, p)
         if not prefills:
-            return None
-        return IterationPlan(prefills=tuple(prefills), decodes=tuple(decodes), migrations=tuple(migrations))
+            return None, p
+        plan = IterationPlan(prefills=tuple(prefills), decodes=tuple(decodes), migrations=tuple(migrations))
+        return plan, p
 
-    def _consolidate(self, p: Placement, pool: list[int], s: int, s2: int) -> list[Migration]:
+    def _consolidate(self, p: Placement, pool: list[int], s: int,
+                     s2: int) -> tuple[list[Migration], Placement]:
         """Step 2(a): empty the least-loaded idle instances onto the most-loaded ones while the
-        prefill gains at least the migration time, T(n) − T(n+1) ≥ tokens·bytes/bandwidth."""
+        prefill gains at least the migration time, T(n) − T(n+1) ≥ tokens·bytes/bandwidth. Returns the
+        migrations and the placement after them (a copy when there are any)."""
         out: list[Migration] = []
+        copied = False
         holders = sorted((i for i in pool if p.used(i) > 0), key=lambda i: (p.used(i), i))
         empty = [i for i in pool if p.used(i) == 0]
         caps = sorted((p.capacities[i] for i in pool), reverse=True)
         pool_used = sum(p.used(i) for i in pool)
         min_busy = next(n for n in range(len(caps) + 1) if sum(caps[:n]) >= pool_used)
         if s > sum(caps[min_busy:]):
-            return out
+            return out, p
         while holders and len(empty) < len(pool) - min_busy:
             holders.sort(key=lambda i: (p.used(i), i))
             src = holders[0]
@@ -396,6 +462,8 @@ class LoongServeScheduler(ElasticScheduler):
             dsts = sorted(holders[1:], key=lambda i: (-p.used(i), i))
             if _free(p, dsts) < p.used(src):
                 break
+            if not copied:
+                p, copied = p.copy(), True
             for rid in [r for r in p if src in p.holders(r)]:
                 for piece in [r for r in p.ranges(rid) if r.instance == src]:
                     pos = piece.start
@@ -409,7 +477,7 @@ class LoongServeScheduler(ElasticScheduler):
                             break
             holders.pop(0)
             empty.append(src)
-        return out
+        return out, p
 
     def _batch(self, accepted: list[WaitingRequest], available: list[int],
                p: Placement) -> list[PrefillBatch]:
@@ -451,6 +519,7 @@ class LoongServeScheduler(ElasticScheduler):
         pending = sorted(groups, key=lambda g: _free(p, g.instances) - len(g.requests))
         out: list[DecodeBatch] = []
         paused: list[str] = []
+        copied = False
         while pending:
             g = pending.pop(0)
             short = len(g.requests) - _free(p, g.instances)
@@ -470,6 +539,8 @@ class LoongServeScheduler(ElasticScheduler):
                     if short <= 0:
                         break
                     short -= p.length(rid) + 1
+                    if not copied:  # (the view's placement is read-only)
+                        p, copied = p.copy(), True
                     p.drop(rid)
                     g.requests.remove(rid)
                     paused.append(rid)
@@ -513,7 +584,8 @@ class StaticSPScheduler(ElasticScheduler):
         return [tuple(range(n * g, (n + 1) * g)) for n in range(num_instances // g)]
 
     def schedule(self, view: ClusterView) -> IterationPlan:
-        p = copy_placement(view.placement)
+        p = view.placement  # read-only: pauses work on a copy
+        copied = False
         groups = self.groups(p.num_instances)
         if not groups:
             raise ValueError(f"{p.num_instances} instances cannot form a group of {self.group_size}")
@@ -548,6 +620,8 @@ class StaticSPScheduler(ElasticScheduler):
             mine.sort(key=lambda r: (running[r].arrival, r))
             while mine and _free(p, g) < len(mine):
                 rid = mine.pop()  # the newest
+                if not copied:
+                    p, copied = p.copy(), True
                 p.drop(rid)
                 paused.append(rid)
             if mine:

@@ -30,10 +30,7 @@ class PlanError(AssertionError):
 
 
 def copy_placement(p: Placement) -> Placement:
-    out = Placement(p.capacities)
-    for rid in p:
-        out.assign(rid, p.ranges(rid))
-    return out
+    return p.copy()
 
 
 def validate_plan(view: ClusterView, plan: IterationPlan) -> None:

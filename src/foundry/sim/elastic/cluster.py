@@ -108,6 +108,7 @@ class ElasticCluster:
 
     def run(self, workload: Workload) -> ClusterResult:
         wall = time.perf_counter()
+        self._waiting_changes = 0  # insertions into and removals from the waiting queue
         order = sorted(range(len(workload.requests)), key=lambda i: workload.requests[i].arrival_time)
         reqs = {f"r{i}": _Req(f"r{i}", i, s.prompt_len, s.output_len, s.arrival_time)
                 for i, s in enumerate(workload.requests)}
@@ -115,6 +116,8 @@ class ElasticCluster:
         n_inst = len(self.capacities)
         stats = ClusterStats(busy_time=[0.0] * n_inst)
         waiting: list[tuple[float, int, str]] = []  # (arrival, index, id), in arrival order; paused too
+        waiting_view: tuple[WaitingRequest, ...] | None = None  # the view's, while `waiting` is unchanged
+        num_waiting_changes = -1
         running: dict[str, _Req] = {}  # prefilled, not in a batch
         busy: set[str] = set()
         idle = set(range(n_inst))
@@ -152,13 +155,18 @@ class ElasticCluster:
                     refused.add(r.id)
                     continue
                 bisect.insort(waiting, (r.arrival, r.index, r.id))
+                self._waiting_changes += 1
             if idle and (waiting or running):
                 stats.num_scheduler_calls += 1
+                if waiting_view is None or num_waiting_changes != self._waiting_changes:
+                    # (a waiting request's lengths do not change while it waits)
+                    waiting_view = tuple(WaitingRequest(rid, reqs[rid].prompt_len + reqs[rid].num_generated,
+                                                        arr, reqs[rid].output_len - reqs[rid].num_generated)
+                                         for arr, _, rid in waiting)
+                    num_waiting_changes = self._waiting_changes
                 view = ClusterView(
                     now,
-                    tuple(WaitingRequest(rid, reqs[rid].prompt_len + reqs[rid].num_generated, arr,
-                                         reqs[rid].output_len - reqs[rid].num_generated)
-                          for arr, _, rid in waiting),
+                    waiting_view,
                     tuple(RunningRequest(r.id, r.context_len, r.num_generated, r.output_len, r.arrival)
                           for r in running.values()),
                     placement, frozenset(idle), frozenset(busy))
@@ -195,6 +203,7 @@ class ElasticCluster:
             placement.drop(rid)
             r.context_len = 0
             bisect.insort(waiting, (r.arrival, r.index, rid))
+            self._waiting_changes += 1
             stats.num_paused += 1
         delay = [0.0] * len(self.capacities)  # migration time each instance spends before its batch
         for m in plan.migrations:
@@ -224,6 +233,7 @@ class ElasticCluster:
         for rid in p.request_ids:
             r = reqs[rid]
             waiting.remove((r.arrival, r.index, rid))
+            self._waiting_changes += 1
             n = r.prompt_len + r.num_generated
             placement.assign(rid, p.kv_plan[rid])
             r.context_len = n
@@ -247,9 +257,8 @@ class ElasticCluster:
             placement.append(rid, d.new_kv[rid], 1)
             r.context_len += 1
             busy.add(rid)
-            for rg in placement.ranges(rid):
-                ctx[rg.instance] = ctx.get(rg.instance, 0) + rg.length
-            for i in placement.holders(rid):
+            for i, tokens in placement.tokens_by_instance(rid).items():
+                ctx[i] = ctx.get(i, 0) + tokens
                 num[i] = num.get(i, 0) + 1
         stats.num_decode_batches += 1
         t = max(self.cost.decode_time(num[i], ctx[i]) for i in ctx)
