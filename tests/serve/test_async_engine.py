@@ -246,6 +246,9 @@ def test_call_runs_on_the_engine_thread_between_steps() -> None:
         await gate.held_async()  # held inside the third step: a call now must wait for its end
         name = asyncio.create_task(engine.call(lambda e: threading.current_thread().name))
         steps = asyncio.create_task(engine.call(lambda e: e.stats().num_steps))
+        # let both tasks queue their calls before the step is granted: without this yield the step
+        # could run first, the engine would then hold at step 4's gate with the calls unrun, and wait
+        await asyncio.sleep(0)
         await gate.run_async(1)
         assert await name == "foundry-engine"
         assert await steps == 3 == gate.steps  # it ran after step 3, before step 4 (not yet allowed)

@@ -41,13 +41,34 @@ class ElasticInstance:
         self.model.eval()
         c = model_config
         self.pool = KVPool(c.num_layers, c.num_kv_heads, c.head_dim, num_slots)
+        self.world_size = world_size
+        self.comm: Any = None
         if comm.kind == "thread":
             assert comm.hub is not None
-            self.comm: Any = comm.hub.comm(rank)
-        elif comm.kind == "gloo":
-            self.comm = GlooComm(rank, world_size, comm.init_method)
-        else:
+            self.comm = comm.hub.comm(rank)
+        elif comm.kind != "gloo":
             raise ValueError(f"comm: unknown kind {comm.kind!r}; choose thread or gloo")
+        elif comm.init_method:
+            self.connect(comm.init_method)
+
+    def rendezvous_address(self) -> str:
+        """``tcp://IP:PORT`` on this instance's node, for the group's process group (rank 0 is asked:
+        on a multi-node cluster the others must reach its node, not the driver's)."""
+        import socket
+
+        try:
+            import ray
+
+            ip = ray.util.get_node_ip_address()
+        except Exception:  # noqa: BLE001 - no Ray here (threads, a plain process): this host
+            ip = "127.0.0.1"
+        with socket.socket() as sock:
+            sock.bind(("", 0))
+            return f"tcp://{ip}:{sock.getsockname()[1]}"
+
+    def connect(self, init_method: str) -> None:
+        """Join the group's `torch.distributed` process group (every member calls it at once)."""
+        self.comm = GlooComm(self.rank, self.world_size, init_method)
 
     def prefill(self, work: PrefillWork) -> dict[str, torch.Tensor]:
         return ring_prefill(self.model, self.pool, self.comm, work)

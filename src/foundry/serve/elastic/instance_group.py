@@ -5,7 +5,6 @@ in both; Ray places and restarts the processes, and the same code runs on a mult
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any
 
@@ -41,13 +40,16 @@ class InstanceGroup:
             comm = CommSpec("thread", hub=self._hub)
         elif self.backend_name == "ray":
             self.backend = RayBackend()
-            comm = CommSpec("gloo", init_method=f"tcp://127.0.0.1:{_free_port()}")
+            comm = CommSpec("gloo")  # connected below, at an address on rank 0's node
         else:
             raise ValueError(f"backend: unknown backend {self.backend_name!r}; choose local or ray")
         self.handles = [self.backend.spawn(ElasticInstance, r, n, self.model_config, self._state_dict,
                                            self.slots_per_instance, comm, self.threads_per_instance,
                                            num_cpus=1) for r in range(n)]
         self.backend.wait_ready(self.handles)
+        if comm.kind == "gloo":
+            address = self.backend.get(self.handles[0].call("rendezvous_address"))
+            self.backend.get([h.call("connect", address) for h in self.handles])
 
     def restart(self) -> None:
         """Replace every instance with a fresh one (empty KV pools, a new channel): what follows the
@@ -93,8 +95,3 @@ class InstanceGroup:
         if self._hub is not None:
             self._hub.close()
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
