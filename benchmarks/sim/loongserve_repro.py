@@ -37,7 +37,10 @@ DATASETS = ("sharegpt", "leval", "lveval", "mixed")
 ZIPFS = ("zipf-1.0", "zipf-1.2", "zipf-1.4")
 MAIN_SYSTEMS = ("loongserve", "splitfuse", "vllm", "disagg")
 ZIPF_SYSTEMS = ("loongserve", "static-tp8", "static-tp2-sp4", "static-tp2x4")
-NUM_REQUESTS = {"sharegpt": 800, "leval": 500, "lveval": 150, "mixed": 300, "zipf": 600}
+# ShareGPT's per-token SLO (92 ms) is lax for its short requests: only a long overloaded run's queue reaches
+# it, so where each system crosses it depends on the number of requests (with 800 none crossed; with
+# 3,000 all but vLLM, 0.94 at 813 req/s; 4,000 brackets all four)
+NUM_REQUESTS = {"sharegpt": 4000, "leval": 500, "lveval": 150, "mixed": 300, "zipf": 600}
 
 # Serving reference §3.7 (LoongServe AE notebook), max throughput in req/s.
 PAPER = {

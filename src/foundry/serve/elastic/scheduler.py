@@ -23,6 +23,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy as np
+
 from foundry.serve.elastic.batching import batch_prefills
 from foundry.serve.elastic.cost_model import ESPCostModel
 from foundry.serve.elastic.placement import KVRange, Placement, split_by_capacity
@@ -137,17 +139,45 @@ class _PeakCheck:
         return True
 
 
-def _kv_ok(check: _PeakCheck, total: int, new: list[tuple[int, int]], n: int, left: int,
-           failed: list[tuple[int, int]]) -> bool:
+class _Skipper:
+    """Dispatch's scan over a long waiting queue, with numpy: the next request that is not sure to fail
+    the way the current one did, with nothing changed (prompt over `max_prompt`, or KV admission failed
+    alone by dominating a recorded failure)."""
+
+    def __init__(self, prompts: np.ndarray, lefts: np.ndarray) -> None:
+        self.prompts, self.lefts = prompts, lefts
+        self.need = prompts + lefts
+        self.dominated = np.zeros(len(prompts), bool)
+        self.num_failed = 0
+        self.key: tuple[int, int, int] | None = None
+        self.candidates = np.zeros(0, np.int64)
+
+    def next(self, i: int, room: int, max_prompt: int, failed: list[tuple[int, int]]) -> int:
+        """The first index after `i` of a request that may get further (len(prompts) if none): its
+        prompt is at most `max_prompt`, and its prompt + tokens left fit `room` or it dominates no
+        (prompt, left) pair in `failed`."""
+        for fn, fl in failed[self.num_failed:]:
+            self.dominated |= (self.prompts >= fn) & (self.lefts >= fl)
+        key = (room, max_prompt, len(failed))
+        if key != self.key:
+            may_pass = (self.prompts <= max_prompt) & ((self.need <= room) | ~self.dominated)
+            self.candidates = np.flatnonzero(may_pass)
+            self.key, self.num_failed = key, len(failed)
+        k = int(np.searchsorted(self.candidates, i, side="right"))
+        return int(self.candidates[k]) if k < len(self.candidates) else len(self.prompts)
+
+
+def _kv_ok(check: _PeakCheck, total: int, new: list[tuple[int, int]], more: list[tuple[int, int]] | None,
+           n: int, left: int, failed: list[tuple[int, int]]) -> bool:
     """Worst-case KV admission of one more request (prompt `n`, `left` tokens reserved) beside the
-    entries of `check` and `new`, whose Σ(context + left) is `total`. A failure is recorded in
+    entries of `check`, `new` and `more`, whose Σ(context + left) is `total`. A failure is recorded in
     `failed`; a request dominating a recorded failure fails at once."""
     if total + n + left <= check.capacity:  # the peak never exceeds Σ context + Σ left
         return True
     for fn, fl in failed:
         if n >= fn and left >= fl:
             return False
-    if check.fits([*new, (n, left)]):
+    if check.fits([*new, *(more or ()), (n, left)]):
         return True
     failed.append((n, left))
     return False
@@ -226,6 +256,8 @@ class LoongServeScheduler(ElasticScheduler):
         self._gen: dict[str, int] = {}  # request id → tokens generated so far
         self._prompt: dict[str, int] = {}  # request id → prompt tokens (while its prefill runs)
         self._clamped: dict[int, int | None] = {}  # ring size → the fitted degree `_t` uses
+        self._arrays_of: tuple[WaitingRequest, ...] | None = None
+        self._arrays: tuple[np.ndarray, np.ndarray] = (np.zeros(0, np.int64), np.zeros(0, np.int64))
 
     # -- bookkeeping ------------------------------------------------------------------------------
     def observe_finished(self, request_id: str, num_generated: int) -> None:
@@ -305,7 +337,8 @@ class LoongServeScheduler(ElasticScheduler):
                         _assumed_left(lefts.get(r, 0), gens.get(r, 0), assume)) for r in in_system]
         capacity = sum(p.capacities)
         decoding = [self._gen[r] for r in in_system if self._gen.get(r, 0) >= 1]
-        iters = max([10.0, *(max(self.mean_output_len - g, 0.1 * g) for g in decoding)])
+        # max(10, max over g of max(mean − g, 0.1·g)), from the extremes (both terms are monotone in g)
+        iters = max(10.0, self.mean_output_len - min(decoding), 0.1 * max(decoding)) if decoding else 10.0
         wait_est = cfg.avg_decode_time * iters  # W
         inv_decode = sum(1.0 / g for g in decoding)
         pool = sorted(view.idle)
@@ -335,7 +368,12 @@ class LoongServeScheduler(ElasticScheduler):
         failed_alone: list[tuple[int, int]] = []
         failed_with_undecided: list[tuple[int, int]] = []
 
-        for w in view.waiting:
+        waiting = view.waiting
+        skip: _Skipper | None = None
+        i = -1
+        while i + 1 < len(waiting):
+            i += 1
+            w = waiting[i]
             n = w.prompt_len
             left = _assumed_left(w.max_tokens, 0, assume)
             if n_in + len(accepted) + 1 > cfg.max_num_seqs:
@@ -344,7 +382,8 @@ class LoongServeScheduler(ElasticScheduler):
                 if allow_ooe and not need_break and not is_ooe:
                     before_ooe, is_ooe = len(accepted), True
                 break
-            if _kv_ok(fits, base_total + acc_total, acc_new, n, left, failed_alone) and s + n <= batch_max:
+            if (_kv_ok(fits, base_total + acc_total, acc_new, None, n, left, failed_alone)
+                    and s + n <= batch_max):
                 if (not undecided or allow_ooe) and s + n <= isolated_tokens:
                     cur = self._t(max_idle, s + n, s2 + n * n)
                     best = self._t(len(pool), s + n, s2 + n * n)
@@ -359,7 +398,7 @@ class LoongServeScheduler(ElasticScheduler):
                         s, s2 = s + n, s2 + n * n
                         continue
                 if (can_undecide and n_in + len(accepted) + len(undecided) + 1 <= cfg.max_num_seqs
-                        and _kv_ok(fits, base_total + acc_total + und_total, acc_new + und_new, n, left,
+                        and _kv_ok(fits, base_total + acc_total + und_total, acc_new, und_new, n, left,
                                    failed_with_undecided)
                         and s + n + us <= batch_max):
                     undecided.append(w)
@@ -377,12 +416,30 @@ class LoongServeScheduler(ElasticScheduler):
             if allow_ooe and not need_break:
                 if not is_ooe:
                     before_ooe, is_ooe = len(accepted), True
+                # skip the requests that fail as this one did and change nothing: over the token budget
+                # or failing KV admission alone (dominating a recorded failure); once nothing can be
+                # undecided, also those too long to be accepted on the instances migration could free
+                if skip is None:
+                    skip = _Skipper(*self._waiting_arrays(waiting, assume))
+                max_prompt = batch_max - s if can_undecide else min(batch_max, isolated_tokens) - s
+                i = skip.next(i, capacity - base_total - acc_total, max_prompt, failed_alone) - 1
                 continue
             break
         accepted += undecided[:run_idx]
         if accepted:
             self._num_ooe = self._num_ooe + 1 if is_ooe and before_ooe < len(accepted) else 0
         return accepted
+
+    def _waiting_arrays(self, waiting: tuple[WaitingRequest, ...],
+                        assume: int | None) -> tuple[np.ndarray, np.ndarray]:
+        """Prompt lengths and admission's tokens left of the waiting requests, kept while the view's
+        waiting tuple is the same object (a driver that reuses it between calls saves the rebuild)."""
+        if self._arrays_of is not waiting:
+            self._arrays_of = waiting
+            self._arrays = (np.fromiter((w.prompt_len for w in waiting), np.int64, len(waiting)),
+                            np.fromiter((_assumed_left(w.max_tokens, 0, assume) for w in waiting), np.int64,
+                                        len(waiting)))
+        return self._arrays
 
     # -- Steps 2 and 3: make room, batch, place ---------------------------------------------------
     def _prefill_round(self, view: ClusterView, p: Placement, accepted: list[WaitingRequest],
