@@ -300,7 +300,9 @@ class LoongServeScheduler(ElasticScheduler):
         if view.waiting and view.idle and (not groups or waited >= self.config.max_wait_tokens):
             accepted = self._dispatch(view, p)
             if accepted:
-                plan, p = self._prefill_round(view, p, accepted, decodable)
+                # (if no prompt fits, the decodes below plan on the placement as it is: the round's
+                # migrations are not part of that plan)
+                plan, _ = self._prefill_round(view, p, accepted, decodable)
                 if plan is not None:
                     self._decodes_since_prefill.clear()
                     by_id = {w.request_id: w for w in accepted}
