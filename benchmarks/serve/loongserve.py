@@ -7,7 +7,9 @@
 3. A mixed long/short workload (Poisson arrivals, same arrival times for every system): mean JCT under
    LoongServe's scheduler (ESP) against static SP = 2 (every request on both instances), static
    SP = 1 (two replicas, each request on one instance) and prefill-decode disaggregation (one prefill
-   instance, one decode instance, KV moved between them).
+   instance, one decode instance, KV moved between them); and, on the same engine without elastic
+   instances, two plain `LLMEngine` replicas (vLLM-style continuous batching with chunked prefill,
+   requests dealt round-robin).
 
 A random-weight Llama with 16k+ positions (4 layers, hidden 256, 4 query / 2 KV heads). Run it on an
 idle machine: another process on the two cores halves what SP = 2 can gain.
@@ -95,6 +97,70 @@ def run_mixed(group: InstanceGroup, scheduler, workload) -> dict:
             "num_paused": cluster.num_paused}
 
 
+class EngineReplica:
+    """One plain `LLMEngine` (vLLM-style continuous batching, chunked prefill) in a Ray process: the
+    baseline on the same engine without elastic instances. It replays its share of the workload on
+    the wall clock from `start` (a shared `time.time()`), and returns each request's JCT and TTFT."""
+
+    def __init__(self, state_dict: dict, chunk: int) -> None:
+        from foundry.llm.models.llama import LlamaForCausalLM
+        from foundry.llm.tokenizer import build_tiny_tokenizer
+        from foundry.serve import EngineConfig, LLMEngine
+
+        torch.set_num_threads(1)
+        model = LlamaForCausalLM(CONFIG)
+        model.load_weights(state_dict)
+        model.eval()
+        blocks = MAX_POS // 16 + 64
+        config = EngineConfig(policy="vllm", max_num_seqs=64, max_num_batched_tokens=chunk,
+                              max_model_len=MAX_POS, num_device_blocks=blocks)
+        self.engine = LLMEngine(config, model=model, tokenizer=build_tiny_tokenizer())
+
+    def serve(self, requests: list[tuple[float, str, int, int]], start: float) -> dict:
+        from foundry.serve import SamplingParams as Params
+
+        pending, out = list(requests), {}
+        while pending or self.engine.has_unfinished_requests():
+            now = time.time() - start
+            while pending and pending[0][0] <= now:
+                t, rid, plen, olen = pending.pop(0)
+                self.engine.add_request(rid, [(13 * j + len(rid)) % CONFIG.vocab_size for j in range(plen)],
+                                        Params(max_tokens=olen, temperature=0, ignore_eos=True),
+                                        arrival_time=time.monotonic())
+            if self.engine.has_unfinished_requests():
+                for o in self.engine.step():
+                    if o.finished:
+                        out[o.request_id] = (o.finish_time - o.arrival_time,
+                                             o.first_token_time - o.arrival_time)
+            elif pending:
+                time.sleep(max(0.0, pending[0][0] - (time.time() - start)))
+        return out
+
+
+def run_engine_replicas(state_dict: dict, workload, chunk: int) -> dict:
+    """Two `EngineReplica`s, requests dealt alternately in arrival order (round-robin)."""
+    from foundry.actors import RayBackend
+
+    backend = RayBackend()
+    replicas = [backend.spawn(EngineReplica, state_dict, chunk) for _ in range(2)]
+    backend.wait_ready(replicas)
+    start = time.time() + 1.0
+    refs = [r.call("serve", workload[i::2], start) for i, r in enumerate(replicas)]
+    times: dict = {}
+    for part in backend.get(refs):
+        times.update(part)
+    for r in replicas:
+        backend.kill(r)
+    jct = {k: v[0] for k, v in times.items()}
+    ttft_ = {k: v[1] for k, v in times.items()}
+
+    def mean(d: dict, kind: str = "") -> float:
+        return statistics.fmean(v for k, v in d.items() if k.startswith(kind))
+
+    return {"mean_jct_s": mean(jct), "mean_jct_long_s": mean(jct, "long"),
+            "mean_jct_short_s": mean(jct, "short"), "mean_ttft_s": mean(ttft_)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lengths", default="8192,16384")
@@ -106,6 +172,7 @@ def main() -> None:
     p.add_argument("--output-len", type=int, default=24)
     p.add_argument("--rate", type=float, default=1.5, help="Poisson arrivals per second")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk", type=int, default=512, help="the engine replicas' prefill chunk (token budget)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
@@ -148,6 +215,12 @@ def main() -> None:
         result["command"] = "OMP_NUM_THREADS=1 python benchmarks/serve/loongserve.py --json"
     finally:
         group.shutdown()
+    # the same engine without elastic instances: two plain LLMEngine replicas with chunked prefill (after
+    # the group is gone: the replicas take its two CPUs)
+    mixed["engine_replicas_chunked"] = run_engine_replicas(model.state_dict(), workload, args.chunk)
+    shown = json.dumps({k: round(v, 3) for k, v in mixed["engine_replicas_chunked"].items()})
+    print(f"mixed {'engine_replicas_chunked':20s} {shown}", flush=True)
+    result["wall_s"] = time.monotonic() - t0
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")
