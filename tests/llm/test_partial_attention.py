@@ -4,7 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from foundry.llm.partial_attention import causal_block_attention, merge_partials, partial_attention
+from foundry.llm.partial_attention import (
+    causal_block_attention,
+    merge_partials,
+    partial_attention,
+    prefix_causal_attention,
+)
 
 TOL = 1e-5
 
@@ -133,3 +138,16 @@ def test_causal_block_attention_equals_explicit_partial_attention(diagonal, shap
                                          kv_positions=torch.arange(lk))
     assert torch.allclose(out, ref_out, atol=1e-5) and torch.equal(torch.isinf(lse), torch.isinf(ref_lse))
     assert torch.allclose(lse[~torch.isinf(lse)].double(), ref_lse[~torch.isinf(ref_lse)].double(), atol=1e-5)
+
+
+@pytest.mark.parametrize("q_len, total", [(5, 5), (3, 11), (1, 9), (8, 40)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])  # the fused CPU kernels, and the fallback
+def test_prefix_causal_attention_equals_sdpa_with_the_bottom_right_mask(q_len, total, dtype):
+    g = torch.Generator().manual_seed(q_len * 100 + total)
+    q = torch.randn(4, q_len, 8, generator=g, dtype=dtype)
+    k = torch.randn(2, total, 8, generator=g, dtype=dtype)
+    v = torch.randn(2, total, 8, generator=g, dtype=dtype)
+    qpos = torch.arange(total - q_len, total)
+    mask = qpos[:, None] >= torch.arange(total)[None, :]
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+    torch.testing.assert_close(prefix_causal_attention(q, k, v), ref, atol=1e-5, rtol=1e-5)

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from foundry.llm.layers.rotary import apply_rotary
+from foundry.llm.partial_attention import prefix_causal_attention
 
 
 @dataclass
@@ -109,9 +110,7 @@ def paged_attention(
             assert k_cache is not None and v_cache is not None
             bt = meta.prefill_block_tables[i]
             ks, vs = _gather(k_cache, bt, ctx), _gather(v_cache, bt, ctx)
-            qpos = torch.arange(ctx - qlen, ctx, device=q.device)
-            mask = qpos[:, None] >= torch.arange(ctx, device=q.device)[None, :]  # [qlen, ctx]
-            o = F.scaled_dot_product_attention(qs, ks, vs, attn_mask=mask, scale=scale, enable_gqa=True)
+            o = prefix_causal_attention(qs, ks, vs, scale=scale)  # query i sees keys 0 .. ctx - qlen + i
         outs.append(o.transpose(0, 1))
         start += qlen
     return outs[0] if len(outs) == 1 else torch.cat(outs)
