@@ -172,7 +172,8 @@ def main() -> None:
     p.add_argument("--output-len", type=int, default=24)
     p.add_argument("--rate", type=float, default=1.5, help="Poisson arrivals per second")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--chunk", type=int, default=512, help="the engine replicas' prefill chunk (token budget)")
+    p.add_argument("--chunk", type=int, default=2048,
+                   help="the engine replicas' prefill chunk (token budget; LoongServe's AE: 2048 on Mixed)")
     p.add_argument("--json", action="store_true")
     p.add_argument("--out", type=Path)
     args = p.parse_args()
