@@ -85,16 +85,19 @@ def run_mixed(group: InstanceGroup, scheduler, workload) -> dict:
         elif wait:
             time.sleep(wait)
     fin = cluster.finished.values()
-    jct = {r.request_id: r.finish_time - r.arrival for r in fin}
-    ttft_ = {r.request_id: r.first_token_time - r.arrival for r in fin}
-
-    def mean(d: dict, kind: str = "") -> float:
-        return statistics.fmean(v for k, v in d.items() if k.startswith(kind))
-
+    times = {r.request_id: (r.finish_time - r.arrival, r.first_token_time - r.arrival) for r in fin}
     makespan = max(r.finish_time for r in fin) - min(r.arrival for r in fin)
-    return {"mean_jct_s": mean(jct), "mean_jct_long_s": mean(jct, "long"),
-            "mean_jct_short_s": mean(jct, "short"), "mean_ttft_s": mean(ttft_), "makespan_s": makespan,
-            "num_paused": cluster.num_paused}
+    return summary(times) | {"makespan_s": makespan, "num_paused": cluster.num_paused}
+
+
+def summary(times: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Mean JCT (all, long, short requests) and mean TTFT from request id → (JCT, TTFT)."""
+
+    def mean(kind: str = "", which: int = 0) -> float:
+        return statistics.fmean(v[which] for k, v in times.items() if k.startswith(kind))
+
+    return {"mean_jct_s": mean(), "mean_jct_long_s": mean("long"), "mean_jct_short_s": mean("short"),
+            "mean_ttft_s": mean(which=1)}
 
 
 class EngineReplica:
@@ -151,14 +154,7 @@ def run_engine_replicas(state_dict: dict, workload, chunk: int) -> dict:
         times.update(part)
     for r in replicas:
         backend.kill(r)
-    jct = {k: v[0] for k, v in times.items()}
-    ttft_ = {k: v[1] for k, v in times.items()}
-
-    def mean(d: dict, kind: str = "") -> float:
-        return statistics.fmean(v for k, v in d.items() if k.startswith(kind))
-
-    return {"mean_jct_s": mean(jct), "mean_jct_long_s": mean(jct, "long"),
-            "mean_jct_short_s": mean(jct, "short"), "mean_ttft_s": mean(ttft_)}
+    return summary(times)
 
 
 def main() -> None:
