@@ -8,10 +8,11 @@ passes the hidden states of its micro-batch to the next stage, a backward hands 
 input back, and the loss is PPO's, summed per micro-batch, so the accumulated gradients must equal one
 whole-batch step of the sequential (unfused) training (tests: allclose 1e-5).
 
-Here the nodes are simulated in one process: tasks run one at a time in an order that follows every
-node's list and every dependency (what `check_schedule` proves possible), so the arithmetic is the
-pipeline's while the timing is not. Critic replicas are data-parallel copies: their gradients are summed
-as an all-reduce would.
+`run_schedule` simulates the nodes in one process: tasks run one at a time in an order that follows
+every node's list and every dependency (what `check_schedule` proves possible), so the arithmetic is
+the pipeline's while the timing is not. `run_node` is one node for real, as a process (or thread) that
+exchanges activations and gradients with its neighbours over `torch.distributed` (gloo). Critic replicas
+are data-parallel copies: their gradients are summed as an all-reduce would.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from foundry.rl.critic import Critic
 from foundry.rl.fused_pipeline import FusedConfig, Task
 from foundry.rl.model import pack
 from foundry.rl.pipeline_stage import PipelineStage, StageInputs, split_stages
+from foundry.serve.elastic.comm import Comm
 
 Loss = Callable[[torch.Tensor, list[int]], torch.Tensor]  # (stage output rows, sample indices) → summed loss
 
@@ -113,3 +115,54 @@ def summed_critic_grads(replicas: list[Critic]) -> dict[str, torch.Tensor]:
             if p.grad is not None:
                 out[k] = out[k] + p.grad if k in out else p.grad.clone()
     return out
+
+
+def run_node(cfg: FusedConfig, node: int, order: list[Task], comm: Comm, actor: LlamaForCausalLM,
+             critics: list[Critic], batch: Batch, actor_loss: Loss, critic_loss: Loss) -> None:
+    """One node of the pipeline as its own process (or thread): run its tasks in order, receiving a
+    forward's input from the previous stage's node and a backward's output gradient from the next one
+    over `comm` (`torch.distributed` gloo between processes, queues between threads), and sending its
+    own on. Messages are tagged by (model, replica, micro-batch, direction), so the actor's and the
+    critic's traffic on one link cannot be confused. Gradients accumulate in this node's stages of
+    `actor` and `critics` (one critic per replica)."""
+    n = len(batch.prompts)
+    actor_mbs, critic_mbs = split_samples(n, cfg.m0), split_samples(n, cfg.replicas * cfg.m1)
+    stages = {0: [split_stages(actor, cfg.pp0)]} | {1: [split_stages(c, cfg.pp1) for c in critics]}
+    hidden = actor.config.hidden_size
+    outs: dict[Task, torch.Tensor] = {}
+    ins: dict[Task, torch.Tensor] = {}
+    sends = []
+    for t in order:
+        n_stages = cfg.pp0 if t.model == 0 else cfg.pp1
+        samples = actor_mbs[t.mb] if t.model == 0 else critic_mbs[t.replica * cfg.m1 + t.mb]
+        inp = batch.inputs(samples)
+        stage = stages[t.model][t.replica][t.stage]
+        fwd = t._replace(backward=False)
+        if not t.backward:
+            x = None
+            if t.stage > 0:
+                x = torch.empty(inp.ids.numel(), hidden)
+                comm.irecv(x, cfg.node_of(t.model, t.replica, t.stage - 1), _tag(cfg, t, 0)).wait()
+                ins[t] = x.requires_grad_(True)
+            outs[t] = stage(x, inp)
+            if t.stage < n_stages - 1:
+                nxt = cfg.node_of(t.model, t.replica, t.stage + 1)
+                sends.append(comm.isend(outs[t].detach(), nxt, _tag(cfg, t, 0)))
+            continue
+        out = outs.pop(fwd)
+        if t.stage == n_stages - 1:
+            (actor_loss if t.model == 0 else critic_loss)(out, samples).backward()
+        else:
+            grad = torch.empty_like(out)
+            comm.irecv(grad, cfg.node_of(t.model, t.replica, t.stage + 1), _tag(cfg, t, 1)).wait()
+            out.backward(grad)
+        if t.stage > 0:
+            x = ins.pop(fwd)
+            sends.append(comm.isend(x.grad, cfg.node_of(t.model, t.replica, t.stage - 1), _tag(cfg, t, 1)))
+    for w in sends:
+        w.wait()
+
+
+def _tag(cfg: FusedConfig, t: Task, backward: int) -> int:
+    most = max(cfg.m0, cfg.m1)
+    return ((t.model * cfg.replicas + t.replica) * most + t.mb) * 2 + backward

@@ -8,13 +8,15 @@ KV blocks, multi-master queries and partial outputs, migrated KV) go over this s
 `ThreadComm` connects instances that are threads of one process (tests, a quick look); `GlooComm` is
 `torch.distributed` point-to-point (gloo on CPUs, the same calls as NCCL on GPUs) between processes on
 one machine or several. The instance code is the same over both. Receivers know every shape in advance
-(every instance sees the whole plan), so only raw tensors travel. Between any two instances messages
-arrive in the order they were sent, and an instance is in one batch at a time, so no tags are needed.
+(every instance sees the whole plan), so only raw tensors travel. Between any two ranks, messages of one
+tag arrive in the order they were sent; ESP needs one tag (an instance is in one batch at a time), a
+pipeline with two models on the same links (RLHFuse) tags each micro-batch's messages.
 """
 
 from __future__ import annotations
 
 import queue
+import threading
 from typing import Any, Protocol
 
 import torch
@@ -30,8 +32,8 @@ class Comm(Protocol):
     rank: int
     world_size: int
 
-    def isend(self, tensor: torch.Tensor, dst: int) -> Work: ...
-    def irecv(self, buffer: torch.Tensor, src: int) -> Work: ...
+    def isend(self, tensor: torch.Tensor, dst: int, tag: int = 0) -> Work: ...
+    def irecv(self, buffer: torch.Tensor, src: int, tag: int = 0) -> Work: ...
 
 
 _CLOSED: Any = object()
@@ -64,28 +66,42 @@ class ThreadHub:
 
     def __init__(self, world_size: int) -> None:
         self.world_size = world_size
-        self._queues = {(s, d): queue.Queue() for s in range(world_size) for d in range(world_size) if s != d}
+        self._queues: dict[tuple[int, int, int], queue.Queue] = {}
+        self._lock = threading.Lock()
+        self._closed = False
 
     def comm(self, rank: int) -> ThreadComm:
         return ThreadComm(self, rank)
 
+    def queue(self, src: int, dst: int, tag: int) -> queue.Queue:
+        """The mailbox of messages from `src` to `dst` with `tag` (messages of one tag keep their order)."""
+        with self._lock:
+            q = self._queues.get((src, dst, tag))
+            if q is None:
+                q = self._queues[(src, dst, tag)] = queue.Queue()
+                if self._closed:
+                    q.put(_CLOSED)
+            return q
+
     def close(self) -> None:
         """Wake every receiver with an error (a group being torn down must not leave threads waiting)."""
-        for q in self._queues.values():
-            for _ in range(64):
-                q.put(_CLOSED)
+        with self._lock:
+            self._closed = True
+            for q in self._queues.values():
+                for _ in range(64):
+                    q.put(_CLOSED)
 
 
 class ThreadComm:
     def __init__(self, hub: ThreadHub, rank: int) -> None:
         self.hub, self.rank, self.world_size = hub, rank, hub.world_size
 
-    def isend(self, tensor: torch.Tensor, dst: int) -> Work:
-        self.hub._queues[(self.rank, dst)].put(tensor.detach().clone())  # the sender may reuse its buffer
+    def isend(self, tensor: torch.Tensor, dst: int, tag: int = 0) -> Work:
+        self.hub.queue(self.rank, dst, tag).put(tensor.detach().clone())  # the sender may reuse its buffer
         return _Done()
 
-    def irecv(self, buffer: torch.Tensor, src: int) -> Work:
-        return _Receive(self.hub._queues[(src, self.rank)], buffer)
+    def irecv(self, buffer: torch.Tensor, src: int, tag: int = 0) -> Work:
+        return _Receive(self.hub.queue(src, self.rank, tag), buffer)
 
 
 class GlooComm:
@@ -98,11 +114,11 @@ class GlooComm:
         if world_size > 1 and not dist.is_initialized():
             dist.init_process_group(backend, init_method=init_method, rank=rank, world_size=world_size)
 
-    def isend(self, tensor: torch.Tensor, dst: int) -> Work:
-        return self.dist.isend(tensor.contiguous(), dst)
+    def isend(self, tensor: torch.Tensor, dst: int, tag: int = 0) -> Work:
+        return self.dist.isend(tensor.contiguous(), dst, tag=tag)
 
-    def irecv(self, buffer: torch.Tensor, src: int) -> Work:
-        return self.dist.irecv(buffer, src)
+    def irecv(self, buffer: torch.Tensor, src: int, tag: int = 0) -> Work:
+        return self.dist.irecv(buffer, src, tag=tag)
 
     def close(self) -> None:
         if self.dist.is_initialized():
