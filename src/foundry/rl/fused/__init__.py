@@ -10,7 +10,8 @@ a backward ``2 f_i``.
 - :mod:`.config`: :class:`FusedConfig` and the 12 ``PUBLISHED`` configurations;
 - :mod:`.schedule`: tasks, the validity checker, list scheduling (explicit and token orders), memory;
 - :mod:`.baselines`: 1F1B, the sequential 1F1B makespan, the lower bound, the bubble ratio;
-- :mod:`.search`: greedy start, simulated annealing over adjacent swaps, the memory pass.
+- :mod:`.search`: greedy start, simulated annealing over adjacent swaps, then (optionally) the memory
+  pass of :mod:`.memory`.
 """
 
 from foundry.rl.fused.baselines import (
@@ -22,6 +23,7 @@ from foundry.rl.fused.baselines import (
     seq_1f1b_orders,
 )
 from foundry.rl.fused.config import PUBLISHED, FusedConfig
+from foundry.rl.fused.memory import MemoryResult, memory_pass
 from foundry.rl.fused.schedule import (
     AB,
     AF,
@@ -34,14 +36,16 @@ from foundry.rl.fused.schedule import (
     check_schedule,
     evaluate_schedule,
     evaluate_tokens,
+    memory_error,
     peak_memory_tokens,
     tokens_to_tasks,
 )
 from foundry.rl.fused.search import SearchResult, greedy_orders, search
 
 __all__ = [
-    "AB", "AF", "CB", "CF", "PUBLISHED", "Evaluation", "FusedConfig", "InvalidSchedule", "SearchResult",
-    "Task", "all_tasks", "bubble", "check_schedule", "evaluate_schedule", "evaluate_tokens",
-    "greedy_orders", "lower_bound", "lower_bound_terms", "one_f_one_b", "peak_memory_tokens", "search",
-    "seq_1f1b_makespan", "seq_1f1b_orders", "tokens_to_tasks",
+    "AB", "AF", "CB", "CF", "PUBLISHED", "Evaluation", "FusedConfig", "InvalidSchedule", "MemoryResult",
+    "SearchResult", "Task", "all_tasks", "bubble", "check_schedule", "evaluate_schedule",
+    "evaluate_tokens", "greedy_orders", "lower_bound", "lower_bound_terms", "memory_error", "memory_pass",
+    "one_f_one_b", "peak_memory_tokens", "search", "seq_1f1b_makespan", "seq_1f1b_orders",
+    "tokens_to_tasks",
 ]

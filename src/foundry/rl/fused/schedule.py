@@ -71,14 +71,27 @@ def _duration(cfg: FusedConfig, t: Task) -> int:
     return 2 * f if t.backward else f
 
 
-def check_schedule(cfg: FusedConfig, schedule: list[list[Task]]) -> None:
-    """Raise :class:`InvalidSchedule` unless every task appears exactly once, on its node, and list
-    scheduling finishes (no dependency cycle through the per-node orders)."""
-    evaluate_schedule(cfg, schedule)
+def check_schedule(cfg: FusedConfig, schedule: list[list[Task]], memory_cap: int | None = None) -> None:
+    """Raise :class:`InvalidSchedule` unless every task appears exactly once, on its node, list
+    scheduling finishes (no dependency cycle through the per-node orders) and, given `memory_cap`, no
+    node ever holds more than `memory_cap` activations (+1 per forward, -1 per backward, both models)."""
+    evaluate_schedule(cfg, schedule, memory_cap)
 
 
-def evaluate_schedule(cfg: FusedConfig, schedule: list[list[Task]]) -> Evaluation:
-    """List-schedule an explicit schedule; raise :class:`InvalidSchedule` if it is not valid."""
+def memory_error(cfg: FusedConfig, node_peaks: list[int], memory_cap: int) -> str | None:
+    """The message naming the first node (and the stages it hosts) whose peak exceeds `memory_cap`."""
+    for n, peak in enumerate(node_peaks):
+        if peak > memory_cap:
+            return (f"node {n} (actor stage {n}, critic stage {cfg.critic_stage(n)}) holds {peak} "
+                    f"activations, over the memory cap {memory_cap}")
+    return None
+
+
+def evaluate_schedule(
+    cfg: FusedConfig, schedule: list[list[Task]], memory_cap: int | None = None
+) -> Evaluation:
+    """List-schedule an explicit schedule; raise :class:`InvalidSchedule` if it is not valid (see
+    :func:`check_schedule`)."""
     if len(schedule) != cfg.nodes:
         raise InvalidSchedule(f"expected {cfg.nodes} node lists, got {len(schedule)}")
     seen: set[Task] = set()
@@ -121,6 +134,8 @@ def evaluate_schedule(cfg: FusedConfig, schedule: list[list[Task]]) -> Evaluatio
             mem += -1 if t.backward else 1
             peak = max(peak, mem)
         peaks.append(peak)
+    if memory_cap is not None and (msg := memory_error(cfg, peaks, memory_cap)):
+        raise InvalidSchedule(msg)
     return Evaluation(max(finish.values()), finish, max(peaks), peaks)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from foundry.rl.fused.baselines import bubble, lower_bound, one_f_one_b
 from foundry.rl.fused.config import FusedConfig
+from foundry.rl.fused.memory import memory_pass
 from foundry.rl.fused.schedule import (
     AB,
     AF,
@@ -111,6 +112,11 @@ class SearchResult:
     bubble: float
     iterations: int
     cpu_s: float
+    # the memory pass (see :mod:`foundry.rl.fused.memory`); peak_memory above is after it
+    sa_peak_memory: int | None = None  # the annealing's best schedule's peak, before the pass
+    memory_cap: int | None = None
+    memory_cap_met: bool | None = None  # None without a cap
+    memory_iterations: int = 0
 
     def tasks(self, cfg: FusedConfig) -> list[list[Task]]:
         return tokens_to_tasks(cfg, self.orders)
@@ -129,6 +135,8 @@ def search(
     t0: float = 0.3,
     t_end: float = 0.005,
     start: list[list[int]] | None = None,
+    memory_cap: int | None = None,
+    memory_budget_s: float = 0.0,
 ) -> SearchResult:
     """Greedy start (the best of the three :func:`greedy_orders` variants, or `start`), then simulated
     annealing over adjacent swaps on one node, for `budget_s` CPU seconds (process time) or until the
@@ -136,7 +144,11 @@ def search(
     a move is accepted with probability exp((E_cur - E_new)/T). Energy: makespan, then the sum of
     finish times (scaled below 1) as a tie-break. FlexFusion starts at T0 = 10 but runs ~5.5 M
     iterations; from the greedy start and ~10^5-10^6 Python iterations a cooler start reaches more
-    bounds (from a poor start such as seq-1F1B, t0 = 10 does better)."""
+    bounds (from a poor start such as seq-1F1B, t0 = 10 does better).
+
+    With `memory_budget_s` > 0 or a `memory_cap`, :func:`~foundry.rl.fused.memory.memory_pass` then
+    lowers the peak memory of the best schedule at no cost in makespan for `memory_budget_s` CPU seconds
+    (stopping once within the cap); `memory_cap_met` reports whether it got within the cap."""
     rng = random.Random(seed)
     c0 = time.process_time()
     lb = lower_bound(cfg)
@@ -189,7 +201,7 @@ def search(
             if new < best_ev:
                 best, best_ev = cur, new
     peak, _ = peak_memory_tokens(best)
-    return SearchResult(
+    res = SearchResult(
         orders=[list(o) for o in best],
         makespan=best_ev[0],
         lower_bound=lb,
@@ -198,4 +210,12 @@ def search(
         bubble=bubble(cfg, best_ev[0]),
         iterations=it,
         cpu_s=time.process_time() - c0,
+        sa_peak_memory=peak,
     )
+    if memory_budget_s > 0 or memory_cap is not None:
+        mem = memory_pass(cfg, res.orders, memory_cap, budget_s=memory_budget_s, seed=seed)
+        res.orders, res.makespan, res.peak_memory = mem.orders, mem.makespan, mem.peak_memory
+        res.bubble = bubble(cfg, mem.makespan)
+        res.memory_cap, res.memory_cap_met, res.memory_iterations = memory_cap, mem.cap_met, mem.iterations
+        res.cpu_s = time.process_time() - c0
+    return res
