@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from foundry.rl.fused_pipeline import PUBLISHED, check_schedule, search, seq_1f1b_makespan
+from foundry.rl.fused import PUBLISHED, check_schedule, search, seq_1f1b_makespan
 
 
 def main() -> None:

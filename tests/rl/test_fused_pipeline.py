@@ -1,4 +1,4 @@
-"""The fused actor/critic pipeline model (foundry.rl.fused_pipeline): baselines, bound, checker, search."""
+"""The fused actor/critic pipeline model (foundry.rl.fused): baselines, bound, checker, search."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from foundry.rl.fused_pipeline import (
+from foundry.rl.fused import (
     AB,
     AF,
     CB,
@@ -164,7 +164,7 @@ def test_annealing_improves_a_poor_start_to_the_bound():
 def test_resumed_simulation_matches_full_evaluation():
     from bisect import bisect_left
 
-    from foundry.rl.fused_pipeline import _SimState
+    from foundry.rl.fused.schedule import _SimState
 
     cfg = PUBLISHED[2][0]
     rng = random.Random(3)

@@ -1,0 +1,221 @@
+"""The schedule search: a greedy start, simulated annealing over adjacent swaps, then a memory pass."""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import time
+from dataclasses import dataclass
+
+from foundry.rl.fused.baselines import bubble, lower_bound, one_f_one_b
+from foundry.rl.fused.config import FusedConfig
+from foundry.rl.fused.memory import memory_pass
+from foundry.rl.fused.schedule import (
+    AB,
+    AF,
+    CB,
+    CF,
+    InvalidSchedule,
+    Task,
+    _SimState,
+    evaluate_tokens,
+    peak_memory_tokens,
+    tokens_to_tasks,
+)
+
+# ---------------------------------------------------------------- greedy start
+
+
+def greedy_orders(cfg: FusedConfig, template: str = "") -> list[list[int]]:
+    """Repeatedly start the ready task with the earliest start time (ties: large model, then backward),
+    skipping a small-model task that would finish after the large model's earliest ready start on
+    that node. With `template` "actor" (or "both"), the large model's (both models') tasks on a node
+    follow its 1F1B order: only the next task of that order is a candidate."""
+    P, pp1 = cfg.pp0, cfg.pp1
+    dur = cfg.durations()
+    m = (cfg.m0, cfg.m0, cfg.m1, cfg.m1)
+    fin = [[[-1] * m[tok] for tok in range(4)] for _ in range(P)]
+    cnt = [[0, 0, 0, 0] for _ in range(P)]
+    free = [0] * P
+    orders: list[list[int]] = [[] for _ in range(P)]
+    tmpl = [
+        (one_f_one_b(P, n, cfg.m0, AF, AB), one_f_one_b(pp1, cfg.critic_stage(n), cfg.m1, CF, CB))
+        for n in range(P)
+    ]
+
+    def dep(n: int, tok: int) -> int:
+        k = cnt[n][tok]
+        if template == "both" or (template == "actor" and tok < 2):
+            c = cnt[n]
+            model_tmpl = tmpl[n][tok // 2]
+            pos = c[tok & ~1] + c[tok | 1]
+            if pos >= len(model_tmpl) or model_tmpl[pos] != tok:
+                return -1
+        if k >= m[tok]:
+            return -1
+        if tok == AF:
+            return fin[n - 1][AF][k] if n > 0 else 0
+        if tok == AB:
+            d = fin[n][AF][k]
+            if d >= 0 and n < P - 1:
+                d2 = fin[n + 1][AB][k]
+                d = -1 if d2 < 0 else max(d, d2)
+            return d
+        if tok == CF:
+            return 0 if n % pp1 == pp1 - 1 else fin[n + 1][CF][k]
+        d = fin[n][CF][k]
+        if d >= 0 and n % pp1 != 0:
+            d2 = fin[n - 1][CB][k]
+            d = -1 if d2 < 0 else max(d, d2)
+        return d
+
+    remaining = P * 2 * (cfg.m0 + cfg.m1)
+    while remaining:
+        best = None
+        for n in range(P):
+            starts = []
+            for tok in (AB, AF, CB, CF):
+                d = dep(n, tok)
+                if d >= 0:
+                    starts.append((max(d, free[n]), tok))
+            if not starts:
+                continue
+            actor = [s for s, tok in starts if tok < 2]
+            actor_start = min(actor) if actor else None
+            for s, tok in starts:
+                if tok >= 2 and actor_start is not None and s + dur[tok] > actor_start:
+                    continue
+                key = (s, tok >= 2, tok in (AF, CF), n)
+                if best is None or key < best[0]:
+                    best = (key, n, tok)
+        assert best is not None, "greedy found no ready task"
+        (s, *_), n, tok = best
+        k = cnt[n][tok]
+        free[n] = fin[n][tok][k] = s + dur[tok]
+        cnt[n][tok] = k + 1
+        orders[n].append(tok)
+        remaining -= 1
+    return orders
+
+
+# ---------------------------------------------------------------- simulated annealing
+
+
+@dataclass
+class SearchResult:
+    orders: list[list[int]]
+    makespan: int
+    lower_bound: int
+    greedy_makespan: int
+    peak_memory: int
+    bubble: float
+    iterations: int
+    cpu_s: float
+    # the memory pass (see :mod:`foundry.rl.fused.memory`); peak_memory above is after it
+    sa_peak_memory: int | None = None  # the annealing's best schedule's peak, before the pass
+    memory_cap: int | None = None
+    memory_cap_met: bool | None = None  # None without a cap
+    memory_iterations: int = 0
+
+    def tasks(self, cfg: FusedConfig) -> list[list[Task]]:
+        return tokens_to_tasks(cfg, self.orders)
+
+
+def _energy(cfg: FusedConfig, ev: tuple[int, int]) -> float:
+    # makespan first; the sum of finish times (normalised below 1) breaks plateaus
+    n_tasks = cfg.nodes * 2 * (cfg.m0 + cfg.m1)
+    return ev[0] + ev[1] / (n_tasks * ev[0] + 1)
+
+
+def search(
+    cfg: FusedConfig,
+    budget_s: float = 5.0,
+    seed: int = 0,
+    t0: float = 0.3,
+    t_end: float = 0.005,
+    start: list[list[int]] | None = None,
+    memory_cap: int | None = None,
+    memory_budget_s: float = 0.0,
+) -> SearchResult:
+    """Greedy start (the best of the three :func:`greedy_orders` variants, or `start`), then simulated
+    annealing over adjacent swaps on one node, for `budget_s` CPU seconds (process time) or until the
+    lower bound is reached. The temperature falls geometrically from `t0` to `t_end` over the budget;
+    a move is accepted with probability exp((E_cur - E_new)/T). Energy: makespan, then the sum of
+    finish times (scaled below 1) as a tie-break. FlexFusion starts at T0 = 10 but runs ~5.5 M
+    iterations; from the greedy start and ~10^5-10^6 Python iterations a cooler start reaches more
+    bounds (from a poor start such as seq-1F1B, t0 = 10 does better).
+
+    With `memory_budget_s` > 0 or a `memory_cap`, :func:`~foundry.rl.fused.memory.memory_pass` then
+    lowers the peak memory of the best schedule at no cost in makespan for `memory_budget_s` CPU seconds
+    (stopping once within the cap); `memory_cap_met` reports whether it got within the cap."""
+    rng = random.Random(seed)
+    c0 = time.process_time()
+    lb = lower_bound(cfg)
+    if start is None:
+        starts = [greedy_orders(cfg, t) for t in ("", "actor", "both")]
+    else:
+        starts = [[list(o) for o in start]]
+    scored = [(evaluate_tokens(cfg, o), o) for o in starts]
+    if any(e is None for e, _ in scored):
+        raise InvalidSchedule("the start schedule is invalid")
+    ev, greedy = min(scored, key=lambda x: x[0])
+    greedy_ms = ev[0]
+    cur = [list(o) for o in greedy]
+    state = _SimState.empty(cfg, cur)
+    ev = state.run(cfg, [0] * cfg.nodes)
+    assert ev is not None
+    e_cur = _energy(cfg, ev)
+    best, best_ev = cur, ev
+    it = 0
+    P = cfg.nodes
+    log_ratio = math.log(t_end / t0)
+    temp = t0
+    while best_ev[0] > lb:
+        if it % 64 == 0:
+            frac = (time.process_time() - c0) / budget_s if budget_s > 0 else 1.0
+            if frac >= 1.0:
+                break
+            temp = t0 * math.exp(log_ratio * frac)
+        it += 1
+        n = rng.randrange(P)
+        order = cur[n]
+        p = rng.randrange(len(order) - 1)
+        a, b = order[p], order[p + 1]
+        if a == b:
+            continue
+        # tasks that started before the swapped pair keep their times: resume from there
+        cut = state.start[n][p]
+        prefix = [bisect.bisect_left(st, cut) for st in state.start]
+        new_orders = list(cur)
+        swapped = list(order)
+        swapped[p], swapped[p + 1] = b, a
+        new_orders[n] = swapped
+        new_state = state.resumed(cfg, new_orders, prefix)
+        new = new_state.run(cfg, prefix)
+        if new is None:
+            continue
+        e_new = _energy(cfg, new)
+        if e_new <= e_cur or rng.random() < math.exp((e_cur - e_new) / temp):
+            e_cur, cur, state = e_new, new_orders, new_state
+            if new < best_ev:
+                best, best_ev = cur, new
+    peak, _ = peak_memory_tokens(best)
+    res = SearchResult(
+        orders=[list(o) for o in best],
+        makespan=best_ev[0],
+        lower_bound=lb,
+        greedy_makespan=greedy_ms,
+        peak_memory=peak,
+        bubble=bubble(cfg, best_ev[0]),
+        iterations=it,
+        cpu_s=time.process_time() - c0,
+        sa_peak_memory=peak,
+    )
+    if memory_budget_s > 0 or memory_cap is not None:
+        mem = memory_pass(cfg, res.orders, memory_cap, budget_s=memory_budget_s, seed=seed)
+        res.orders, res.makespan, res.peak_memory = mem.orders, mem.makespan, mem.peak_memory
+        res.bubble = bubble(cfg, mem.makespan)
+        res.memory_cap, res.memory_cap_met, res.memory_iterations = memory_cap, mem.cap_met, mem.iterations
+        res.cpu_s = time.process_time() - c0
+    return res
