@@ -7,14 +7,14 @@ from foundry.llm.config import ModelConfig
 from foundry.llm.loader import build_model
 from foundry.rl.config import GRPOConfig
 from foundry.rl.critic import Critic
-from foundry.rl.fused_executor import Batch, run_schedule, split_samples, summed_critic_grads
-from foundry.rl.fused_pipeline import (
+from foundry.rl.fused import (
     FusedConfig,
     evaluate_schedule,
     greedy_orders,
     seq_1f1b_orders,
     tokens_to_tasks,
 )
+from foundry.rl.fused_executor import Batch, run_schedule, split_samples, summed_critic_grads
 from foundry.rl.grpo import token_loss
 from foundry.rl.model import token_logprobs
 from foundry.rl.ppo import value_loss

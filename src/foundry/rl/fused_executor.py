@@ -25,7 +25,7 @@ import torch
 
 from foundry.llm.models.llama import LlamaForCausalLM
 from foundry.rl.critic import Critic
-from foundry.rl.fused_pipeline import FusedConfig, Task
+from foundry.rl.fused import FusedConfig, Task
 from foundry.rl.model import pack
 from foundry.rl.pipeline_stage import PipelineStage, StageInputs, split_stages
 from foundry.serve.elastic.comm import Comm
