@@ -21,6 +21,8 @@ from foundry.rl.ppo import value_loss
 
 CFG = ModelConfig(vocab_size=53, hidden_size=32, intermediate_size=64, num_layers=4, num_heads=4,
                   num_kv_heads=2, max_position_embeddings=64)
+CRITIC_CFG = ModelConfig(vocab_size=53, hidden_size=16, intermediate_size=32, num_layers=4, num_heads=2,
+                         num_kv_heads=1, max_position_embeddings=64)
 
 
 def _ppo_problem(n: int):
@@ -30,7 +32,9 @@ def _ppo_problem(n: int):
     completions = [torch.randint(0, 53, (int(torch.randint(1, 5, (1,), generator=g)),), generator=g).tolist()
                    for _ in range(n)]
     actor = build_model(CFG, seed=1)
-    critic = Critic.from_policy(CFG, build_model(CFG, seed=2).state_dict())
+    # smaller than the actor (its activations have another width), built from seeded weights: every process
+    # of the gloo test builds the same one
+    critic = Critic.from_policy(CRITIC_CFG, build_model(CRITIC_CFG, seed=2).state_dict())
     torch.nn.init.normal_(critic.value_head.weight, std=0.1, generator=g)
     with torch.no_grad():  # behaviour logprobs a little off the current ones: some ratios clip
         lps = token_logprobs(actor, prompts, completions)

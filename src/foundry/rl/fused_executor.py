@@ -128,7 +128,7 @@ def run_node(cfg: FusedConfig, node: int, order: list[Task], comm: Comm, actor: 
     n = len(batch.prompts)
     actor_mbs, critic_mbs = split_samples(n, cfg.m0), split_samples(n, cfg.replicas * cfg.m1)
     stages = {0: [split_stages(actor, cfg.pp0)]} | {1: [split_stages(c, cfg.pp1) for c in critics]}
-    hidden = actor.config.hidden_size
+    hidden = {0: actor.config.hidden_size, 1: critics[0].value_head.in_features}  # what crosses a boundary
     outs: dict[Task, torch.Tensor] = {}
     ins: dict[Task, torch.Tensor] = {}
     sends = []
@@ -141,7 +141,7 @@ def run_node(cfg: FusedConfig, node: int, order: list[Task], comm: Comm, actor: 
         if not t.backward:
             x = None
             if t.stage > 0:
-                x = torch.empty(inp.ids.numel(), hidden)
+                x = torch.empty(inp.ids.numel(), hidden[t.model])
                 comm.irecv(x, cfg.node_of(t.model, t.replica, t.stage - 1), _tag(cfg, t, 0)).wait()
                 ins[t] = x.requires_grad_(True)
             outs[t] = stage(x, inp)
