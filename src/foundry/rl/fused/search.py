@@ -137,6 +137,7 @@ def search(
     start: list[list[int]] | None = None,
     memory_cap: int | None = None,
     memory_budget_s: float = 0.0,
+    max_iters: int | None = None,
 ) -> SearchResult:
     """Greedy start (the best of the three :func:`greedy_orders` variants, or `start`), then simulated
     annealing over adjacent swaps on one node, for `budget_s` CPU seconds (process time) or until the
@@ -148,7 +149,10 @@ def search(
 
     With `memory_budget_s` > 0 or a `memory_cap`, :func:`~foundry.rl.fused.memory.memory_pass` then
     lowers the peak memory of the best schedule at no cost in makespan for `memory_budget_s` CPU seconds
-    (stopping once within the cap); `memory_cap_met` reports whether it got within the cap."""
+    (stopping once within the cap); `memory_cap_met` reports whether it got within the cap.
+
+    `max_iters` replaces the time budget by a number of moves (the temperature falls over them): a
+    search that is the same on any machine and under any load (tests)."""
     rng = random.Random(seed)
     c0 = time.process_time()
     lb = lower_bound(cfg)
@@ -173,7 +177,10 @@ def search(
     temp = t0
     while best_ev[0] > lb:
         if it % 64 == 0:
-            frac = (time.process_time() - c0) / budget_s if budget_s > 0 else 1.0
+            if max_iters is not None:  # a fixed number of moves: the same result on any machine
+                frac = it / max_iters
+            else:
+                frac = (time.process_time() - c0) / budget_s if budget_s > 0 else 1.0
             if frac >= 1.0:
                 break
             temp = t0 * math.exp(log_ratio * frac)
