@@ -53,18 +53,24 @@ def _grads(m):
     return {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None}
 
 
+def _sequential_grads(batch, actor, critic, actor_loss, critic_loss):
+    """The oracle: one whole-batch step of each model, unfused (the models' gradients are reset after)."""
+    everyone = list(range(len(batch.prompts)))
+    actor_loss(torch.cat(token_logprobs(actor, batch.prompts, batch.completions)), everyone).backward()
+    critic_loss(torch.cat(critic.values(batch.prompts, batch.completions)), everyone).backward()
+    want = _grads(actor), _grads(critic)
+    actor.zero_grad()
+    critic.zero_grad()
+    return want
+
+
 @pytest.mark.parametrize("cfg", [FusedConfig(4, 2, 4, 2, 2, 1), FusedConfig(4, 4, 2, 4, 2, 2),
                                  FusedConfig(2, 1, 3, 3, 1, 1)])
 @pytest.mark.parametrize("which", ["fused-greedy", "sequential-1f1b"])
 def test_a_fused_schedule_gives_the_sequential_ppo_steps_gradients(cfg, which):
     n = 12
     batch, actor, critic, actor_loss, critic_loss = _ppo_problem(n)
-    everyone = list(range(n))
-    actor_loss(torch.cat(token_logprobs(actor, batch.prompts, batch.completions)), everyone).backward()
-    critic_loss(torch.cat(critic.values(batch.prompts, batch.completions)), everyone).backward()
-    want_actor, want_critic = _grads(actor), _grads(critic)
-    actor.zero_grad()
-    critic.zero_grad()
+    want_actor, want_critic = _sequential_grads(batch, actor, critic, actor_loss, critic_loss)
     orders = greedy_orders(cfg) if which == "fused-greedy" else seq_1f1b_orders(cfg)
     schedule = tokens_to_tasks(cfg, orders)
     evaluate_schedule(cfg, schedule)  # a valid schedule (raises otherwise)
@@ -114,12 +120,7 @@ def test_nodes_exchanging_activations_and_gradients_give_the_sequential_gradient
 
     n = 10
     batch, actor, critic, actor_loss, critic_loss = _ppo_problem(n)
-    everyone = list(range(n))
-    actor_loss(torch.cat(token_logprobs(actor, batch.prompts, batch.completions)), everyone).backward()
-    critic_loss(torch.cat(critic.values(batch.prompts, batch.completions)), everyone).backward()
-    want_actor, want_critic = _grads(actor), _grads(critic)
-    actor.zero_grad()
-    critic.zero_grad()
+    want_actor, want_critic = _sequential_grads(batch, actor, critic, actor_loss, critic_loss)
     replicas = [critic] + [copy.deepcopy(critic) for _ in range(cfg.replicas - 1)]
     schedule = tokens_to_tasks(cfg, greedy_orders(cfg))
     _run_nodes_in_threads(cfg, schedule, actor, replicas, batch, actor_loss, critic_loss)
@@ -154,10 +155,7 @@ def test_two_processes_over_gloo_give_the_sequential_gradients():
 
     cfg = FusedConfig(2, 2, 2, 2, 1, 1)  # actor 0→1 and critic 1→0: both directions on the one link
     batch, actor, critic, actor_loss, critic_loss = _ppo_problem(10)
-    everyone = list(range(10))
-    actor_loss(torch.cat(token_logprobs(actor, batch.prompts, batch.completions)), everyone).backward()
-    critic_loss(torch.cat(critic.values(batch.prompts, batch.completions)), everyone).backward()
-    want_actor, want_critic = _grads(actor), _grads(critic)
+    want_actor, want_critic = _sequential_grads(batch, actor, critic, actor_loss, critic_loss)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
