@@ -34,7 +34,8 @@ from foundry.serve.elastic.cluster import ElasticCluster
 from foundry.serve.elastic.disagg import DisaggScheduler
 from foundry.serve.elastic.engine import profile_cost_model
 from foundry.serve.elastic.instance_group import InstanceGroup
-from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler, StaticSPScheduler
+from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler
+from foundry.serve.elastic.static_sp import StaticSPScheduler
 from foundry.serve.sampling_params import SamplingParams
 
 MAX_POS = 16384 + 512

@@ -30,7 +30,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from foundry.serve.bench.workloads import RequestSpec, Workload  # noqa: E402
 from foundry.serve.elastic.cost_model import DecodeCoeffs, ESPCostModel, PrefillCoeffs  # noqa: E402
-from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler, StaticSPScheduler  # noqa: E402
+from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler
+from foundry.serve.elastic.static_sp import StaticSPScheduler  # noqa: E402
 from foundry.sim.elastic.calibration import KV_CAPACITY, LWM7BA800, esp_cost_model  # noqa: E402
 from foundry.sim.elastic.cluster import ElasticCluster  # noqa: E402
 from foundry.sim.elastic.systems import MAX_NUM_OOE  # noqa: E402

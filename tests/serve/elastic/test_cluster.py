@@ -9,7 +9,8 @@ from foundry.serve.elastic.cluster import ElasticCluster
 from foundry.serve.elastic.cost_model import ESPCostModel, PrefillCoeffs
 from foundry.serve.elastic.disagg import DisaggScheduler
 from foundry.serve.elastic.instance_group import InstanceGroup
-from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler, StaticSPScheduler
+from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler
+from foundry.serve.elastic.static_sp import StaticSPScheduler
 from foundry.serve.sampling_params import SamplingParams
 
 # made-up but shaped like a profile: SP k divides the quadratic term and adds a per-ring overhead

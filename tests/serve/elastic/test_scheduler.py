@@ -17,7 +17,8 @@ from foundry.serve.elastic.plan import (
     RunningRequest,
     WaitingRequest,
 )
-from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler, StaticSPScheduler
+from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler
+from foundry.serve.elastic.static_sp import StaticSPScheduler
 from foundry.serve.elastic.validate import PlanError, validate_plan
 
 # A_k grows with the ring, B_k and C_k shrink: SP pays for long prompts (times in seconds)

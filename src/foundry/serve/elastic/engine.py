@@ -21,12 +21,8 @@ from foundry.serve.detokenizer import IncrementalDetokenizer
 from foundry.serve.elastic.cluster import ElasticCluster
 from foundry.serve.elastic.cost_model import ESPCostModel, PrefillCoeffs, PrefillSample, fit_prefill
 from foundry.serve.elastic.instance_group import InstanceGroup
-from foundry.serve.elastic.scheduler import (
-    ElasticScheduler,
-    LoongServeConfig,
-    LoongServeScheduler,
-    StaticSPScheduler,
-)
+from foundry.serve.elastic.scheduler import ElasticScheduler, LoongServeConfig, LoongServeScheduler
+from foundry.serve.elastic.static_sp import StaticSPScheduler
 from foundry.serve.outputs import EngineStats, RequestOutput
 from foundry.serve.sampling_params import SamplingParams
 

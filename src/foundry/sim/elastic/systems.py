@@ -47,7 +47,8 @@ MAX_NUM_OOE = {"sharegpt": 1, "leval": 8, "lveval": 8, "mixed": 4, "zipf": 64}
 def elastic_cluster(system: str, models: LWM7BA800, dataset: str, *, check: bool = False,
                     validate: bool = False) -> ElasticCluster:
     """The elastic cluster and scheduler of `system` (one of ELASTIC) for `dataset`'s settings."""
-    from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler, StaticSPScheduler
+    from foundry.serve.elastic.scheduler import LoongServeConfig, LoongServeScheduler
+    from foundry.serve.elastic.static_sp import StaticSPScheduler
 
     tp, num, group = ELASTIC[canonical(system)]
     fam = dataset_family(dataset)
