@@ -23,7 +23,7 @@ import torch
 from foundry.actors import ActorDied
 from foundry.serve.elastic.instance_group import InstanceGroup
 from foundry.serve.elastic.multi_master_decode import DecodeWork
-from foundry.serve.elastic.placement import Placement
+from foundry.serve.elastic.placement import KVRange, Placement
 from foundry.serve.elastic.plan import (
     ClusterView,
     DecodeBatch,
@@ -34,7 +34,7 @@ from foundry.serve.elastic.plan import (
 )
 from foundry.serve.elastic.ring_prefill import PrefillWork
 from foundry.serve.elastic.scheduler import ElasticScheduler
-from foundry.serve.elastic.validate import validate_plan
+from foundry.serve.elastic.validate import apply_plan, validate_plan
 from foundry.serve.sampler import sample
 from foundry.serve.sampling_params import SamplingParams
 
@@ -193,37 +193,32 @@ class ElasticCluster:
         return ClusterView(self.now(), waiting, running, self.placement, idle, frozenset(busy_req))
 
     def _launch(self, plan: IterationPlan) -> None:
-        for rid in plan.paused:  # drop the KV; the request is prefilled again later (prompt + output)
+        applied = apply_plan(self.placement, plan)  # slots are reserved from launch on
+        for rid, ranges in applied.dropped.items():  # paused: prefilled again later (prompt + output)
             self.num_paused += 1
-            self._free(rid)
+            self._free_on(rid, ranges)
             self.requests[rid].prefilled = False
-        for m in plan.migrations:
-            rid = m.request_id
-            for piece in self.placement.move(rid, m.start, m.stop, m.dst):
+        for m, pieces in applied.moved:
+            for piece in pieces:
                 if piece.instance != m.dst:  # (the ordered actor queues put these before later batches)
-                    self.group.call(piece.instance, "send_kv", rid, piece.start, piece.stop, m.dst)
-                    self.group.call(m.dst, "recv_kv", rid, piece.start, piece.stop, piece.instance)
+                    self.group.call(piece.instance, "send_kv", m.request_id, piece.start, piece.stop, m.dst)
+                    self.group.call(m.dst, "recv_kv", m.request_id, piece.start, piece.stop, piece.instance)
         for p in plan.prefills:
             self._launch_prefill(p)
         for d in plan.decodes:
-            self._launch_decode(d)
+            self._launch_decode(d, applied.decode_positions)
 
     def _launch_prefill(self, p: PrefillBatch) -> None:
-        for rid in p.request_ids:
-            self.placement.assign(rid, p.kv_plan[rid])
         work = PrefillWork(p.request_ids, tuple(tuple(self.requests[r].tokens) for r in p.request_ids),
                            p.instances, {r: p.kv_plan[r] for r in p.request_ids})
         refs = [self.group.call(i, "prefill", work) for i in p.instances]
         self._batches.append(_Batch("prefill", p.request_ids, p.instances, refs, self.now()))
 
-    def _launch_decode(self, d: DecodeBatch) -> None:
-        positions = []
-        for rid in d.request_ids:
-            positions.append(self.placement.length(rid))
-            self.placement.append(rid, d.new_kv[rid])
-        work = DecodeWork(d.request_ids, tuple(self.requests[r].output[-1] for r in d.request_ids),
-                          tuple(positions), tuple(d.new_kv[r] for r in d.request_ids),
-                          tuple(self.placement.holders(r) for r in d.request_ids), d.instances)
+    def _launch_decode(self, d: DecodeBatch, positions: dict[str, int]) -> None:
+        ids = d.request_ids
+        work = DecodeWork(ids, tuple(self.requests[r].output[-1] for r in ids),
+                          tuple(positions[r] for r in ids), tuple(d.new_kv[r] for r in ids),
+                          tuple(self.placement.holders(r) for r in ids), d.instances)
         refs = [self.group.call(i, "decode", work) for i in d.instances]
         self._batches.append(_Batch("decode", d.request_ids, d.instances, refs, self.now()))
 
@@ -262,8 +257,11 @@ class ElasticCluster:
         return None
 
     def _free(self, request_id: str) -> None:
-        holders = [r.instance for r in self.placement.drop(request_id)]
-        for i in sorted(set(holders)):
+        self._free_on(request_id, self.placement.drop(request_id))
+
+    def _free_on(self, request_id: str, ranges: tuple[KVRange, ...]) -> None:
+        """Tell the instances that held `ranges` of a request (already dropped from the placement)."""
+        for i in sorted({r.instance for r in ranges}):
             self.group.call(i, "free", [request_id])
 
     # -- checks ------------------------------------------------------------------------------------

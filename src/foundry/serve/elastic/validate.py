@@ -20,9 +20,10 @@ for each; and every instance's new KV fits its free slots.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass, field
 
-from foundry.serve.elastic.placement import Placement, PlacementError
-from foundry.serve.elastic.plan import ClusterView, IterationPlan
+from foundry.serve.elastic.placement import KVRange, Placement, PlacementError
+from foundry.serve.elastic.plan import ClusterView, IterationPlan, Migration
 
 
 class PlanError(AssertionError):
@@ -108,3 +109,31 @@ def validate_plan(view: ClusterView, plan: IterationPlan) -> None:
     for i, n in new_kv.items():
         if n > p.free(i):
             raise PlanError(f"instance {i} gets {n} new tokens but has {p.free(i)} free slots")
+
+
+@dataclass
+class AppliedPlan:
+    """What applying a plan changed in the placement, for the driver to act on (free, copy KV, send
+    positions): written once here, in the order above, for the engine's cluster and the simulator."""
+
+    dropped: dict[str, tuple[KVRange, ...]] = field(default_factory=dict)  # paused request → what it held
+    moved: list[tuple[Migration, list[KVRange]]] = field(default_factory=list)  # pieces with their sources
+    decode_positions: dict[str, int] = field(default_factory=dict)  # a decode's new token's position
+
+
+def apply_plan(placement: Placement, plan: IterationPlan) -> AppliedPlan:
+    """Apply `plan` to `placement` in the drivers' order: pauses drop KV, migrations move it, prefills
+    reserve their `kv_plan`, decodes append their new token's KV at `new_kv`."""
+    out = AppliedPlan()
+    for rid in plan.paused:
+        out.dropped[rid] = placement.drop(rid)
+    for m in plan.migrations:
+        out.moved.append((m, placement.move(m.request_id, m.start, m.stop, m.dst)))
+    for p in plan.prefills:
+        for rid in p.request_ids:
+            placement.assign(rid, p.kv_plan[rid])
+    for d in plan.decodes:
+        for rid in d.request_ids:
+            out.decode_positions[rid] = placement.length(rid)
+            placement.append(rid, d.new_kv[rid])
+    return out

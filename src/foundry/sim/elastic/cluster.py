@@ -43,6 +43,7 @@ from foundry.serve.elastic.plan import (
     RunningRequest,
     WaitingRequest,
 )
+from foundry.serve.elastic.validate import apply_plan
 
 
 class ElasticScheduler(Protocol):  # (`observe_finished(id, num_generated)` is called too, where defined)
@@ -198,16 +199,15 @@ class ElasticCluster:
     def _apply(self, plan: IterationPlan, now: float, reqs: dict[str, _Req], placement: Placement,
                waiting: list[tuple[float, int, str]], running: dict[str, _Req], busy: set[str],
                idle: set[int], stats: ClusterStats) -> list[_Batch]:
-        for rid in plan.paused:
+        applied = apply_plan(placement, plan)
+        for rid in applied.dropped:
             r = running.pop(rid)
-            placement.drop(rid)
             r.context_len = 0
             bisect.insort(waiting, (r.arrival, r.index, rid))
             self._waiting_changes += 1
             stats.num_paused += 1
         delay = [0.0] * len(self.capacities)  # migration time each instance spends before its batch
-        for m in plan.migrations:
-            moved = placement.move(m.request_id, m.start, m.stop, m.dst)
+        for m, moved in applied.moved:
             for piece in moved:
                 if piece.instance != m.dst:
                     t = self.cost.migration_time(piece.length)
@@ -234,8 +234,7 @@ class ElasticCluster:
             r = reqs[rid]
             waiting.remove((r.arrival, r.index, rid))
             self._waiting_changes += 1
-            n = r.prompt_len + r.num_generated
-            placement.assign(rid, p.kv_plan[rid])
+            n = r.prompt_len + r.num_generated  # (its KV reserved by `apply_plan`)
             r.context_len = n
             busy.add(rid)
             sum_len += n
@@ -254,8 +253,7 @@ class ElasticCluster:
         num: dict[int, int] = dict.fromkeys(d.instances, 0)
         for rid in d.request_ids:
             r = running.pop(rid)
-            placement.append(rid, d.new_kv[rid], 1)
-            r.context_len += 1
+            r.context_len += 1  # (the new token's KV appended by `apply_plan`)
             busy.add(rid)
             for i, tokens in placement.tokens_by_instance(rid).items():
                 ctx[i] = ctx.get(i, 0) + tokens
