@@ -70,6 +70,11 @@ def mixed_workload(args: argparse.Namespace) -> list[tuple[float, str, int, int]
     return out
 
 
+def prompt_ids(request_id: str, length: int) -> list[int]:
+    """The mixed workload's prompt for a request: the same tokens whichever system serves it."""
+    return [(13 * j + len(request_id)) % CONFIG.vocab_size for j in range(length)]
+
+
 def run_mixed(group: InstanceGroup, scheduler, workload) -> dict:
     cluster = ElasticCluster(group, scheduler=scheduler)
     start = time.monotonic()
@@ -78,7 +83,7 @@ def run_mixed(group: InstanceGroup, scheduler, workload) -> dict:
         now = time.monotonic() - start
         while pending and pending[0][0] <= now:
             _, rid, plen, olen = pending.pop(0)
-            cluster.add_request(rid, [(13 * j + len(rid)) % CONFIG.vocab_size for j in range(plen)],
+            cluster.add_request(rid, prompt_ids(rid, plen),
                                 SamplingParams(max_tokens=olen, temperature=0, ignore_eos=True))
         wait = None if not pending else max(0.0, pending[0][0] - (time.monotonic() - start))
         if cluster.has_unfinished_requests():
@@ -128,7 +133,7 @@ class EngineReplica:
             now = time.time() - start
             while pending and pending[0][0] <= now:
                 t, rid, plen, olen = pending.pop(0)
-                self.engine.add_request(rid, [(13 * j + len(rid)) % CONFIG.vocab_size for j in range(plen)],
+                self.engine.add_request(rid, prompt_ids(rid, plen),
                                         Params(max_tokens=olen, temperature=0, ignore_eos=True),
                                         arrival_time=time.monotonic())
             if self.engine.has_unfinished_requests():
