@@ -177,6 +177,14 @@ class LLMEngine:
     def _waiting_samples(self, leader_id: str) -> list[Sequence]:
         return [r.seq for r in self._groups.waiting.get(leader_id, {}).values()]
 
+    def has_request(self, request_id: str) -> bool:
+        """The request (or sample `{id}-{j}`) is in this engine, unfinished."""
+        return request_id in self._requests
+
+    def prompt_pending(self, request_id: str) -> bool:
+        """Samples of this request (n > 1) still wait for its prompt to be computed (not migratable yet)."""
+        return any(leader in self._groups.waiting for leader in self._groups.sample_ids(request_id) or [])
+
     def abort_request(self, request_id: str) -> None:
         """Abort a request (all its samples when it has n > 1), or one sample `{id}-{j}`."""
         for rid in self._groups.sample_ids(request_id) or [request_id]:
