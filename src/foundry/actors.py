@@ -5,6 +5,7 @@ cluster are written once against this small interface:
     handle = backend.spawn(Class, *args, num_cpus=1)   # an actor: its calls run one at a time, in order
     ref = handle.call("method", *args)                 # returns at once; `backend.get(ref)` waits
     for item in handle.stream("generator_method", *args): ...   # items as the actor yields them
+    backend.get(handle.signal("method", *args))        # runs beside the call in flight (flags only)
 
 Arguments may be refs from other calls (Ray resolves them; the local backend waits for them).
 """
@@ -27,6 +28,7 @@ class ActorDied(RuntimeError):
 class Handle(Protocol):
     def call(self, method: str, *args: Any) -> Any: ...
     def stream(self, method: str, *args: Any) -> Iterator[Any]: ...
+    def signal(self, method: str, *args: Any) -> Any: ...
 
 
 class RayBackend:
@@ -44,7 +46,9 @@ class RayBackend:
         self.ray = ray
 
     def spawn(self, cls: type, *args: Any, num_cpus: float = 1) -> _RayHandle:
-        return _RayHandle(self.ray, self.ray.remote(num_cpus=num_cpus)(cls).remote(*args))
+        # calls run one at a time, in order; `signal` calls have a thread of their own beside them
+        actor = self.ray.remote(num_cpus=num_cpus, concurrency_groups={"signal": 1})(cls)
+        return _RayHandle(self.ray, actor.remote(*args))
 
     def wait_ready(self, handles: list[_RayHandle]) -> None:
         self.ray.get([h.actor.__ray_ready__.remote() for h in handles])
@@ -72,6 +76,9 @@ class _RayHandle:
 
     def call(self, method: str, *args: Any) -> Any:
         return getattr(self.actor, method).remote(*args)
+
+    def signal(self, method: str, *args: Any) -> Any:
+        return getattr(self.actor, method).options(concurrency_group="signal").remote(*args)
 
     def stream(self, method: str, *args: Any) -> Iterator[Any]:
         from ray.exceptions import RayActorError
@@ -140,6 +147,17 @@ class _LocalHandle:
             f.set_exception(ActorDied("actor killed"))
             return f
         return self.pool.submit(lambda: getattr(self.obj, method)(*_resolve(args)))
+
+    def signal(self, method: str, *args: Any) -> Future:
+        """Run `method` now, in the caller's thread, beside whatever call the actor is running (it must
+        only set flags: the actor's own thread may be inside any other method)."""
+        f: Future = Future()
+        if self.dead:
+            f.set_exception(ActorDied("actor killed"))
+        else:
+            self.ready.result()
+            f.set_result(getattr(self.obj, method)(*_resolve(args)))
+        return f
 
     def stream(self, method: str, *args: Any) -> Iterator[Any]:
         if self.dead:

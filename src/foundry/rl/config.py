@@ -87,6 +87,21 @@ class RLConfig(BaseModel):
     sft_batch: int = Field(32, ge=1, description="SFT batch size")
     sft_lr: float = Field(2e-3, gt=0, description="SFT learning rate")
     eval_prompts: int = Field(64, ge=1, description="held-out prompts for the greedy evaluation")
+    fusion: Literal["none", "inter", "intra", "both"] = Field(
+        "none", description="RLHFuse's stage fusion: inter (generation + inference: below the threshold the "
+        "unfinished samples migrate to the workers with most left and the freed workers run the inference "
+        "stage), intra (training: the actor's and critic's pipelines fused into one schedule; PPO), both, "
+        "or none")
+    fusion_threshold: float | None = Field(
+        None, ge=0, lt=1, description="R_t: the fraction of the batch's samples still generating at which "
+        "inter-stage fusion migrates them (0: the inference stage waits for the last sample, RLHFuse-Base; "
+        "unset: chosen each batch by simulating the lengths seen so far)")
+    migrate_kv: bool = Field(True, description="migrated samples carry their KV (false: the receiving worker "
+                             "recomputes it, as without fast links)")
+    pipeline_stages: int = Field(2, ge=1, description="intra-stage fusion: pipeline stages of the actor "
+                                 "and the critic (at most --layers)")
+    pipeline_micro_batches: int = Field(4, ge=1, description="intra-stage fusion: micro-batches of each "
+                                        "model per trainer micro-batch")
     backend: Literal["ray", "local"] = Field("ray", description="actors as Ray processes (one machine or a "
                                              "cluster) or as threads of this process")
     seed: int = Field(0, description="seeds prompts, sampling and initial weights")
@@ -97,6 +112,34 @@ class RLConfig(BaseModel):
         if self.task not in TASKS:
             raise ValueError(f"task: unknown task {self.task!r}; choose one of {sorted(TASKS)}")
         return self
+
+    @model_validator(mode="after")
+    def _fusion_fits(self) -> RLConfig:
+        if self.fusion in ("inter", "both"):
+            if self.mode != "sync":
+                raise ValueError("fusion: inter-stage fusion runs in --mode sync (generation, then inference, "
+                                 f"then training on the same workers), not {self.mode!r}")
+            if self.workers < 2:
+                raise ValueError("fusion: inter-stage fusion migrates samples between rollout workers: needs "
+                                 "--num-workers 2 or more")
+        if self.fusion in ("intra", "both"):
+            if self.algo != "ppo":
+                raise ValueError("fusion: intra-stage fusion fuses the actor's and the critic's training "
+                                 "pipelines: needs --algo ppo")
+            if self.pipeline_stages > self.layers:
+                raise ValueError(f"pipeline_stages: {self.pipeline_stages} stages of a {self.layers}-layer "
+                                 "model")
+        elif self.fusion_threshold is not None and self.fusion == "none":
+            raise ValueError("fusion_threshold: set --fusion inter (or both) to use it")
+        return self
+
+    @property
+    def inter_fusion(self) -> bool:
+        return self.fusion in ("inter", "both")
+
+    @property
+    def intra_fusion(self) -> bool:
+        return self.fusion in ("intra", "both")
 
     @property
     def staleness_bound(self) -> int:

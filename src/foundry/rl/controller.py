@@ -34,7 +34,8 @@ from foundry.rl.config import RLConfig
 from foundry.rl.dispatch import dispatch, dispatch_random
 from foundry.rl.latency import PerTokenLatency
 from foundry.rl.ranker import LengthRanker, kendall_tau, recall_at
-from foundry.rl.rollout import GenerationDone, RolloutWorker
+from foundry.rl.fused_generation import gather_fused
+from foundry.rl.rollout import GenerationDone, Preempted, RolloutWorker
 from foundry.rl.samples import Group
 from foundry.rl.tasks import Prompt, make_task
 from foundry.rl.trainer import Trainer
@@ -110,16 +111,20 @@ class Controller:
         backend.wait_ready([*self.workers, self.trainer])  # actor start-up is not iteration time
         self.version = 0
         self.worker_versions = [0] * len(self.workers)
+        self._critic_versions: list[int] | None = None  # the worker versions when the critic was last sent
         if trainer_state is not None:  # resume: the batches before this version are done
             backend.get(self.trainer.call("load_state", trainer_state))
             self.version = trainer_state["version"]
         self._queues: dict[int, queue.Queue[Group | GenerationDone | _Failed | _Lost]] = {}
         self._launched_at: dict[int, float] = {}
+        self._assigned: dict[int, list[int]] = {}  # samples each worker was given, per batch
+        self._pump_items: dict[int, list[tuple[int, Prompt]]] = {}  # worker -> prompts its stream owes
         self.worker_caps = [config.max_batch] * len(self.workers)
         self.ranker = ranker
         self._predicted: dict[int, list[float]] = {}  # the ranker's scores of each batch, at its launch
         self._lengths: deque[float] = deque(maxlen=4096)  # observed sample lengths (skew's P50/P90)
         self._ptl = latency  # PTL(BS) for skew dispatch: measured on worker 0 at first use unless given
+        self._infer_s_per_sample: float | None = None  # measured inference-stage seconds per sample
         self.restarts = 0  # rollout workers restarted after dying
         self.regenerated = 0  # prompts generated again because their worker died
 
@@ -133,13 +138,25 @@ class Controller:
                 if self.worker_versions[i] < self.version:
                     w.call("update_weights", weights, self.version)
                     self.worker_versions[i] = self.version
+        if cfg.inter_fusion:
+            self._latency()  # measured now: during the batch worker 0 is busy generating
+        if cfg.inter_fusion and cfg.algo == "ppo" and self.worker_versions != self._critic_versions:
+            critic = self.trainer.call("critic_weights")  # the inference stage's critic: this version's
+            for w in self.workers:
+                w.call("update_critic", critic)
+            self._critic_versions = list(self.worker_versions)
         q: queue.Queue[Group | GenerationDone | _Failed | _Lost] = queue.Queue()
         self._queues[batch], self._launched_at[batch] = q, time.monotonic()
-        for w, (share, cap) in enumerate(self._plan(batch, prompts)):
+        plan = self._plan(batch, prompts)
+        self._assigned[batch] = [len(share) * cfg.n for share, _ in plan]
+        for w, (share, cap) in enumerate(plan):
             if cap != self.worker_caps[w]:
                 self.workers[w].call("set_max_batch", cap)
                 self.worker_caps[w] = cap
-            self._start_pump(w, batch, [(i, prompts[i]) for i in share], q)
+            items = [(i, prompts[i]) for i in share]
+            self._start_pump(w, batch, items, q, "generate",
+                             (batch, items, cfg.n, cfg.temperature, cfg.seed * 7919 + batch * 100_003,
+                              cfg.inter_fusion, cfg.migrate_kv))
 
     def _plan(self, batch: int, prompts: list[Prompt]) -> list[tuple[list[int], int]]:
         """Each worker's prompts in admission order, and its batch cap (in samples).
@@ -176,17 +193,25 @@ class Controller:
             self._ptl = PerTokenLatency(self.backend.get(self.workers[0].call("decode_latency", sizes)))
         return self._ptl
 
-    def _start_pump(self, w: int, batch: int, items: list[tuple[int, Prompt]], q: queue.Queue) -> None:
-        threading.Thread(target=self._pump, args=(self.workers[w], w, batch, items, q), daemon=True).start()
+    def _start_pump(self, w: int, batch: int, items: list[tuple[int, Prompt]], q: queue.Queue,
+                    method: str, args: tuple[Any, ...]) -> None:
+        """Stream worker `w`'s `method(*args)` into `q`; `items` are the prompts it owes (the fusion adds
+        the ones it adopts), generated again elsewhere if it dies."""
+        items = list(items)
+        self._pump_items[w] = items
+        threading.Thread(target=self._pump, args=(self.workers[w], w, items, q, method, args),
+                         daemon=True).start()
 
-    def _pump(self, worker: Any, w: int, batch: int, items: list[tuple[int, Prompt]], q: queue.Queue) -> None:
+    def _pump(self, worker: Any, w: int, items: list[tuple[int, Prompt]], q: queue.Queue, method: str,
+              args: tuple[Any, ...]) -> None:
         """Forward one worker's share of a batch to the driver as it streams in."""
-        cfg, arrived = self.config, set()
+        arrived = set()
         try:
-            for item in worker.stream("generate", batch, items, cfg.n, cfg.temperature,
-                                      cfg.seed * 7919 + batch * 100_003):
+            for item in worker.stream(method, *args):
                 if isinstance(item, Group):
                     arrived.add(item.index)
+                elif isinstance(item, Preempted):  # handed over: another worker owes them now
+                    arrived.update(pg.index for pg in item.partials)
                 q.put(item)
         except ActorDied:
             q.put(_Lost(w, worker, [(i, p) for i, p in items if i not in arrived]))
@@ -208,9 +233,40 @@ class Controller:
             self.restarts += 1
         self.regenerated += len(lost.items)
         if lost.items:
-            self._start_pump(lost.worker, batch, lost.items, q)
+            cfg = self.config
+            self._start_pump(lost.worker, batch, lost.items, q, "generate",
+                             (batch, lost.items, cfg.n, cfg.temperature, cfg.seed * 7919 + batch * 100_003,
+                              cfg.inter_fusion, cfg.migrate_kv))
         else:
             q.put(GenerationDone(batch, lost.worker, 0.0))
+
+    def _handle_failure(self, item: Any, batch: int, q: queue.Queue) -> tuple[int, int]:
+        """A pump's failure: raise a worker's error; restart a dead worker on the prompts it lost (returns
+        the worker and how many prompts it now generates again)."""
+        if isinstance(item, _Failed):
+            raise item.error
+        if isinstance(item, _Lost):
+            self._recover(item, batch, q)
+            return item.worker, len(item.items)
+        raise TypeError(f"unexpected item {item!r}")
+
+    def _restart_worker(self, w: int, batch: int, q: queue.Queue) -> None:
+        """Worker `w` died outside a generation (e.g. in the inference stage): restart it, owing nothing."""
+        self._recover(_Lost(w, self.workers[w], []), batch, q)
+
+    def _fusion_threshold(self) -> float:
+        """R_t: the configured one, or chosen by simulating the lengths seen so far on the measured PTL
+        (RLHFuse re-tunes it as the length distribution drifts); 0.2 before any batch was seen."""
+        cfg = self.config
+        if cfg.fusion_threshold is not None:
+            return cfg.fusion_threshold
+        if not self._lengths:
+            return 0.2
+        from foundry.rl.inter_fusion import choose_threshold
+
+        per_sample = self._infer_s_per_sample or 0.0
+        return choose_threshold(list(self._lengths), len(self.workers), self._latency(), cfg.max_batch,
+                                per_sample, 0.0)
 
     def kill_worker(self, w: int) -> None:
         """Kill rollout worker `w` (fault-injection for tests and drills); the run recovers."""
@@ -232,6 +288,15 @@ class Controller:
             groups: list[Group] = []
             pending: list[Group] = []
             train_refs, done_workers, gen_end, gen_busy = [], 0, 0.0, 0.0
+            fusion: dict[str, Any] = {}
+            if cfg.inter_fusion:  # generation and inference stages, fused (RLHFuse)
+                threshold = self._fusion_threshold()
+                groups, gen_end, gen_busy, stats = gather_fused(self, b, q, self._assigned.pop(b), threshold,
+                                                                on_group)
+                fusion = stats.as_dict()
+                if stats.infer_s:
+                    self._infer_s_per_sample = stats.infer_s / (expected * cfg.n)
+                done_workers = len(self.workers)
             while done_workers < len(self.workers):
                 item = q.get()
                 if isinstance(item, _Failed):
@@ -267,7 +332,7 @@ class Controller:
             end = time.monotonic()
             self.version = stats["version"]
             records.append(self._record(b, groups, stats, last_end, end, gen_end, gen_busy))
-            records[-1].extra.update(ranking, restarts=self.restarts, regenerated=self.regenerated)
+            records[-1].extra.update(ranking, restarts=self.restarts, regenerated=self.regenerated, **fusion)
             last_end = end
             del self._queues[b]
             if on_step is not None:

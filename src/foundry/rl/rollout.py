@@ -100,6 +100,9 @@ class RolloutWorker:
         self.reference = {k: v.clone() for k, v in weights.items()}  # the inference stage's reference
         self.critic: Critic | None = None  # PPO's, when `update_critic` sent one
         self._preempt = threading.Event()
+        self._inbox: list[PartialGroup] = []  # adopted prompts the running generation takes up
+        self._inbox_lock = threading.Lock()
+        self._running = False
 
     def _engine(self, max_num_seqs: int, seed: int) -> LLMEngine:
         cfg = self.model.config
@@ -123,6 +126,15 @@ class RolloutWorker:
         """Ask the generation in flight to hand back its unfinished samples (a signal: it runs beside
         `generate`/`resume`, which check it between engine steps)."""
         self._preempt.set()
+
+    def adopt(self, partials: list[PartialGroup]) -> bool:
+        """Hand prompts (`Preempted` elsewhere) to the generation running here, which continues them
+        from its next step (a signal). False when no generation is running: `resume` them instead."""
+        with self._inbox_lock:
+            if not self._running:
+                return False
+            self._inbox.extend(partials)
+            return True
 
     def set_max_batch(self, max_num_seqs: int) -> None:
         """The batch cap the dispatcher chose for this instance (small for long tails)."""
@@ -161,21 +173,33 @@ class RolloutWorker:
     def _run(self, batch: int, partials: list[PartialGroup], start: float, progress: bool, migrate_kv: bool
              ) -> Iterator[Group | GenerationDone | SampleDone | Preempted]:
         pending: dict[str, PartialGroup] = {}
-        for pg in partials:
-            rid = f"b{batch}-p{pg.index}"
-            if pg.restart:
-                self.engine.add_request(rid, pg.prompt_ids, pg.params)
-            for m in pg.running:
-                self.engine.migrate_in(m)
-            pending[rid] = pg
-        owner = {sid: rid for rid, pg in pending.items() for sid in sample_request_ids(rid, pg.params.n)}
-        for rid, pg in list(pending.items()):  # (a prompt may arrive with its last samples done)
-            if not pg.unfinished:
-                yield self._group(batch, rid, pending.pop(rid))
-        while pending:
+        owner: dict[str, str] = {}
+        with self._inbox_lock:
+            self._running, self._inbox = True, list(partials)
+        while True:
+            with self._inbox_lock:
+                arrived, self._inbox = self._inbox, []
+                if not arrived and not pending:
+                    self._running = False
+                    break
+            for pg in arrived:
+                rid = f"b{batch}-p{pg.index}"
+                if pg.restart:
+                    self.engine.add_request(rid, pg.prompt_ids, pg.params)
+                for m in pg.running:
+                    self.engine.migrate_in(m)
+                pending[rid] = pg
+                owner.update((sid, rid) for sid in sample_request_ids(rid, pg.params.n))
+                if not pg.unfinished:  # (a prompt may arrive with its last samples done)
+                    yield self._group(batch, rid, pending.pop(rid))
+            if not pending:
+                continue
             if self._preempt.is_set():
-                yield Preempted(batch, self.worker_id, [self._hand_back(rid, pg, migrate_kv)
-                                                        for rid, pg in pending.items()])
+                with self._inbox_lock:
+                    self._running = False  # (prompts adopted meanwhile go back too)
+                    taken, self._inbox = self._inbox, []
+                back = [self._hand_back(rid, pg, migrate_kv) for rid, pg in pending.items()]
+                yield Preempted(batch, self.worker_id, back + taken)
                 break
             for out in self.engine.step():
                 if not out.finished:

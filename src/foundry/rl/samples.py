@@ -17,6 +17,10 @@ class Sample:
     reward: float
     correct: bool
     finish_reason: str  # "stop" (EOS) or "length" (hit max_new_tokens)
+    # the inference stage's results when a rollout worker ran it (RLHFuse's inter-stage fusion); else the
+    # trainer computes them: each token's logprob under the reference, and the critic's values (PPO)
+    ref_logprobs: list[float] | None = None
+    values: list[float] | None = None
 
     @property
     def oldest_version(self) -> int:

@@ -82,8 +82,7 @@ class Trainer:
                                        [s.logprobs for _, s in samples])
         ref = None
         if self.grpo.kl_coef > 0:
-            with torch.no_grad():
-                ref = self._logprobs_under(self.reference, prompts, completions)
+            ref = self._reference_logprobs([s for _, s in samples], prompts, completions)
         advantages = self._advantages(groups, samples, prompts, completions)
         # one loss over every token of the micro-batch (each token carries its sample's advantage)
         per_token = torch.cat([a.reshape(-1) if isinstance(a, torch.Tensor) else torch.full((len(c),), a)
@@ -113,7 +112,9 @@ class Trainer:
         ppo, out = self.ppo, []
         values = self.critic.values(prompts, completions)
         for (_, s), v in zip(samples, values, strict=True):
-            old_v = v.detach()  # on-policy values: the critic before this batch's update
+            # on-policy values: the critic before this batch's update (the inference stage's, when a worker
+            # ran it, else this forward's, detached: the same numbers)
+            old_v = v.detach() if s.values is None else torch.tensor(s.values, dtype=v.dtype)
             adv, returns = gae(old_v, s.reward, ppo.gamma, ppo.lam)
             term = ppo.vf_coef * value_loss(v, old_v, returns, ppo.value_clip)
             self._batch["value_loss"] += term.item()
@@ -155,6 +156,21 @@ class Trainer:
                 "busy_s": b["busy_s"] + time.perf_counter() - start}
 
     # ---- logprobs under other weights --------------------------------------------------------
+    def _reference_logprobs(self, samples: list[Any], prompts: list[list[int]],
+                            completions: list[list[int]]) -> list[torch.Tensor]:
+        """Under the reference weights: the inference stage's numbers where a rollout worker sent them
+        (inter-stage fusion), a forward here for the rest."""
+        out: list[torch.Tensor | None] = [None if s.ref_logprobs is None else torch.tensor(s.ref_logprobs)
+                                          for s in samples]
+        rows = [i for i, x in enumerate(out) if x is None]
+        if rows:
+            with torch.no_grad():
+                lps = self._logprobs_under(self.reference, [prompts[i] for i in rows],
+                                           [completions[i] for i in rows])
+            for i, lp in zip(rows, lps, strict=True):
+                out[i] = lp
+        return [x for x in out if x is not None]
+
     def _logprobs_under(self, weights: Weights, prompts: list[list[int]],
                         completions: list[list[int]]) -> list[torch.Tensor]:
         return token_logprobs(self.model, prompts, completions, weights=weights)
@@ -187,6 +203,12 @@ class Trainer:
     # ---- weights out, checkpoints ------------------------------------------------------------
     def weights(self) -> Weights:
         return clone_weights(self.model)
+
+    def critic_weights(self) -> Weights:
+        """The critic's state (PPO), for the inference stage on the rollout workers."""
+        if self.critic is None:
+            raise ValueError("critic_weights: this trainer has no critic (algo grpo)")
+        return {k: v.detach().clone() for k, v in self.critic.state_dict().items()}
 
     def state(self) -> dict[str, Any]:
         state = {"model": self.weights(), "optimizer": self.optimizer.state_dict(), "version": self.version,
