@@ -147,3 +147,16 @@ def test_round_robin_and_validation():
         simulate_fusion([1, 2], 1, FLAT, 4, 1.5)
     with pytest.raises(ValueError, match="orders"):
         simulate_fusion([1, 2], 2, FLAT, 4, 0.2, orders=[[0, 1]])
+
+
+def test_survivor_instances_join_at_their_own_end_or_the_last():
+    # PTL doubles at batch 2, so only batch 1 is flat and both instances keep their survivors (m = 2, nothing
+    # moves). Instance 0 (10, 1) ends at 2 + 9 = 11, instance 1 (6, 1) at 2 + 5 = 7; the trigger is t = 2.
+    # "own": instance 1 infers samples 2, 3 (7..11), then 1 and 0 run on both (11..13). "last": all four
+    # from t = 11 on two instances, 15, as unfused.
+    ptl = PerTokenLatency({1: 1.0, 2: 2.0})
+    own = simulate_fusion([10, 6, 1, 1], 2, ptl, 8, 0.75,
+                          FusionCosts(infer_s_per_sample=2.0, survivors_join="own"))
+    assert (own.trigger, own.num_kept, own.migrated, own.gen_end, own.total) == (2.0, 2, 0, 11.0, 13.0)
+    last = simulate_fusion([10, 6, 1, 1], 2, ptl, 8, 0.75, FusionCosts(infer_s_per_sample=2.0))  # the default
+    assert last.total == 15.0 == simulate_fusion([10, 6, 1, 1], 2, ptl, 8, 0.0, FusionCosts(2.0)).total

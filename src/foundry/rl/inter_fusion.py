@@ -11,7 +11,8 @@ infer_s_per_token · tokens` instance-seconds, tokens = prompt + completion.
   move to the m instances with the most remaining work (m = the smallest count that keeps every
   survivor instance's batch in the flat, memory-bound part of PTL and fits the survivors' KV), and the
   N − m freed instances start inference on the finished samples. A sample finishing later is inferred
-  by whichever instance is free first; a survivor instance joins once its own generation ends.
+  by whichever instance is free first; the survivor instances join once generation ends (or, with
+  `survivors_join="own"`, each once its own generation ends).
 
 Migration (KV transfer or re-prefill) costs `migrate_s_per_sample + migrate_s_per_token · context` per
 sample. It is charged conservatively as a stall on both sides: the sender starts inference only after
@@ -28,6 +29,7 @@ import heapq
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 import numpy as np
 
@@ -47,6 +49,9 @@ class FusionCosts:
     prompt_len: int = 0  # prompt tokens per sample (context = prompt + generated)
     kv_capacity_tokens: float = math.inf  # KV tokens an instance can hold (survivors reserve prompt + length)
     flat_tolerance: float = 0.1  # "flat" PTL region: PTL(b) <= (1 + tolerance) · PTL(1)
+    # when a survivor instance starts inference: "last" = when the batch's last sample ends (the paper's
+    # description), "own" = when its own generation ends; freed instances infer from the trigger either way
+    survivors_join: Literal["own", "last"] = "last"
 
     def infer_s(self, length: float) -> float:
         return self.infer_s_per_sample + self.infer_s_per_token * (self.prompt_len + length)
@@ -233,6 +238,9 @@ def _fused(gen: _Generation, threshold: float, ptl: PerTokenLatency, max_batch: 
         free[i] = end_i
         busy[i] = end_i
         gen_end = max(gen_end, end_i)
+    if costs.survivors_join == "last":
+        for i in kept:
+            free[i] = gen_end
     end = _list_schedule(free, jobs, busy)
     return FusionResult(threshold, gen_end, max(end, gen_end), trigger, survivors, m, len(moving),
                         tuple(busy))

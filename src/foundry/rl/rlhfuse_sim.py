@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -90,6 +91,9 @@ class RLHFuseSimConfig(BaseModel):
                                                 "log-probs, reference (= actor size), critic, reward "
                                                 "(= critic size) (§3.1)")
     infer_mfu: float = Field(0.4, gt=0, le=1, description="inference MFU (assumed)")
+    survivors_join: Literal["own", "last"] = Field("last", description="survivor instances start inference "
+                                                   "when the batch's generation ends (reading of §3.2) or "
+                                                   "each at its own end")
     train_tp: int = Field(8, ge=1, description="training TP: one node over NVLink (assumed)")
     train_pp: tuple[int, int] | None = Field(None, description="actor, critic PP (None: TRAIN_PP, assumed)")
     micro_batch_size: int = Field(1, ge=1, description="samples per pipeline micro-batch (assumed)")
@@ -151,7 +155,7 @@ def fusion_costs(cfg: RLHFuseSimConfig) -> FusionCosts:
     return FusionCosts(infer_s_per_token=infer_s_per_token(cfg), migrate_s_per_sample=cfg.migrate_latency_s,
                        migrate_s_per_token=dep.kv_bytes_per_token / (cfg.rdma_bytes_per_s_per_gpu * tp),
                        prompt_len=cfg.prompt_len, kv_capacity_tokens=dep.num_device_blocks * dep.block_size,
-                       flat_tolerance=cfg.flat_tolerance)
+                       flat_tolerance=cfg.flat_tolerance, survivors_join=cfg.survivors_join)
 
 
 def gen_ptl(cfg: RLHFuseSimConfig, history: np.ndarray) -> PerTokenLatency:
