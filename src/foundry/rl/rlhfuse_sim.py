@@ -71,7 +71,6 @@ class RLHFuseSimConfig(BaseModel):
     critic: str = Field("llama-33b", description="critic (and reward) model: a key of LLAMA")
     gpu: str = Field("h800", description="Hopper GPUs (paper: 256 Hopper GPUs, §3.5); H800 spec assumed")
     num_gpus: int = Field(256, ge=8, description="32 nodes x 8 GPUs (§3.5)")
-    gpus_per_node: int = Field(8, ge=1, description="§3.5")
     batch: int = Field(512, ge=1, description="global batch, samples per iteration (§3.5)")
     mini_batch: int = Field(64, ge=1, description="PPO mini-batch (§3.5)")
     prompt_len: int = Field(256, ge=1, description="prompt tokens, HH-RLHF dialogue context (assumed)")
