@@ -32,9 +32,9 @@ from foundry.actors import ActorDied, make_backend
 from foundry.llm.config import ModelConfig
 from foundry.rl.config import RLConfig
 from foundry.rl.dispatch import dispatch, dispatch_random
+from foundry.rl.fused_generation import gather_fused
 from foundry.rl.latency import PerTokenLatency
 from foundry.rl.ranker import LengthRanker, kendall_tau, recall_at
-from foundry.rl.fused_generation import gather_fused
 from foundry.rl.rollout import GenerationDone, Preempted, RolloutWorker
 from foundry.rl.samples import Group
 from foundry.rl.tasks import Prompt, make_task

@@ -10,13 +10,13 @@ groups, and every worker joins it once it stops generating. The trainer then tak
 their inference results instead of computing them.
 
 R_t = 0 is RLHFuse-Base on the same code: no migration, and the inference stage starts when the last
-sample is done. `m` is the paper's rule: the fewest workers whose decode batch stays in the flat part
-of PTL(BS) (`flat_batch`) and whose batch cap holds the survivors, never all of them.
+sample is done. `m` is the paper's rule (`inter_fusion.num_survivor_instances`): the fewest workers whose
+decode batch stays in the flat part of PTL(BS), never all of them. `inter_fusion` also models this
+stage and chooses R_t (`choose_threshold`), from the lengths seen so far on the measured PTL.
 """
 
 from __future__ import annotations
 
-import math
 import queue
 import threading
 import time
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from foundry.actors import ActorDied
+from foundry.rl.inter_fusion import FusionCosts, num_survivor_instances
 from foundry.rl.latency import PerTokenLatency
 from foundry.rl.rollout import GenerationDone, Inference, PartialGroup, Preempted, SampleDone
 from foundry.rl.samples import Group
@@ -58,16 +59,10 @@ class FusionStats:
                 "inference_hidden_s": self.infer_before_gen_end_s}
 
 
-def flat_batch(ptl: PerTokenLatency, max_batch: int, tolerance: float = 0.2) -> int:
-    """The largest batch whose decode step stays within `tolerance` of a batch of one's (memory-bound)."""
-    base = ptl(1)
-    return max([b for b in range(1, max_batch + 1) if ptl(b) <= (1 + tolerance) * base], default=1)
-
-
 def survivor_count(unfinished: int, workers: int, ptl: PerTokenLatency, max_batch: int) -> int:
-    """RLHFuse's m: the fewest workers that keep the survivors' decode batch flat and within the cap."""
-    per_worker = min(flat_batch(ptl, max_batch), max_batch)
-    return max(1, min(workers - 1, math.ceil(unfinished / per_worker)))
+    """RLHFuse's m (`inter_fusion.num_survivor_instances`: the fewest workers whose decode batches stay in
+    the flat part of PTL), at most all workers but one: fusion frees at least one."""
+    return min(workers - 1, num_survivor_instances(unfinished, 0.0, workers, ptl, max_batch, FusionCosts()))
 
 
 def gather_fused(ctl: Controller, b: int, q: queue.Queue, assigned: list[int], threshold: float,
