@@ -117,8 +117,8 @@ class RLConfig(BaseModel):
     def _fusion_fits(self) -> RLConfig:
         if self.fusion in ("inter", "both"):
             if self.mode != "sync":
-                raise ValueError("fusion: inter-stage fusion runs in --mode sync (generation, then inference, then "
-                                 f"training on the same workers), not {self.mode!r}")
+                raise ValueError("fusion: inter-stage fusion runs in --mode sync (generation, inference, "
+                                 f"training in turn on the same workers), not {self.mode!r}")
             if self.workers < 2:
                 raise ValueError("fusion: inter-stage fusion migrates samples between rollout workers: needs "
                                  "--num-workers 2 or more")
