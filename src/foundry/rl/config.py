@@ -166,3 +166,7 @@ class RLConfig(BaseModel):
 
     def ppo(self) -> PPOConfig | None:
         return PPOConfig() if self.algo == "ppo" else None
+
+    def pipeline(self) -> tuple[int, int] | None:
+        """The trainer's fused actor/critic pipeline (stages, micro-batches), with intra-stage fusion."""
+        return (self.pipeline_stages, self.pipeline_micro_batches) if self.intra_fusion else None

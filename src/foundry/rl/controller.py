@@ -107,7 +107,7 @@ class Controller:
                         for i in range(config.workers)]
         self.trainer = backend.spawn(Trainer, model_config, weights, config.grpo(), config.lr,
                                      config.staleness_bound, config.threads, None, 1.0, config.ppo(),
-                                     num_cpus=cpus(config.threads))
+                                     config.pipeline(), num_cpus=cpus(config.threads))
         backend.wait_ready([*self.workers, self.trainer])  # actor start-up is not iteration time
         self.version = 0
         self.worker_versions = [0] * len(self.workers)

@@ -9,6 +9,13 @@ Versions: the weights after `k` steps are version `k`. A stale token's behaviour
 denominator) is recomputed under the kept weights of the version that sampled it (the trainer keeps the
 last `max_staleness + 1` versions and refuses a sample older than that), or with
 `behaviour_logprobs="engine"` taken from the engine, which sent it with the sample.
+
+With `pipeline` (RLHFuse's intra-stage fusion, PPO only) a micro-batch's update runs as the fused
+actor/critic pipeline schedule (`fused_executor.run_schedule`): the inference stage first (behaviour
+logprobs, reference logprobs, the critic's old values, GAE), then the actor's and the critic's stages
+over micro-batches in the schedule's order. The gradients are the unfused ones (tests); in this one
+process the stages run one task at a time, so the schedule's time saving needs its stages on separate
+devices (`benchmarks/rl/fused_training.py` runs them as processes).
 """
 
 from __future__ import annotations
@@ -23,6 +30,8 @@ from foundry.llm.config import ModelConfig
 from foundry.llm.models.llama import LlamaForCausalLM
 from foundry.rl.config import PPOConfig
 from foundry.rl.critic import Critic
+from foundry.rl.fused import FusedConfig, Task
+from foundry.rl.fused_executor import Batch, run_schedule
 from foundry.rl.grpo import GRPOConfig, group_advantages, token_loss
 from foundry.rl.model import token_logprobs
 from foundry.rl.ppo import gae, value_loss
@@ -38,7 +47,8 @@ def clone_weights(model: torch.nn.Module) -> Weights:
 class Trainer:
     def __init__(self, cfg: ModelConfig, weights: Weights, grpo: GRPOConfig, lr: float = 1e-3,
                  max_staleness: int = 0, threads: int | None = None, reference: Weights | None = None,
-                 max_grad_norm: float = 1.0, ppo: PPOConfig | None = None) -> None:
+                 max_grad_norm: float = 1.0, ppo: PPOConfig | None = None,
+                 pipeline: tuple[int, int] | None = None) -> None:
         if threads is not None:
             torch.set_num_threads(threads)
         self.cfg, self.grpo, self.max_staleness, self.max_grad_norm = cfg, grpo, max_staleness, max_grad_norm
@@ -57,6 +67,11 @@ class Trainer:
             self.critic_optimizer = torch.optim.AdamW(self.critic.parameters(), lr=ppo.critic_lr,
                                                       betas=(0.9, 0.99), weight_decay=0.0)
         self._batch = self._empty_sums()
+        self.pipeline = pipeline  # (stages, micro-batches) of the fused actor/critic schedule, or None
+        self._schedules: dict[tuple[int, int], tuple[FusedConfig, list[list[Task]]]] = {}
+        if pipeline is not None and self.critic is None:
+            raise ValueError("pipeline: intra-stage fusion fuses the actor's and the critic's training: "
+                             "needs PPO")
 
     @staticmethod
     def _empty_sums() -> dict[str, float]:
@@ -77,6 +92,10 @@ class Trainer:
                                  f"trainer at version {self.version} (bound {self.max_staleness})")
         prompts = [g.prompt_ids for g, _ in samples]
         completions = [s.token_ids for _, s in samples]
+        if self.pipeline is not None:
+            self._accumulate_fused(groups, samples, prompts, completions)
+            self._batch["busy_s"] += time.perf_counter() - start
+            return {"tokens": sum(len(c) for c in completions)}
         lps = token_logprobs(self.model, prompts, completions)
         old = self._behaviour_logprobs(prompts, completions, [s.versions for _, s in samples], lps,
                                        [s.logprobs for _, s in samples])
@@ -99,6 +118,60 @@ class Trainer:
         self._batch["groups"] += len(groups)
         self._batch["busy_s"] += time.perf_counter() - start
         return {"tokens": sum(len(c) for c in completions)}
+
+    def _accumulate_fused(self, groups: list[Group], samples: list[tuple[Group, Any]],
+                          prompts: list[list[int]], completions: list[list[int]]) -> None:
+        """PPO on a micro-batch as the fused actor/critic pipeline: inference stage, then the schedule."""
+        assert self.critic is not None and self.ppo is not None and self.pipeline is not None
+        ppo, sams = self.ppo, [s for _, s in samples]
+        with torch.no_grad():  # the inference stage (a rollout worker may have run part of it already)
+            current = token_logprobs(self.model, prompts, completions)
+            old = self._behaviour_logprobs(prompts, completions, [s.versions for s in sams], current,
+                                           [s.logprobs for s in sams])
+            ref = (self._reference_logprobs(sams, prompts, completions) if self.grpo.kl_coef > 0 else None)
+            missing = any(s.values is None for s in sams)
+            computed = self.critic.values(prompts, completions) if missing else None
+        old_v = [torch.tensor(s.values) if s.values is not None else computed[i] for i, s in enumerate(sams)]
+        adv, ret = zip(*(gae(v, s.reward, ppo.gamma, ppo.lam) for v, s in zip(old_v, sams, strict=True)),
+                       strict=True)
+
+        def cat(xs: Any, idx: list[int]) -> torch.Tensor:
+            return torch.cat([xs[i] for i in idx])
+
+        def actor_loss(lp: torch.Tensor, idx: list[int]) -> torch.Tensor:
+            loss, stats = token_loss(lp, cat(old, idx), None if ref is None else cat(ref, idx), cat(adv, idx),
+                                     self.grpo)
+            self._batch["kl"] += stats["kl"]
+            self._batch["clipped"] += stats["clipped"]
+            self._batch["loss"] += loss.item()
+            return loss
+
+        def critic_loss(v: torch.Tensor, idx: list[int]) -> torch.Tensor:
+            loss = ppo.vf_coef * value_loss(v, cat(old_v, idx), cat(ret, idx), ppo.value_clip)
+            self._batch["value_loss"] += loss.item()
+            self._batch["loss"] += loss.item()
+            return loss
+
+        cfg, schedule = self._schedule(len(samples))
+        run_schedule(cfg, schedule, self.model, self.critic, Batch(prompts, completions), actor_loss,
+                     critic_loss)
+        self._batch["tokens"] += sum(len(c) for c in completions)
+        self._batch["samples"] += len(samples)
+        self._batch["groups"] += len(groups)
+
+    def _schedule(self, samples: int) -> tuple[FusedConfig, list[list[Task]]]:
+        """The fused schedule for `pipeline` stages and micro-batches (fewer when the micro-batch has fewer
+        samples): the search's greedy start, which the critic's tasks fill into the actor's bubbles
+        (deterministic; the annealing's gains are in `foundry rl schedule`)."""
+        from foundry.rl.fused import greedy_orders, tokens_to_tasks
+
+        assert self.pipeline is not None
+        stages, micro = self.pipeline[0], min(self.pipeline[1], samples)
+        if (stages, micro) not in self._schedules:
+            # actor and critic share the model class here: the critic's forward costs about the actor's
+            cfg = FusedConfig(stages, stages, micro, micro, 1, 1)
+            self._schedules[stages, micro] = cfg, tokens_to_tasks(cfg, greedy_orders(cfg, "actor"))
+        return self._schedules[stages, micro]
 
     def _advantages(self, groups: list[Group], samples: list[tuple[Group, Any]], prompts: list[list[int]],
                     completions: list[list[int]]) -> list[tuple[torch.Tensor | float, torch.Tensor]]:
