@@ -165,16 +165,18 @@ def test_the_guard_stops_drafting_for_a_rejecting_request_and_probes_it_again():
 def test_the_speed_guard_drafts_only_while_it_is_faster_and_probes_the_other_way():
     from foundry.serve.speculative import SpeedGuard
 
-    g = SpeedGuard(probe_every=4, alpha=1.0)
+    g = SpeedGuard(probe_every=4, alpha=1.0, max_probe_every=8)
     assert g.speculate()  # nothing measured: try drafting
     g.record(True, 0.010, 2)  # 5 ms a token with drafts
     assert not g.speculate()  # now measure the plain way
     g.record(False, 0.004, 2)  # 2 ms a token without: drafting is slower
     choices = []
-    for _ in range(8):
+    for _ in range(24):
         choices.append(g.speculate())
         g.record(choices[-1], 0.010 if choices[-1] else 0.004, 2)
-    assert choices.count(True) == 2 and not choices[1]  # plain, with a drafting probe every 4th step
-    g.record(True, 0.001, 2)  # drafting became cheaper (say, the model started repeating itself)
-    g.steps = 1
+    # plain, with drafting probes after 4 plain steps, then 8 (each confirmed probe doubles the wait, to 8)
+    assert [i for i, c in enumerate(choices) if c] == [2, 11, 20]  # (the first 2 measured steps count)
+    g.since = g.interval  # a probe is due, and drafting has become cheaper (the model started repeating)
     assert g.speculate()
+    g.record(True, 0.001, 2)
+    assert g.interval == 4 and g.speculate()  # overturned: drafting again, probes every 4 again

@@ -63,12 +63,16 @@ class Proposer(Protocol):
 
 class SpeedGuard:
     """Speculation only while it pays: moving averages of seconds per decoded token over all-decode steps
-    with drafts and without, the cheaper way chosen, the other tried every `probe_every` such steps."""
+    with drafts and without, the cheaper way chosen and the other one probed now and then. A probe that
+    confirms the choice doubles the wait before the next (from `probe_every` up to `max_probe_every`
+    steps; a probe costs a step the slower way), one that overturns it resets the wait."""
 
-    def __init__(self, probe_every: int = 16, alpha: float = 0.3) -> None:
-        self.probe_every, self.alpha = probe_every, alpha
+    def __init__(self, probe_every: int = 16, alpha: float = 0.3, max_probe_every: int = 256) -> None:
+        self.probe_every, self.alpha, self.max_probe_every = probe_every, alpha, max_probe_every
         self.cost: dict[bool, float] = {}  # drafted? -> seconds per token
-        self.steps = 0
+        self.interval = probe_every  # steps between probes now
+        self.since = 0  # recorded steps since the last probe
+        self._probe: bool | None = None  # the preferred way when the coming step is a probe
 
     def speculate(self) -> bool:
         if True not in self.cost:
@@ -76,13 +80,19 @@ class SpeedGuard:
         if False not in self.cost:
             return False
         better = self.cost[True] <= self.cost[False]
-        return (not better) if self.steps % self.probe_every == 0 else better
+        self._probe = better if self.since >= self.interval else None
+        return (not better) if self._probe is not None else better
 
     def record(self, drafted: bool, seconds: float, tokens: int) -> None:
-        self.steps += 1
         per = seconds / max(1, tokens)
         old = self.cost.get(drafted)
         self.cost[drafted] = per if old is None else (1 - self.alpha) * old + self.alpha * per
+        if self._probe is None or len(self.cost) < 2:
+            self.since += 1
+            return
+        confirmed = (self.cost[True] <= self.cost[False]) == self._probe
+        self.interval = min(2 * self.interval, self.max_probe_every) if confirmed else self.probe_every
+        self.since, self._probe = 0, None
 
 
 class AcceptanceGuard:
