@@ -8,7 +8,8 @@
   (`foundry.serve.bench.workloads`, scaled to the model's context), nothing to copy.
 
 Each (workload, proposer, batch) runs the same requests greedily on a fresh engine with speculation —
-adaptive (the default: drafting only while it is measured faster) and always on — and on one without;
+adaptive (drafting only while it is measured faster: the default for a draft model) and always on (the
+default for ngram lookup; the acceptance guard still applies) — and on one without;
 batch 1 runs the requests one at a time (latency), batch 8 all together. Reported: output tokens/s,
 the ratio to plain ("speedup"), the acceptance rate, and whether every output is identical.
 foundry-small (target) and foundry-small-draft on this CPU, one thread.
@@ -86,14 +87,18 @@ def main() -> None:
                                        speculative_draft_model=args.draft_model)
                     tps, out, engine = run(cfg, prompts, lengths)
                     stats = engine.stats()
+                    default = cfg.speculative.speed_guard == EngineConfig(
+                        speculative_method=method).speculative.speed_guard  # what the engine does unless told
                     rows.append({"workload": name, "batch": batch, "draft": method, "adaptive": adaptive,
+                                 "default": default,
                                  "speedup": tps / plain_tps, "acceptance_rate": stats.spec_acceptance_rate,
                                  "identical": out == plain_out, "tok_per_s": tps,
                                  "plain_tok_per_s": plain_tps, "draft_tokens": stats.spec_draft_tokens,
                                  "output_tokens": sum(lengths)})
                     if not args.json:
                         r = rows[-1]
-                        print(f"{name:>11} batch {batch} {method:>5} adaptive={adaptive!s:>5}: "
+                        print(f"{name:>11} batch {batch} {method:>5} adaptive={adaptive!s:>5}"
+                              f"{' (default)' if default else ''}: "
                               f"{r['speedup']:.2f}x ({tps:.1f} vs {plain_tps:.1f} tok/s), acceptance "
                               f"{r['acceptance_rate']:.2f}, identical {r['identical']}", flush=True)
     if args.json:

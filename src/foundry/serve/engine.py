@@ -115,7 +115,7 @@ class LLMEngine:
             lambda rid: self._requests[rid].generator, self._waiting_samples, config.logprobs_mode, proposer,
             self.max_model_len, AcceptanceGuard(config.speculative.min_acceptance)
             if proposer is not None and config.speculative.min_acceptance > 0 else None,
-            SpeedGuard() if proposer is not None and config.speculative.adaptive else None)
+            SpeedGuard() if proposer is not None and config.speculative.speed_guard else None)
         self.core = EngineCore(
             policy if policy is not None else build_policy(config.scheduler), self.block_manager, executor,
             max_num_seqs=config.scheduler.max_num_seqs,

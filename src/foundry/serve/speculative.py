@@ -39,14 +39,21 @@ class SpeculativeConfig(BaseModel):
     num_tokens: int = Field(4, ge=1, le=16, description="draft tokens proposed per step (k)")
     ngram_max: int = Field(3, ge=1, description="longest suffix n-gram looked up")
     ngram_min: int = Field(1, ge=1, description="shortest suffix n-gram looked up")
-    adaptive: bool = Field(
-        True, description="measure seconds per decoded token with and without drafts and draft only while "
-        "it is faster (the other way is tried every 16 all-decode steps)"
+    adaptive: bool | None = Field(
+        None, description="measure seconds per decoded token with and without drafts and draft only while "
+        "it is faster (the other way probed every 16 to 256 all-decode steps); unset: on for 'draft' (its "
+        "drafting costs a draft-model forward per token), off for 'ngram' (a lookup costs ~nothing, and "
+        "min_acceptance already stops drafts that keep being rejected)"
     )
     min_acceptance: float = Field(
         0.3, ge=0, le=1, description="stop drafting for a request whose recent share of kept drafts falls "
         "below this (it is probed again every 16 steps); 0: always draft"
     )
+
+    @property
+    def speed_guard(self) -> bool:
+        """Whether the engine measures drafting against plain decoding (`adaptive`, or its default)."""
+        return self.adaptive if self.adaptive is not None else self.method == "draft"
 
     @model_validator(mode="after")
     def _ngram_range(self) -> SpeculativeConfig:
