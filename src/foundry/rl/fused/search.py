@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import math
 import random
 import time
@@ -10,6 +9,7 @@ from dataclasses import dataclass
 
 from foundry.rl.fused.baselines import bubble, lower_bound, one_f_one_b
 from foundry.rl.fused.config import FusedConfig
+from foundry.rl.fused.incremental import IncrementalSchedule
 from foundry.rl.fused.memory import memory_pass
 from foundry.rl.fused.schedule import (
     AB,
@@ -18,7 +18,6 @@ from foundry.rl.fused.schedule import (
     CF,
     InvalidSchedule,
     Task,
-    _SimState,
     evaluate_tokens,
     peak_memory_tokens,
     tokens_to_tasks,
@@ -165,16 +164,23 @@ def search(
         raise InvalidSchedule("the start schedule is invalid")
     ev, greedy = min(scored, key=lambda x: x[0])
     greedy_ms = ev[0]
-    cur = [list(o) for o in greedy]
-    state = _SimState.empty(cfg, cur)
-    ev = state.run(cfg, [0] * cfg.nodes)
-    assert ev is not None
-    e_cur = _energy(cfg, ev)
-    best, best_ev = cur, ev
+    sched = IncrementalSchedule(cfg, greedy)
+    n_tasks = sched.n_tasks
+    dur_sum = sum(sched.dur)
+
+    def energy(ms: int, total_start: int) -> float:
+        return ms + (total_start + dur_sum) / (n_tasks * ms + 1)
+
+    ms_cur = sched.makespan()
+    e_cur = energy(ms_cur, sched.total_start)
+    best, best_ev = sched.tokens(), (ms_cur, sched.sum_finish())
     it = 0
     P = cfg.nodes
+    L = len(sched.order[0])
+    order, tok = sched.order, sched.tok
     log_ratio = math.log(t_end / t0)
     temp = t0
+    rand, randrange = rng.random, rng.randrange
     while best_ev[0] > lb:
         if it % 64 == 0:
             if max_iters is not None:  # a fixed number of moves: the same result on any machine
@@ -185,28 +191,25 @@ def search(
                 break
             temp = t0 * math.exp(log_ratio * frac)
         it += 1
-        n = rng.randrange(P)
-        order = cur[n]
-        p = rng.randrange(len(order) - 1)
-        a, b = order[p], order[p + 1]
-        if a == b:
+        n = randrange(P)
+        p = randrange(L - 1)
+        o = order[n]
+        if tok[o[p]] == tok[o[p + 1]]:
             continue
-        # tasks that started before the swapped pair keep their times: resume from there
-        cut = state.start[n][p]
-        prefix = [bisect.bisect_left(st, cut) for st in state.start]
-        new_orders = list(cur)
-        swapped = list(order)
-        swapped[p], swapped[p + 1] = b, a
-        new_orders[n] = swapped
-        new_state = state.resumed(cfg, new_orders, prefix)
-        new = new_state.run(cfg, prefix)
-        if new is None:
+        # Metropolis with the random number drawn first: the largest energy accepted is known, so the
+        # evaluation can stop as soon as the makespan is sure to exceed it
+        e_max = e_cur - temp * math.log(1.0 - rand())
+        if not sched.swap(n, p, int(e_max)):
             continue
-        e_new = _energy(cfg, new)
-        if e_new <= e_cur or rng.random() < math.exp((e_cur - e_new) / temp):
-            e_cur, cur, state = e_new, new_orders, new_state
-            if new < best_ev:
-                best, best_ev = cur, new
+        ms_new = sched.makespan()
+        e_new = energy(ms_new, sched.total_start)
+        if e_new > e_max:
+            sched.undo()
+            continue
+        sched.commit()
+        e_cur, ms_cur = e_new, ms_new
+        if (ms_cur, sched.total_start + dur_sum) < best_ev:
+            best, best_ev = sched.tokens(), (ms_cur, sched.total_start + dur_sum)
     peak, _ = peak_memory_tokens(best)
     res = SearchResult(
         orders=[list(o) for o in best],
