@@ -158,7 +158,7 @@ def search(
     cfg: FusedConfig,
     budget_s: float = 5.0,
     seed: int = 0,
-    t0: float = 0.3,
+    t0: float = 1.0,
     t_end: float = 0.005,
     start: list[list[int]] | None = None,
     memory_cap: int | None = None,
@@ -166,13 +166,19 @@ def search(
     max_iters: int | None = None,
     p_critical: float = 0.5,
 ) -> SearchResult:
-    """Greedy start (the best of the three :func:`greedy_orders` variants, or `start`), then simulated
-    annealing over adjacent swaps on one node, for `budget_s` CPU seconds (process time) or until the
-    lower bound is reached. The temperature falls geometrically from `t0` to `t_end` over the budget;
-    a move is accepted with probability exp((E_cur - E_new)/T). Energy: makespan, then the sum of
-    finish times (scaled below 1) as a tie-break. FlexFusion starts at T0 = 10 but runs ~5.5 M
-    iterations; from the greedy start and ~10^5-10^6 Python iterations a cooler start reaches more
-    bounds (from a poor start such as seq-1F1B, t0 = 10 does better).
+    """Greedy start (the best of :func:`greedy_starts`, or `start`), then simulated annealing over
+    adjacent swaps of two different tasks on one node, for `budget_s` CPU seconds (process time) or
+    until the lower bound is reached. The temperature falls geometrically from `t0` to `t_end` over the
+    budget; a move is accepted with probability exp((E_cur - E_new)/T). Energy: makespan, then the sum
+    of finish times (scaled below 1) as a tie-break. A fraction `p_critical` of the moves is drawn
+    among critical pairs (two adjacent tasks on a longest path, the second starting as the first ends:
+    the only swaps that can shorten that path), the rest uniformly.
+
+    Each move is evaluated incrementally (:class:`~foundry.rl.fused.incremental.IncrementalSchedule`):
+    the Metropolis random number is drawn first, so the largest acceptable makespan is known and the
+    propagation stops as soon as a moved task's finish plus its tail exceeds it; only kept moves update
+    the tails. FlexFusion starts at T0 = 10 with ~5.5 M iterations per seed; from the greedy start
+    t0 = 1 does best here (from a poor start such as seq-1F1B, t0 = 10 escapes better; a test uses that).
 
     With `memory_budget_s` > 0 or a `memory_cap`, :func:`~foundry.rl.fused.memory.memory_pass` then
     lowers the peak memory of the best schedule at no cost in makespan for `memory_budget_s` CPU seconds
