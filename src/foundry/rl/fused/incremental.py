@@ -21,8 +21,10 @@ from foundry.rl.fused.schedule import AB, AF, CB, CF
 
 
 class IncrementalSchedule:
-    """A valid token schedule with its task start times, makespan and sum of finish times, updated in
-    place by :meth:`swap` (and rolled back by :meth:`undo`)."""
+    """A valid token schedule with its task start times and tails, makespan and sum of finish times,
+    updated in place by :meth:`swap`, then kept by :meth:`commit` or rolled back by :meth:`undo`. Tasks
+    are ints: ``base[node][token] + micro-batch``; ``order[node]`` lists them, ``pos[task]`` is the
+    index in it."""
 
     def __init__(self, cfg: FusedConfig, orders: list[list[int]]) -> None:
         P, pp1 = cfg.pp0, cfg.pp1
@@ -86,8 +88,9 @@ class IncrementalSchedule:
         self.total_start = sum(self.start)
         self.tail = [0] * nid  # longest path from a task's start to the end (its duration included)
         self._full_tails()
-        self._log: list[tuple[int, int]] = []
+        self._log: list[tuple[int, int]] = []  # (task, start before the last swap) for undo
         self._last_swap: tuple[int, int] | None = None
+        self._delta = 0  # the last swap's change of total_start
 
     def _full(self) -> bool:
         """Compute every start time from scratch (Kahn's algorithm); False on a cycle."""
@@ -106,7 +109,7 @@ class IncrementalSchedule:
             seen += 1
             f = start[t] + dur[t]
             o = order[node[t]]
-            nxt = [u for u in self.dsucc[t]]
+            nxt = list(self.dsucc[t])
             if pos[t] + 1 < len(o):
                 nxt.append(o[pos[t] + 1])
             for u in nxt:
@@ -317,6 +320,3 @@ class IncrementalSchedule:
                 if u not in queued:
                     queued.add(u)
                     push(heap, (-start[u], u))
-
-
-__all__ = ["IncrementalSchedule", "AF", "AB", "CF", "CB"]
