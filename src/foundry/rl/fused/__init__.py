@@ -10,8 +10,9 @@ a backward ``2 f_i``.
 - :mod:`.config`: :class:`FusedConfig` and the 12 ``PUBLISHED`` configurations;
 - :mod:`.schedule`: tasks, the validity checker, list scheduling (explicit and token orders), memory;
 - :mod:`.baselines`: 1F1B, the sequential 1F1B makespan, the lower bound, the bubble ratio;
-- :mod:`.search`: greedy start, simulated annealing over adjacent swaps, then (optionally) the memory
-  pass of :mod:`.memory`.
+- :mod:`.incremental`: the schedule as a DAG, re-evaluated incrementally after an adjacent swap;
+- :mod:`.search`: greedy starts, simulated annealing over adjacent swaps (half of them on critical
+  paths), then (optionally) the memory pass of :mod:`.memory`.
 """
 
 from foundry.rl.fused.baselines import (
