@@ -70,6 +70,8 @@ def main() -> None:
     ap.add_argument("--output-len", type=int, default=128, help="output tokens (repetitive, extractive)")
     ap.add_argument("--num-tokens", type=int, default=4, help="draft tokens per step (k)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workloads", default="repetitive,extractive,azure-conv")
+    ap.add_argument("--methods", default="ngram,draft")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -77,10 +79,12 @@ def main() -> None:
     stream = held_out_stream(tokenizer).tolist()
     rows = []
     for name, (prompts, lengths) in workloads(stream, args).items():
+        if name not in args.workloads.split(","):
+            continue
         for batch in (1, args.num_requests):
             base = {"model": args.model, "max_num_seqs": batch, "num_device_blocks": 1024}
             plain_tps, plain_out, _ = run(EngineConfig(**base), prompts, lengths)
-            for method in ("ngram", "draft"):
+            for method in args.methods.split(","):
                 for adaptive in (True, False):
                     cfg = EngineConfig(**base, speculative_method=method, speculative_adaptive=adaptive,
                                        speculative_num_tokens=args.num_tokens,

@@ -41,9 +41,9 @@ class SpeculativeConfig(BaseModel):
     ngram_min: int = Field(1, ge=1, description="shortest suffix n-gram looked up")
     adaptive: bool | None = Field(
         None, description="measure seconds per decoded token with and without drafts and draft only while "
-        "it is faster (the other way probed every 16 to 256 all-decode steps); unset: on for 'draft' (its "
-        "drafting costs a draft-model forward per token), off for 'ngram' (a lookup costs ~nothing, and "
-        "min_acceptance already stops drafts that keep being rejected)"
+        "it is faster (the other way probed after 16, then 64, then every 256 all-decode steps); unset: on "
+        "for 'draft' (its drafting costs a draft-model forward per token), off for 'ngram' (a lookup costs "
+        "~nothing, and min_acceptance already stops drafts that keep being rejected)"
     )
     min_acceptance: float = Field(
         0.3, ge=0, le=1, description="stop drafting for a request whose recent share of kept drafts falls "
@@ -70,9 +70,11 @@ class Proposer(Protocol):
 
 class SpeedGuard:
     """Speculation only while it pays: moving averages of seconds per decoded token over all-decode steps
-    with drafts and without, the cheaper way chosen and the other one probed now and then. A probe that
-    confirms the choice doubles the wait before the next (from `probe_every` up to `max_probe_every`
-    steps; a probe costs a step the slower way), one that overturns it resets the wait."""
+    with drafts and without, the cheaper way chosen and the other one probed now and then (drafting is
+    first tried after `probe_every` plain steps: a batch too short to repay the try never pays it). A
+    probe that confirms the choice quadruples the wait before the next (from `probe_every` up to
+    `max_probe_every` steps: a probe costs a step the slower way, and a draft model's catch-up), one that
+    overturns it resets the wait."""
 
     def __init__(self, probe_every: int = 16, alpha: float = 0.3, max_probe_every: int = 256) -> None:
         self.probe_every, self.alpha, self.max_probe_every = probe_every, alpha, max_probe_every
@@ -82,11 +84,9 @@ class SpeedGuard:
         self._probe: bool | None = None  # the preferred way when the coming step is a probe
 
     def speculate(self) -> bool:
-        if True not in self.cost:
-            return True
-        if False not in self.cost:
+        if False not in self.cost:  # plain decoding first: trying drafts costs (a draft model's prefill)
             return False
-        better = self.cost[True] <= self.cost[False]
+        better = True in self.cost and self.cost[True] <= self.cost[False]
         self._probe = better if self.since >= self.interval else None
         return (not better) if self._probe is not None else better
 
@@ -98,7 +98,7 @@ class SpeedGuard:
             self.since += 1
             return
         confirmed = (self.cost[True] <= self.cost[False]) == self._probe
-        self.interval = min(2 * self.interval, self.max_probe_every) if confirmed else self.probe_every
+        self.interval = min(4 * self.interval, self.max_probe_every) if confirmed else self.probe_every
         self.since, self._probe = 0, None
 
 
