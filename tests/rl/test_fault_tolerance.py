@@ -55,3 +55,12 @@ def test_resume_continues_the_run_as_if_never_stopped(tiny_policy, tmp_path):
     assert [r.reward for r in resumed.records] == [r.reward for r in whole.records]
     for k in weights:
         torch.testing.assert_close(resumed.weights[k], whole.weights[k], rtol=1e-5, atol=1e-7)
+
+
+def test_a_worker_killed_in_a_fused_batch_is_replaced_and_nothing_is_lost_or_doubled(tiny_policy):
+    """Inter-stage fusion (R_t high, so migration and inference on the workers are under way): a worker
+    killed after the batch's first group is restarted; what it owed is generated again and inferred."""
+    cfg, weights = tiny_policy
+    run = train(tiny("sync", trainer_threads=1, fusion="inter", fusion_threshold=0.9), cfg, weights,
+                on_group=killer(batch=0, after=1))
+    assert run.restarts == 1 and [r.samples for r in run.records] == [12, 12, 12]

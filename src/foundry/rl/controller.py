@@ -250,9 +250,11 @@ class Controller:
             return item.worker, len(item.items)
         raise TypeError(f"unexpected item {item!r}")
 
-    def _restart_worker(self, w: int, batch: int, q: queue.Queue) -> None:
-        """Worker `w` died outside a generation (e.g. in the inference stage): restart it, owing nothing."""
-        self._recover(_Lost(w, self.workers[w], []), batch, q)
+    def _restart_worker(self, w: int, handle: Any, batch: int, q: queue.Queue) -> None:
+        """Worker `w` (the actor `handle`) died outside a generation, e.g. in the inference stage: restart
+        it, owing nothing (once: not if its generation's death restarted it already)."""
+        if self.workers[w] is handle:
+            self._recover(_Lost(w, handle, []), batch, q)
 
     def _fusion_threshold(self) -> float:
         """R_t: the configured one, or chosen by simulating the lengths seen so far on the measured PTL

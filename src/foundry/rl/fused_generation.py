@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 @dataclass
 class _Inferred:
     worker: int
+    handle: Any  # the actor that ran it (a dead one is restarted once, however many calls it lost)
     groups: list[Group]
     results: list[list[Inference]] | None  # None: the worker died, the groups go back in the queue
     seconds: float
@@ -84,12 +85,12 @@ def gather_fused(ctl: Controller, b: int, q: queue.Queue, assigned: list[int], t
     inferred = 0
 
     def infer_on(w: int, chunk: list[Group]) -> None:
-        start = time.monotonic()
+        start, handle = time.monotonic(), ctl.workers[w]
         try:
-            results = backend.get(ctl.workers[w].call("infer", chunk))
+            results = backend.get(handle.call("infer", chunk))
         except ActorDied:
             results = None
-        q.put(_Inferred(w, chunk, results, time.monotonic() - start))
+        q.put(_Inferred(w, handle, chunk, results, time.monotonic() - start))
 
     def dispatch_inference() -> None:
         """Idle workers share the groups waiting for inference (once fusion started or generation ended)."""
@@ -146,7 +147,7 @@ def gather_fused(ctl: Controller, b: int, q: queue.Queue, assigned: list[int], t
             inferring.discard(item.worker)
             if item.results is None:  # the worker died: its groups wait for another
                 to_infer.extend(item.groups)
-                ctl._restart_worker(item.worker, b, q)
+                ctl._restart_worker(item.worker, item.handle, b, q)
             else:
                 for g, per_sample in zip(item.groups, item.results, strict=True):
                     for s, x in zip(g.samples, per_sample, strict=True):
