@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from foundry.pde.data.fields2d import grf, sine_sum
-from foundry.pde.data.spectral2d import U_MAX, grid, solve_dcr, solve_wave
+from foundry.pde.data.spectral2d import U_MAX, grid, solve_dcr, solve_dcr_refining, solve_wave
 
 N = 32
 X, Y = grid(N)
@@ -127,6 +127,23 @@ def test_blow_up_is_flagged_and_kept_away_from_the_others():
     assert ok.tolist() == [True, False]
     assert torch.isfinite(u).all() and u[1].abs().max() <= U_MAX
     torch.testing.assert_close(u[0], alone[0], rtol=0, atol=1e-12)
+
+
+def test_refining_retries_only_the_failed_samples_at_smaller_steps():
+    # Burgers-like f1 = f2 = u^2 on 16^2, a = 0.02: amplitude 1 is stable at dt = 1e-2, amplitude 2 needs
+    # 5e-3 (explicit step limit), and u_t = 3 u^3 from u = 2 blows up at any step
+    x, y = grid(16)
+    mode = torch.sin(2 * math.pi * x) * torch.cos(2 * math.pi * y)
+    u0 = torch.stack([mode, 2 * mode, torch.full_like(mode, 2.0)])
+    burgers = coefs(0, 1, 0).expand(3, 3).clone()
+    burgers[2] = 0.0
+    c0 = torch.zeros(3, 3, dtype=torch.float64)
+    c0[2, 2] = -3.0
+    args = (u0, vec(0.02, 0.02, 0.02), c0, burgers, burgers)
+    u, ok, dt = solve_dcr_refining(*args, dts=(1e-2, 5e-3), num_t=11)
+    assert ok.tolist() == [True, True, False] and dt.tolist() == [1e-2, 5e-3, 5e-3]
+    direct, _ = solve_dcr(*(v[1:2] for v in args), dt=5e-3, num_t=11)
+    torch.testing.assert_close(u[1], direct[0], rtol=0, atol=1e-12)
 
 
 def test_grf_statistics_and_seeding():

@@ -179,6 +179,39 @@ def solve_dcr(
     return out, ok
 
 
+def solve_dcr_refining(
+    u0: Tensor,
+    a: Tensor,
+    c0: Tensor,
+    c1: Tensor,
+    c2: Tensor,
+    source: Tensor | None = None,
+    dts: tuple[float, ...] = (2.5e-3, 1.25e-3, 3.125e-4),
+    **kwargs,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`solve_dcr` at ``dts[0]``, re-solving the samples that failed at each next, smaller dt.
+
+    The reference tries its sub-step counts in order until a sample stays finite; this does the same
+    for a batch (one host synchronisation per attempt, to pick the failed samples). A true blow-up
+    is retried at every dt, so it costs the sum of all attempts. ``kwargs`` go to `solve_dcr`.
+
+    Returns
+    -------
+    u : [B, num_t, n, n], ok : [B] bool, and dt : [B] float64, the step each sample's solution used
+    (the last one tried where ``ok`` is False).
+    """
+    u, ok = solve_dcr(u0, a, c0, c1, c2, source, dt=dts[0], **kwargs)
+    dt_used = torch.full(ok.shape, dts[0], dtype=torch.float64, device=ok.device)
+    for dt in dts[1:]:
+        redo = (~ok).nonzero().flatten()
+        if redo.numel() == 0:
+            break
+        args = [v[redo.to(v.device)] if v is not None else None for v in (u0, a, c0, c1, c2, source)]
+        u[redo], ok[redo] = solve_dcr(*args, dt=dt, **kwargs)
+        dt_used[redo] = dt
+    return u, ok, dt_used
+
+
 # ---- Wave ----------------------------------------------------------------------------------------
 def solve_wave(
     u0: Tensor,
