@@ -20,6 +20,7 @@ flagged; they never touch the other samples, since every operation is per sample
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -187,7 +188,7 @@ def solve_dcr_refining(
     c2: Tensor,
     source: Tensor | None = None,
     dts: tuple[float, ...] = (2.5e-3, 1.25e-3, 3.125e-4),
-    **kwargs,
+    **kwargs: Any,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """`solve_dcr` at ``dts[0]``, re-solving the samples that failed at each next, smaller dt.
 
