@@ -1,0 +1,197 @@
+"""Accuracy and cost of the finite-difference 2D solvers (`foundry.pde.data.fd2d`) on the square and the disk.
+
+1. Closed forms vs n (a = 0.05, dt = 1e-3, t in [0, 1]): the Dirichlet mode sin(pi x) sin(pi y), the Robin
+   mode (∂_n u + u = 0 on x = 0, 1, Neumann on y) of `tests/pde/test_fd2d.py`, both relative L2 at t = 1;
+   the disk's first Dirichlet mode J0(j01 rho / R), R = 0.4: relative error of its decay rate (from the
+   L2 norms at t = 0.5 and 1) and relative L2 of the field at t = 1 on the nodes inside the disk.
+2. Random nonlinear members vs n against n = 129 (dt = 1.25e-3, 101 frames on [0, 1], compared on the
+   coarse nodes; on the disk, on the nodes inside at both resolutions). Coefficients from
+   `families2d.sample_dcr` (its fields drawn periodic on 128^2 and closed to the 129-node grid, so every
+   n sees the same function). Boundary data, this benchmark's choice: on the square each edge Dirichlet
+   (value U[-0.5, 0.5]) or Robin (alpha U[0, 1], beta U[-0.5, 0.5]) with equal odds; disks R U[0.3, 0.5],
+   value U[-0.5, 0.5]. Medians and maxima over the members bounded at every n, as in solvers2d.py.
+3. Seconds per sample for B = 8 random members, full t in [0, 1], dt = 2.5e-3.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/pde/fd2d.py [--json] [--batch 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import time
+
+import torch
+from scipy.optimize import brentq
+from scipy.special import j0, jn_zeros
+
+from foundry.pde.data.families2d import sample_dcr
+from foundry.pde.data.fd2d import Disk, SquareBC, node_grid, solve_dcr_disk, solve_dcr_square
+
+ZERO = torch.zeros(1, 3, dtype=torch.float64)
+NS = (17, 33, 65, 129)
+
+
+def vec(*v: float) -> torch.Tensor:
+    return torch.tensor(v, dtype=torch.float64)
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).norm() / b.norm()).item()
+
+
+def closed_forms() -> list[dict]:
+    a = 0.05
+    k = brentq(lambda s: (s * s - 1) * math.sin(s) - 2 * s * math.cos(s), 1.0, math.pi)
+    robin = SquareBC(
+        torch.tensor([[False] * 4]), vec(1, 1, 0, 0)[None], torch.zeros(1, 4, dtype=torch.float64)
+    )
+    radius, j01 = 0.4, jn_zeros(0, 1)[0]
+    rate = a * j01**2 / radius**2
+    rows = []
+    for n in NS:
+        x, y = node_grid(n)
+        u0 = torch.sin(math.pi * x) * torch.sin(math.pi * y)
+        u, _ = solve_dcr_square(u0[None], SquareBC.uniform(1, "dirichlet"), vec(a), ZERO, ZERO, ZERO, num_t=3)
+        dirichlet = rel(u[0, -1], math.exp(-2 * math.pi**2 * a) * u0)
+        u0 = (torch.cos(k * x) + torch.sin(k * x) / k) * torch.cos(math.pi * y)
+        u, _ = solve_dcr_square(u0[None], robin, vec(a), ZERO, ZERO, ZERO, num_t=3)
+        robin_err = rel(u[0, -1], math.exp(-a * (k * k + math.pi**2)) * u0)
+        rho = torch.sqrt((x - 0.5) ** 2 + (y - 0.5) ** 2)
+        u0 = torch.where(rho < radius, torch.from_numpy(j0(j01 * rho.numpy() / radius)), 0.0)
+        u, _ = solve_dcr_disk(u0[None], Disk(vec(radius), vec(0.0)), vec(a), ZERO, ZERO, ZERO, num_t=3)
+        measured = math.log(u[0, 1].norm() / u[0, 2].norm()) / 0.5
+        inside = rho < radius
+        field = rel(u[0, -1][inside], math.exp(-rate) * u0[inside])
+        rows.append(
+            {
+                "n": n,
+                "dirichlet": dirichlet,
+                "robin": robin_err,
+                "disk_rate": abs(measured / rate - 1),
+                "disk_field": field,
+            }
+        )
+    return rows
+
+
+def close_periodic(f: torch.Tensor) -> torch.Tensor:
+    """[B, m, m] periodic grid values -> [B, m + 1, m + 1] on the node grid (x = 1 repeats x = 0)."""
+    f = torch.cat([f, f[:, :1]], dim=1)
+    return torch.cat([f, f[:, :, :1]], dim=2)
+
+
+def random_members(batch: int, seed: int) -> dict:
+    gen = torch.Generator().manual_seed(seed)
+    p = sample_dcr(gen, batch, 128)
+
+    def uni(shape: tuple[int, ...], lo: float, hi: float) -> torch.Tensor:
+        return lo + (hi - lo) * torch.rand(shape, generator=gen, dtype=torch.float64)
+
+    bc = SquareBC(
+        torch.rand(batch, 4, generator=gen) < 0.5, uni((batch, 4), 0, 1), uni((batch, 4), -0.5, 0.5)
+    )
+    disk = Disk(uni((batch,), 0.3, 0.5), uni((batch,), -0.5, 0.5))
+    return {
+        "u0": close_periodic(p.u0),
+        "source": close_periodic(p.source),
+        "coefs": (p.a, p.c0, p.c1, p.c2),
+        "bc": bc,
+        "disk": disk,
+    }
+
+
+def run(m: dict, domain: str, n: int, dt: float) -> tuple[torch.Tensor, torch.Tensor]:
+    s = 128 // (n - 1)
+    u0, source = m["u0"][:, ::s, ::s], m["source"][:, ::s, ::s]
+    if domain == "square":
+        return solve_dcr_square(u0, m["bc"], *m["coefs"], source, dt=dt)
+    return solve_dcr_disk(u0, m["disk"], *m["coefs"], source, dt=dt)
+
+
+def error_vs_n(batch: int, seed: int) -> dict:
+    m = random_members(batch, seed)
+    out = {}
+    for domain in ("square", "disk"):
+        ref, ok_all = run(m, domain, 129, 1.25e-3)
+        errs = {}
+        for n in NS[:-1]:
+            u, ok = run(m, domain, n, 1.25e-3)
+            s = 128 // (n - 1)
+            r = ref[..., ::s, ::s]
+            if domain == "disk":  # nodes inside the disk at both resolutions (the staircases differ)
+                keep = (m["disk"].mask(n) * m["disk"].mask(129)[:, ::s, ::s])[:, None]
+                u, r = u * keep, r * keep
+            errs[n] = (u - r).flatten(1).norm(dim=1) / r.flatten(1).norm(dim=1)
+            ok_all = ok_all & ok
+        rows = []
+        for n, e in errs.items():
+            kept = e[ok_all].tolist()
+            rows.append(
+                {
+                    "n": n,
+                    "median": statistics.median(kept) if kept else math.nan,
+                    "max": max(kept) if kept else math.nan,
+                    "samples": len(kept),
+                }
+            )
+        out[domain] = rows
+    return out
+
+
+def timing(seed: int) -> list[dict]:
+    m = random_members(8, seed)
+    rows = []
+    for n in (33, 65, 129):
+        row: dict = {"n": n, "batch": 8}
+        for domain in ("square", "disk"):
+            start = time.perf_counter()
+            _, ok = run(m, domain, n, 2.5e-3)
+            row[f"{domain}_s"] = (time.perf_counter() - start) / 8
+            row[f"{domain}_ok"] = float(ok.double().mean())
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--batch", type=int, default=8, help="random members in the error study")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    result = {
+        "cpu": platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "closed_forms": closed_forms(),
+        "error_vs_n": error_vs_n(args.batch, args.seed),
+        "seconds_per_sample": timing(args.seed + 1),
+    }
+    if args.json:
+        print(json.dumps(result, indent=1))
+        return
+    print(f"torch {result['torch']}, {result['threads']} thread(s)")
+    print("\n| n | square Dirichlet mode | square Robin mode | disk J0 decay rate | disk J0 field |")
+    print("|---|---|---|---|---|")
+    for r in result["closed_forms"]:
+        cells = [r["n"]] + [f"{r[k]:.2e}" for k in ("dirichlet", "robin", "disk_rate", "disk_field")]
+        print("| " + " | ".join(map(str, cells)) + " |")
+    for domain, rows in result["error_vs_n"].items():
+        print(f"\n| {domain}: n (vs 129, dt 1.25e-3) | median rel L2 | max rel L2 | samples |")
+        print("|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['n']} | {r['median']:.2e} | {r['max']:.2e} | {r['samples']} |")
+    print("\n| n | batch | square s/sample | bounded | disk s/sample | bounded |")
+    print("|---|---|---|---|---|---|")
+    for r in result["seconds_per_sample"]:
+        cells = [r["n"], r["batch"], f"{r['square_s']:.3f}", f"{r['square_ok']:.2f}", f"{r['disk_s']:.3f}"]
+        cells.append(f"{r['disk_ok']:.2f}")
+        print("| " + " | ".join(map(str, cells)) + " |")
+
+
+if __name__ == "__main__":
+    main()
