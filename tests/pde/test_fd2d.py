@@ -2,11 +2,20 @@
 
 import math
 
+import pytest
 import torch
 from scipy.optimize import brentq
 from scipy.special import j0, jn_zeros
 
-from foundry.pde.data.fd2d import U_MAX, Disk, SquareBC, node_grid, solve_dcr_disk, solve_dcr_square
+from foundry.pde.data.fd2d import (
+    U_MAX,
+    Disk,
+    SquareBC,
+    node_grid,
+    solve_dcr_disk,
+    solve_dcr_square,
+    solve_wave_square,
+)
 
 ZERO = torch.zeros(1, 3, dtype=torch.float64)
 
@@ -212,3 +221,61 @@ def test_blow_up_is_flagged_and_kept_away_from_the_others():
     assert ok.tolist() == [True, False]
     assert torch.isfinite(u).all() and u[1].abs().max() <= U_MAX
     torch.testing.assert_close(u[0], alone[0], rtol=0, atol=1e-12)
+
+
+def test_wave_standing_mode_with_dirichlet_edges_at_second_order():
+    # u_tt = Δu, u = 0 on the edges: sin(pi x) sin(pi y) cos(sqrt(2) pi t); dt proportional to h
+    errs = []
+    for n, dt in ((17, 1e-2), (33, 5e-3)):
+        x, y = node_grid(n)
+        u0 = torch.sin(math.pi * x) * torch.sin(math.pi * y)
+        u, ok = solve_wave_square(
+            u0[None], 0 * u0[None], SquareBC.uniform(1, "dirichlet"), vec(1.0), num_t=11, dt=dt
+        )
+        errs.append(((u[0, -1] - math.cos(math.sqrt(2) * math.pi) * u0).norm() / u0.norm()).item())
+    assert errs[0] < 1e-2 and 3.6 < errs[0] / errs[1] < 4.4, errs
+
+
+def test_mur_edges_absorb_a_normally_incident_pulse():
+    # u = f(x - t) leaves through x = 1 (Mur u_t + ∂_n u = 0: reference a = c = 0, b = 1); Neumann reflects
+    n = 65
+    x, _ = node_grid(n)
+    f = torch.exp(-(((x - 0.5) / 0.06) ** 2))
+    u0, v0 = f[None], (2 * (x - 0.5) / 0.06**2 * f)[None]  # v0 = -f'
+    zero = torch.zeros(1, 4, dtype=torch.float64)
+    mur = SquareBC.from_mur(zero, vec(1, 1, 1e9, 1e9)[None], zero)  # y-edges: b huge is nearly Neumann
+    assert mur.gamma[0, :2].tolist() == [1.0, 1.0] and not mur.dirichlet.any()
+    u, ok = solve_wave_square(u0, v0, mur, vec(1.0), num_t=11, dt=5e-3)
+    neumann, _ = solve_wave_square(u0, v0, SquareBC.uniform(1, "robin"), vec(1.0), num_t=11, dt=5e-3)
+    assert ok.item() and u[0, -1].abs().max().item() < 1e-2 and neumann[0, -1].abs().max().item() > 0.9
+
+
+def test_wave_batch_equals_samples_solved_alone_and_step_limit_is_checked():
+    n = 17
+    x, y = node_grid(n)
+    u0 = torch.stack([torch.sin(3 * x) * y, torch.cos(2 * y) + x, x * y])
+    cond = SquareBC(
+        torch.tensor([[True, False, False, False], [False] * 4, [True] * 4]),
+        vec(0.5, 0, 1, 0)[None].repeat(3, 1),
+        vec(0.1, 0, -0.2, 0)[None].repeat(3, 1),
+        vec(0, 1, 0, 0.5)[None].repeat(3, 1),
+    )
+    args = (u0, 0.5 * u0, cond, vec(1.0, 0.5, 2.0), vec(0.0, 0.3, 0.1), 0.1 * u0)
+    together, ok = solve_wave_square(*args, num_t=3, t_end=0.2, dt=5e-3)
+    for b in range(3):
+        c = SquareBC(*(f[b : b + 1] for f in (cond.dirichlet, cond.alpha, cond.beta, cond.gamma)))
+        alone, _ = solve_wave_square(
+            u0[b : b + 1],
+            0.5 * u0[b : b + 1],
+            c,
+            *(v[b : b + 1] for v in args[3:]),
+            num_t=3,
+            t_end=0.2,
+            dt=5e-3,
+        )
+        torch.testing.assert_close(together[b], alone[0], rtol=0, atol=1e-12)
+    assert ok.all()
+    with pytest.raises(ValueError, match="leapfrog"):
+        solve_wave_square(*args, num_t=3, t_end=0.2, dt=5e-2)
+    with pytest.raises(ValueError, match="Mur"):
+        solve_dcr_square(u0, cond, vec(0.01, 0.01, 0.01), *(torch.zeros(3, 3, dtype=torch.float64),) * 3)

@@ -41,7 +41,15 @@ from foundry.pde.data.spectral_solver import U_MAX
 
 Tensor = torch.Tensor
 
-__all__ = ["U_MAX", "Disk", "SquareBC", "node_grid", "solve_dcr_disk", "solve_dcr_square"]
+__all__ = [
+    "U_MAX",
+    "Disk",
+    "SquareBC",
+    "node_grid",
+    "solve_dcr_disk",
+    "solve_dcr_square",
+    "solve_wave_square",
+]
 
 # edge order used by every [B, 4] tensor below
 EDGES = ("x=0", "x=1", "y=0", "y=1")
@@ -60,13 +68,16 @@ def node_grid(
 class SquareBC:
     """Per-edge conditions on the unit square; each field is [B, 4] in the edge order (x=0, x=1, y=0, y=1).
 
-    On an edge with ``dirichlet`` True: u + beta = 0. Otherwise: ∂_n u + alpha u + beta = 0 (outward
-    normal; alpha > 0 is dissipative, alpha = beta = 0 is homogeneous Neumann).
+    On an edge with ``dirichlet`` True: u + beta = 0. Otherwise: gamma u_t + ∂_n u + alpha u + beta = 0
+    (outward normal; alpha > 0 is dissipative, alpha = beta = 0 is homogeneous Neumann). ``gamma``
+    (None: zero) gives the reference's Mur condition and is honoured only by `solve_wave_square`;
+    gamma = 1 / c is the first-order absorbing condition for waves of speed c.
     """
 
     dirichlet: Tensor
     alpha: Tensor
     beta: Tensor
+    gamma: Tensor | None = None
 
     @classmethod
     def uniform(cls, batch: int, kind: str, alpha: float = 0.0, beta: float = 0.0) -> SquareBC:
@@ -89,8 +100,16 @@ class SquareBC:
         """The reference's N-type Robin a u + ∂_n u + c = 0 ([B, 4] each)."""
         return cls(torch.zeros(a.shape, dtype=torch.bool), a, c)
 
+    @classmethod
+    def from_mur(cls, a: Tensor, b: Tensor, c: Tensor) -> SquareBC:
+        """The reference's Mur condition u_t + a u + b ∂_n u + c = 0 ([B, 4] each, b != 0)."""
+        return cls(torch.zeros(a.shape, dtype=torch.bool), a / b, c / b, 1.0 / b)
+
     def to(self, device: torch.device, dtype: torch.dtype) -> SquareBC:
-        return SquareBC(self.dirichlet.to(device), self.alpha.to(device, dtype), self.beta.to(device, dtype))
+        gamma = self.gamma.to(device, dtype) if self.gamma is not None else None
+        return SquareBC(
+            self.dirichlet.to(device), self.alpha.to(device, dtype), self.beta.to(device, dtype), gamma
+        )
 
 
 @dataclass
@@ -259,6 +278,8 @@ def solve_dcr_square(
     u : [B, num_t, n, n] with u[b, t, i, j] at (i / (n - 1), j / (n - 1)); ok : [B] bool.
     """
     dev, u0, a, c0, c1, c2, source = _prepare(u0, a, c0, c1, c2, source, device, dtype)
+    if bc.gamma is not None and bool((bc.gamma != 0).any()):
+        raise ValueError("u_t (Mur) terms in the boundary conditions are only supported by solve_wave_square")
     bc = bc.to(dev, dtype)
     n = u0.shape[-1]
     h = 1.0 / (n - 1)
@@ -375,3 +396,110 @@ def solve_dcr_disk(
         return m * u + (1 - m) * g
 
     return _imex(u0, explicit, solve, impose, num_t, dt, t_end)
+
+
+# ---- wave on the square --------------------------------------------------------------------------
+def _ghost_laplacian(u: Tensor, bc: SquareBC, h: float) -> Tensor:
+    """5-point Laplacian with Robin ghost nodes u_ghost = u_inner - 2 h (alpha u + beta) on every edge.
+
+    The u_t part of a Mur condition is left out (the caller treats it implicitly); rows on Dirichlet
+    edges are computed but meaningless, since those nodes are imposed.
+    """
+    out = torch.zeros_like(u)
+    for e, dim in enumerate((-2, -2, -1, -1)):
+        if e % 2:  # each axis once, from its low edge
+            continue
+        v = u.movedim(dim, -1)
+        d2 = torch.empty_like(v)
+        d2[..., 1:-1] = v[..., 2:] - 2 * v[..., 1:-1] + v[..., :-2]
+        for end, (node, inner) in enumerate(((0, 1), (-1, -2))):
+            al, be = bc.alpha[:, e + end, None], bc.beta[:, e + end, None]
+            d2[..., node] = 2 * v[..., inner] - (2 + 2 * h * al) * v[..., node] - 2 * h * be
+        out = out + d2.movedim(-1, dim) / h**2
+    return out
+
+
+def solve_wave_square(
+    u0: Tensor,
+    v0: Tensor,
+    bc: SquareBC,
+    c2: Tensor,
+    damping: Tensor | None = None,
+    source: Tensor | None = None,
+    num_t: int = 101,
+    dt: float = 1e-3,
+    t_end: float = 1.0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[Tensor, Tensor]:
+    """Solve u_tt + mu u_t - c2 Δu + s(x, y) = 0 on the unit square, Dirichlet/Robin/Mur per edge.
+
+    Explicit leapfrog (second order), ghost nodes on Robin/Mur edges; the u_t of a Mur condition and
+    the damping are centred, (u^{n+1} - u^{n-1}) / (2 dt), which keeps the update explicit (a per-node
+    division). The first step uses u^{-1} from a second-order Taylor expansion with v0. Stable for
+    sqrt(c2) dt / h <= 1 / sqrt(2) (checked once, a host read of max c2).
+
+    Parameters
+    ----------
+    u0, v0 : [B, n, n]
+        Initial displacement and velocity on `node_grid`.
+    bc : SquareBC
+        Conditions per edge; ``gamma`` non-zero gives Mur edges (gamma = 1 / sqrt(c2) absorbs waves
+        arriving along the normal).
+    c2, damping, source, num_t, t_end, device, dtype
+        As in `spectral2d.solve_wave`.
+    dt : float
+        Leapfrog step; it must divide the save interval.
+
+    Returns
+    -------
+    u : [B, num_t, n, n] and ok : [B] bool.
+    """
+    dev = torch.device(device) if device is not None else u0.device
+    u0, v0, c2 = u0.to(dev, dtype), v0.to(dev, dtype), c2.to(dev, dtype)
+    bsz, n, _ = u0.shape
+    h = 1.0 / (n - 1)
+    if math.sqrt(c2.max().item()) * dt / h > 1 / math.sqrt(2):
+        raise ValueError(f"dt={dt} exceeds the leapfrog limit h / (sqrt(2 max c2)) at n={n}")
+    steps = _steps_per_save(dt, num_t, t_end)
+    bc = bc.to(dev, dtype)
+    gamma = bc.gamma if bc.gamma is not None else torch.zeros_like(bc.alpha)
+    mu = (damping.to(dev, dtype) if damping is not None else torch.zeros_like(c2))[:, None, None]
+    s = source.to(dev, dtype) if source is not None else torch.zeros_like(u0)
+    cc = c2[:, None, None]
+    # edge masks; G = sum over the Mur edges through a node of 2 gamma / h (ghost terms add -c2 G u_t)
+    g = torch.zeros_like(u0)
+    masks, vals = [], []
+    for e, (dim, idx) in enumerate(((-2, 0), (-2, n - 1), (-1, 0), (-1, n - 1))):
+        edge = torch.zeros(n, n, device=dev, dtype=torch.bool)
+        if dim == -2:
+            edge[idx, :] = True
+        else:
+            edge[:, idx] = True
+        g = g + edge * (2 * gamma[:, e, None, None] / h)
+        masks.append(edge & bc.dirichlet[:, e, None, None])
+        vals.append(-bc.beta[:, e, None, None])
+    k = (mu + cc * g) * (dt / 2)
+
+    def impose(u: Tensor) -> Tensor:
+        for m, v in zip(masks, vals, strict=True):
+            u = torch.where(m, v, u)
+        return u
+
+    u = impose(u0)
+    acc0 = cc * (_ghost_laplacian(u, bc, h) - g * v0) - mu * v0 - s
+    u_prev = impose(u - dt * v0 + 0.5 * dt**2 * acc0)
+    out = torch.empty(bsz, num_t, n, n, device=dev, dtype=dtype)
+    out[:, 0] = u
+    ok = _check_frame(u, torch.ones(bsz, dtype=torch.bool, device=dev))
+    step = 0
+    for frame in range(1, num_t):
+        while step < frame * steps:
+            rhs = 2 * u - (1 - k) * u_prev + dt**2 * (cc * _ghost_laplacian(u, bc, h) - s)
+            u_prev, u = u, impose(rhs / (1 + k))
+            step += 1
+        ok = _check_frame(u, ok)
+        keep = ok[:, None, None]
+        u, u_prev = (torch.where(keep, v, torch.zeros_like(v)) for v in (u, u_prev))
+        out[:, frame] = torch.where(keep, u, out[:, frame - 1])
+    return out, ok
