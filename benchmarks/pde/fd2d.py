@@ -10,7 +10,12 @@
    n sees the same function). Boundary data, this benchmark's choice: on the square each edge Dirichlet
    (value U[-0.5, 0.5]) or Robin (alpha U[0, 1], beta U[-0.5, 0.5]) with equal odds; disks R U[0.3, 0.5],
    value U[-0.5, 0.5]. Medians and maxima over the members bounded at every n, as in solvers2d.py.
-3. Seconds per sample for B = 8 random members, full t in [0, 1], dt = 2.5e-3.
+3. Wave (c2 = 1, leapfrog at dt = 0.32 h, t in [0, 1]): the Dirichlet standing mode
+   sin(pi x) sin(pi y) cos(sqrt(2) pi t), relative L2 at t = 1; a Gaussian pulse (width 0.06) moving in +x
+   with Mur edges (u_t + ∂_n u = 0) on x = 0, 1 and Neumann on y: max |u| at t = 1, after it has left
+   (0 in the continuum; about 1 with Neumann everywhere).
+4. Seconds per sample for B = 8 random members, full t in [0, 1], dt = 2.5e-3 (DCR); wave: the random
+   members' u0 with v0 = 0, c2 U[1e-2, 4], Mur edges with gamma = 1 / c, dt = 0.32 h / 2.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/pde/fd2d.py [--json] [--batch 8]
 """
@@ -29,7 +34,14 @@ from scipy.optimize import brentq
 from scipy.special import j0, jn_zeros
 
 from foundry.pde.data.families2d import sample_dcr
-from foundry.pde.data.fd2d import Disk, SquareBC, node_grid, solve_dcr_disk, solve_dcr_square
+from foundry.pde.data.fd2d import (
+    Disk,
+    SquareBC,
+    node_grid,
+    solve_dcr_disk,
+    solve_dcr_square,
+    solve_wave_square,
+)
 
 ZERO = torch.zeros(1, 3, dtype=torch.float64)
 NS = (17, 33, 65, 129)
@@ -75,6 +87,27 @@ def closed_forms() -> list[dict]:
                 "disk_field": field,
             }
         )
+    return rows
+
+
+def wave_dt(n: int, factor: float = 0.32) -> float:
+    """The largest dt <= factor h that divides the save interval 1/100."""
+    return 0.01 / math.ceil(0.01 / (factor / (n - 1)))
+
+
+def wave_closed_forms() -> list[dict]:
+    rows = []
+    zero = torch.zeros(1, 4, dtype=torch.float64)
+    mur = SquareBC(torch.zeros(1, 4, dtype=torch.bool), zero, zero, vec(1, 1, 0, 0)[None])
+    for n in NS:
+        x, y = node_grid(n)
+        u0 = torch.sin(math.pi * x) * torch.sin(math.pi * y)
+        dt = wave_dt(n)
+        u, _ = solve_wave_square(u0[None], 0 * u0[None], SquareBC.uniform(1, "dirichlet"), vec(1.0), dt=dt)
+        standing = rel(u[0, -1], math.cos(math.sqrt(2) * math.pi) * u0)
+        f = torch.exp(-(((x - 0.5) / 0.06) ** 2))
+        u, _ = solve_wave_square(f[None], (2 * (x - 0.5) / 0.06**2 * f)[None], mur, vec(1.0), dt=dt)
+        rows.append({"n": n, "dt": dt, "standing": standing, "mur_residual": u[0, -1].abs().max().item()})
     return rows
 
 
@@ -152,6 +185,17 @@ def timing(seed: int) -> list[dict]:
             _, ok = run(m, domain, n, 2.5e-3)
             row[f"{domain}_s"] = (time.perf_counter() - start) / 8
             row[f"{domain}_ok"] = float(ok.double().mean())
+        s = 128 // (n - 1)
+        c2 = 1e-2 + (4 - 1e-2) * torch.rand(
+            8, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+        )
+        zero = torch.zeros(8, 4, dtype=torch.float64)
+        mur = SquareBC(torch.zeros(8, 4, dtype=torch.bool), zero, zero, (1 / c2.sqrt())[:, None].expand(8, 4))
+        u0 = m["u0"][:, ::s, ::s]
+        start = time.perf_counter()
+        _, ok = solve_wave_square(u0, 0 * u0, mur, c2, dt=wave_dt(n, 0.16))
+        row["wave_s"] = (time.perf_counter() - start) / 8
+        row["wave_ok"] = float(ok.double().mean())
         rows.append(row)
     return rows
 
@@ -169,6 +213,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "closed_forms": closed_forms(),
         "error_vs_n": error_vs_n(args.batch, args.seed),
+        "wave_closed_forms": wave_closed_forms(),
         "seconds_per_sample": timing(args.seed + 1),
     }
     if args.json:
@@ -185,11 +230,15 @@ def main() -> None:
         print("|---|---|---|---|")
         for r in rows:
             print(f"| {r['n']} | {r['median']:.2e} | {r['max']:.2e} | {r['samples']} |")
-    print("\n| n | batch | square s/sample | bounded | disk s/sample | bounded |")
-    print("|---|---|---|---|---|---|")
+    print("\n| n | wave dt | Dirichlet standing mode rel L2 | Mur pulse max abs u at t = 1 |")
+    print("|---|---|---|---|")
+    for r in result["wave_closed_forms"]:
+        print(f"| {r['n']} | {r['dt']:.3e} | {r['standing']:.2e} | {r['mur_residual']:.2e} |")
+    print("\n| n | batch | square s/sample | bounded | disk s/sample | bounded | wave s/sample | bounded |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in result["seconds_per_sample"]:
         cells = [r["n"], r["batch"], f"{r['square_s']:.3f}", f"{r['square_ok']:.2f}", f"{r['disk_s']:.3f}"]
-        cells.append(f"{r['disk_ok']:.2f}")
+        cells += [f"{r['disk_ok']:.2f}", f"{r['wave_s']:.3f}", f"{r['wave_ok']:.2f}"]
         print("| " + " | ".join(map(str, cells)) + " |")
 
 
