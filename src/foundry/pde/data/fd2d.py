@@ -1,4 +1,4 @@
-"""Batched torch finite-difference DCR solvers on non-periodic 2D domains (PDEformer-2 data).
+"""Batched torch finite-difference DCR and wave solvers on non-periodic 2D domains (PDEformer-2 data).
 
 Equation, per sample b (the periodic twin is `spectral2d.solve_dcr`):
 
@@ -23,6 +23,12 @@ Kronecker sum of two 1D operators, each symmetrisable and diagonalised once per 
 so a solve is four batched n x n matmuls) and a fixed number of batched conjugate-gradient iterations
 on the disk (the masked 5-point operator is symmetric positive definite; the count is chosen once
 from its condition number bound, so the loop has no host synchronisation).
+
+The explicit central flux differences need a cell Peclet number |f'(u)| h / (2 a) of order 2 or less;
+beyond it they oscillate (see docs/pde2.md: many random members with a ~ 1e-3 fail on coarse grids).
+
+`solve_wave_square`: u_tt + mu u_t - c2 Δu + s = 0 on the square by leapfrog with the same ghost nodes
+and per-edge Mur conditions gamma u_t + ∂_n u + alpha u + beta = 0 (`SquareBC.gamma`).
 
 Blow-ups are handled as in `spectral2d`: a sample leaving |u| <= U_MAX is flagged, frozen at its
 last good frame and its state zeroed; every operation is per sample.
