@@ -142,3 +142,15 @@ def test_sampler_shapes_seeding_and_symmetric_fluxes():
     assert p.lin.abs().max() <= 1 and (p.a >= 1e-3).all() and (p.a <= 1e-2).all()
     with pytest.raises(ValueError):
         sample_mv_dcr(torch.Generator(), 1, N, k=5)
+
+
+def test_sampled_quadratic_fluxes_have_symmetric_jacobians():
+    # g = grad Phi: dg_k/du_l = sum_p qx[k, p] dP_p/du_l must be symmetric in (k, l) at any u
+    p = sample_mv_dcr(torch.Generator().manual_seed(2), 32, N, k=4)
+    u = torch.randn(4, dtype=torch.float64, requires_grad=True)
+    prods = torch.stack([u[i] * u[j] for i, j in pairs(4)])
+    dprod = torch.stack([torch.autograd.grad(prods[q], u, retain_graph=True)[0] for q in range(len(prods))])
+    for q in (p.qx, p.qy):
+        jac = q @ dprod  # [B, K, K]
+        assert torch.allclose(jac, jac.transpose(1, 2), atol=1e-14) and q.abs().max() <= 1
+    assert (p.qx != 0).any() and (p.qx == 0).any()

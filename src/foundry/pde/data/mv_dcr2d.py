@@ -213,6 +213,30 @@ def _symmetric(gen: torch.Generator, batch: int, k: int, p_nonzero: float) -> Te
     return upper + torch.triu(upper, diagonal=1).transpose(-1, -2)
 
 
+def _triples(k: int) -> list[tuple[int, int, int]]:
+    return [(i, j, m) for i in range(k) for j in range(i, k) for m in range(j, k)]
+
+
+def _gradient_flux(gen: torch.Generator, batch: int, k: int) -> Tensor:
+    """[B, K, P] quadratic flux coefficients of g = grad_u Phi, Phi a sparse random cubic in u.
+
+    The Jacobian of g is the Hessian of Phi, symmetric, so the characteristic speeds are real; random
+    coupled quadratic fluxes without this structure have complex ones where u is large, and those
+    members blow up (Hadamard instability; in a 32^2 trial, most K = 4 draws). Each term
+    phi u_i u_j u_m of Phi is divided by the largest multiplicity of an index in it, so every
+    resulting coefficient of g lies in [-1, 1] (each (k, pair) entry comes from one term only).
+    """
+    index = {pq: n for n, pq in enumerate(pairs(k))}
+    deriv = torch.zeros(len(_triples(k)), k, len(index), dtype=torch.float64)  # d(term t)/d u_k per pair
+    for t, tri in enumerate(_triples(k)):
+        top = max(tri.count(v) for v in tri)
+        for pos, kk in enumerate(tri):
+            rest = tuple(sorted(tri[:pos] + tri[pos + 1 :]))
+            deriv[t, kk, index[rest]] += 1.0 / top
+    phi = _sparse_uniform(gen, (batch, len(_triples(k))), min(1.0, k / len(_triples(k))))
+    return torch.einsum("bt,tkp->bkp", phi, deriv)
+
+
 def sample_mv_dcr(gen: torch.Generator, batch: int, n: int, k: int = 2) -> MVDCRBatch:
     """Draw ``batch`` MV-DCR members with ``k`` components on the n x n grid (CPU, float64).
 
@@ -220,8 +244,10 @@ def sample_mv_dcr(gen: torch.Generator, batch: int, n: int, k: int = 2) -> MVDCR
     coefficients U[-1, 1], each entry present with a probability that keeps members sparse: C entries
     1/2, flux matrices Bx, By symmetric (so the linear flux is hyperbolic; a non-symmetric one can have
     complex eigenvalues, which make d_t u + B d_x u = 0 ill-posed) with upper entries present with
-    probability 1/K, quadratic coefficients in f, g, h with probability 1/P (about one product per
-    component and function). Initial fields per component as `families2d.random_field` (GRF or sine
+    probability 1/K; quadratic reaction coefficients with probability 1/P (about one product per
+    component); quadratic fluxes g, h the gradients of sparse random cubic potentials (see
+    `_gradient_flux`: real characteristic speeds, each cubic term present with probability K / T,
+    T = the number of cubic monomials). Initial fields per component as `families2d.random_field` (GRF or sine
     sum, std / max 1); each source s_k is absent with probability 1/2, else a field of scale 0.5.
     """
     if not 1 <= k <= 4:
@@ -232,7 +258,8 @@ def sample_mv_dcr(gen: torch.Generator, batch: int, n: int, k: int = 2) -> MVDCR
     )
     lin = _sparse_uniform(gen, (batch, k, k), 0.5)
     flux_x, flux_y = _symmetric(gen, batch, k, 1 / k), _symmetric(gen, batch, k, 1 / k)
-    q0, qx, qy = (_sparse_uniform(gen, (batch, k, npairs), 1 / npairs) for _ in range(3))
+    q0 = _sparse_uniform(gen, (batch, k, npairs), 1 / npairs)
+    qx, qy = _gradient_flux(gen, batch, k), _gradient_flux(gen, batch, k)
     u0 = random_field(gen, batch * k, n).reshape(batch, k, n, n)
     present = (torch.rand(batch * k, generator=gen, dtype=torch.float64) < 0.5).double()[:, None, None]
     source = (present * random_field(gen, batch * k, n, sigma=0.5)).reshape(batch, k, n, n)
