@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from foundry.pde.data.mv_dcr2d import MVDCRBatch, pairs, sample_mv_dcr, solve_mv_dcr
+from foundry.pde.data.mv_dcr2d import MVDCRBatch, pairs, sample_mv_dcr, solve_mv_dcr, solve_mv_dcr_refining
 from foundry.pde.data.spectral2d import grid, solve_dcr
 
 N = 16
@@ -154,3 +154,15 @@ def test_sampled_quadratic_fluxes_have_symmetric_jacobians():
         jac = q @ dprod  # [B, K, K]
         assert torch.allclose(jac, jac.transpose(1, 2), atol=1e-14) and q.abs().max() <= 1
     assert (p.qx != 0).any() and (p.qx == 0).any()
+
+
+def test_refining_re_solves_only_failed_members_at_the_smaller_dt():
+    # these K = 4 draws at 16^2: three exceed the explicit step limit at dt = 0.02, one does not
+    p = sample_mv_dcr(torch.Generator().manual_seed(0), 4, N, k=4)
+    kw = dict(num_t=3, t_end=0.2)
+    u, ok, dt = solve_mv_dcr_refining(p, dts=(2e-2, 2.5e-3), **kw)
+    assert ok.all() and dt.tolist() == [2.5e-3, 2.5e-3, 2.5e-3, 2e-2]
+    for b in range(4):
+        one = MVDCRBatch(*(getattr(p, f)[b : b + 1] for f in MVDCRBatch.__dataclass_fields__))
+        alone, _ = solve(one, dt=dt[b].item(), **kw)
+        assert (u[b] - alone[0]).abs().max().item() < 1e-12

@@ -24,8 +24,10 @@ reaction and flux terms" and U[-1, 1] coefficients; every other choice is ours (
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -199,6 +201,30 @@ def solve_mv_dcr(
         uh, uh_prev, n_prev = (torch.where(keep, v, torch.zeros_like(v)) for v in (uh, uh_prev, n_prev))
         out[:, frame] = torch.where(keep, u, out[:, frame - 1])
     return out, ok
+
+
+def solve_mv_dcr_refining(
+    p: MVDCRBatch, dts: tuple[float, ...] = (2.5e-3, 1.25e-3, 6.25e-4, 3.125e-4), **kwargs: Any
+) -> tuple[Tensor, Tensor, Tensor]:
+    """`solve_mv_dcr` of ``p`` at ``dts[0]``, re-solving the members that failed at each next, smaller dt.
+
+    The explicit quadratic fluxes limit the step (at 64^2 many members need dt <= 6.25e-4, see
+    docs/pde2.md); as `spectral2d.solve_dcr_refining`, one host synchronisation per attempt, and a
+    true blow-up costs every attempt. ``kwargs`` go to `solve_mv_dcr`.
+
+    Returns u [B, num_t, K, n, n], ok [B] bool and dt [B] float64 (the last dt tried where not ok).
+    """
+    names = [f.name for f in dataclasses.fields(p)]
+    u, ok = solve_mv_dcr(*(getattr(p, f) for f in names), dt=dts[0], **kwargs)
+    dt_used = torch.full(ok.shape, dts[0], dtype=torch.float64, device=ok.device)
+    for dt in dts[1:]:
+        redo = (~ok).nonzero().flatten()
+        if redo.numel() == 0:
+            break
+        args = [getattr(p, f)[redo.to(getattr(p, f).device)] for f in names]
+        u[redo], ok[redo] = solve_mv_dcr(*args, dt=dt, **kwargs)
+        dt_used[redo] = dt
+    return u, ok, dt_used
 
 
 def _sparse_uniform(gen: torch.Generator, shape: tuple[int, ...], p_nonzero: float) -> Tensor:
