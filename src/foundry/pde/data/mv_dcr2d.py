@@ -167,6 +167,7 @@ def solve_mv_dcr(
 
     ii = torch.tensor([p[0] for p in pairs(kk)], device=dev)
     jj = torch.tensor([p[1] for p in pairs(kk)], device=dev)
+    # one host sync per call (not per step): linear systems skip the padded transforms entirely
     any_quad = bool((q0 != 0).any() or (qx != 0).any() or (qy != 0).any())
     source_h = torch.fft.rfft2(source.to(dev, dtype)) * mask if source is not None else None
 
