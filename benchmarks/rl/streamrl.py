@@ -43,13 +43,16 @@ def main() -> None:
     ap.add_argument("--kl-coef", type=float, default=0.02)
     ap.add_argument("--modes", default="sync,sync-t1,sync-disagg,stream,async,async-engine-lp")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-ranker", action="store_true",
+                    help="no online length ranker in any mode (with one rollout worker it only orders "
+                    "admission, and its training in the controller competes for the two cores)")
     ap.add_argument("--log-dir", help="write each mode's steps as JSONL here (for `foundry rl plot`)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(1)
     common = dict(task=args.task, steps=args.steps, prompts_per_step=args.prompts_per_step, n=args.n,
                   sft_steps=args.sft_steps, eval_prompts=args.eval_prompts, seed=args.seed,
-                  micro_batch_groups=args.micro_batch_groups, kl_coef=args.kl_coef)
+                  micro_batch_groups=args.micro_batch_groups, kl_coef=args.kl_coef, ranker=not args.no_ranker)
     say = (lambda *a: None) if args.json else print
     t0 = time.monotonic()
     cfg, weights = initial_policy(RLConfig(**common), log=say)
