@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from foundry.pde.data.families2d import A_RANGE, random_field
-from foundry.pde.data.spectral2d import U_MAX, wavenumbers
+from foundry.pde.data.spectral2d import _check_frame, _Padder, _steps_per_save, wavenumbers
 
 Tensor = torch.Tensor
 
@@ -59,36 +59,6 @@ class MVDCRBatch:
     qx: Tensor
     qy: Tensor
     source: Tensor
-
-
-def _mask(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
-    """1 except on the Nyquist row and column (as the scalar solver keeps them at zero)."""
-    m = torch.ones(n, n // 2 + 1, device=device, dtype=dtype)
-    m[n // 2, :] = 0.0
-    m[:, n // 2] = 0.0
-    return m
-
-
-def _to_fine(vh: Tensor, n: int, m: int) -> Tensor:
-    """rfft2 spectra on the n grid -> grid values on the m x m grid (zero padding)."""
-    h = n // 2
-    out = vh.new_zeros(*vh.shape[:-2], m, m // 2 + 1)
-    out[..., :h, : h + 1] = vh[..., :h, :]
-    out[..., m - h :, : h + 1] = vh[..., h:, :]  # the Nyquist row h is zero, so where it lands is moot
-    return torch.fft.irfft2(out, s=(m, m)) * (m / n) ** 2
-
-
-def _from_fine(v: Tensor, n: int, m: int, mask: Tensor) -> Tensor:
-    """Grid values on the m x m grid -> rfft2 spectra of the n grid (truncation)."""
-    h = n // 2
-    fh = torch.fft.rfft2(v)
-    vh = torch.cat([fh[..., :h, : h + 1], fh[..., m - h :, : h + 1]], dim=-2)
-    return vh * ((n / m) ** 2 * mask)
-
-
-def _ok_frame(u: Tensor, ok: Tensor) -> Tensor:
-    good = torch.isfinite(u) & (u.abs() <= U_MAX)
-    return ok & good.flatten(1).all(dim=1)
 
 
 def _apply(mat: Tensor, vh: Tensor) -> Tensor:
@@ -144,12 +114,9 @@ def solve_mv_dcr(
         raise ValueError(f"n={n} must be even")
     if q0.shape[-1] != len(pairs(kk)):
         raise ValueError(f"q0 has {q0.shape[-1]} products, K={kk} needs {len(pairs(kk))}")
-    ratio = (t_end / (num_t - 1)) / dt
-    if abs(ratio - round(ratio)) > 1e-6 or round(ratio) < 1:
-        raise ValueError(f"dt={dt} must divide the save interval {t_end / (num_t - 1)}")
-    steps = round(ratio)
-    m = 3 * n // 2 + (3 * n // 2) % 2  # the 3/2 rule, rounded up to even
-    mask = _mask(n, dev, dtype)
+    steps = _steps_per_save(dt, num_t, t_end)
+    pad = _Padder(n, dev, dtype, fine=3 * n // 2 + (3 * n // 2) % 2)  # the 3/2 rule, rounded up to even
+    mask = pad.mask
     kx, ky = wavenumbers(n, dev, dtype)
     a, lin, flux_x, flux_y, q0, qx, qy = (v.to(dev, dtype) for v in (a, lin, flux_x, flux_y, q0, qx, qy))
     cdt = torch.complex128 if dtype == torch.float64 else torch.complex64
@@ -174,8 +141,8 @@ def solve_mv_dcr(
     def explicit(uh: Tensor) -> Tensor:  # [B, K, X, Y] spectra of -(f + d_x g_quad + d_y h_quad) - s
         rhs = torch.zeros_like(uh)
         if any_quad:
-            u = _to_fine(uh, n, m)
-            prod_h = _from_fine(u[:, ii] * u[:, jj], n, m, mask)  # [B, P, X, Y], one batched FFT
+            u = pad.to_fine(uh)
+            prod_h = pad.from_fine(u[:, ii] * u[:, jj])  # [B, P, X, Y], one batched FFT
             rhs = -(
                 torch.einsum("bkp,bpxy->bkxy", q0.to(cdt), prod_h)
                 + 1j * kx * torch.einsum("bkp,bpxy->bkxy", qx.to(cdt), prod_h)
@@ -185,7 +152,7 @@ def solve_mv_dcr(
 
     out = torch.empty(bsz, num_t, kk, n, n, device=dev, dtype=dtype)
     out[:, 0] = u0
-    ok = _ok_frame(u0, torch.ones(bsz, dtype=torch.bool, device=dev))
+    ok = _check_frame(u0, torch.ones(bsz, dtype=torch.bool, device=dev))
     uh = torch.fft.rfft2(u0) * mask
     n_prev = explicit(uh)
     uh_prev, uh = uh, _apply(start, uh + dt * n_prev)
@@ -196,7 +163,7 @@ def solve_mv_dcr(
             uh_prev, uh, n_prev = uh, _apply(step2, 4 * uh - uh_prev + 2 * dt * (2 * n_cur - n_prev)), n_cur
             step += 1
         u = torch.fft.irfft2(uh, s=(n, n))
-        ok = _ok_frame(u, ok)
+        ok = _check_frame(u, ok)
         keep = ok[:, None, None, None]
         # zero failed samples so they cannot overflow (and slow) later steps
         uh, uh_prev, n_prev = (torch.where(keep, v, torch.zeros_like(v)) for v in (uh, uh_prev, n_prev))

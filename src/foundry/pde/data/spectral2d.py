@@ -56,10 +56,11 @@ def _nyquist_mask(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
 
 
 class _Padder:
-    """Moves rfft2 spectra between the n x n grid and the 2n x 2n grid used for products."""
+    """Moves rfft2 spectra between the n x n grid and the finer grid used for products (2n x 2n by
+    default; `fine` sets another even size, e.g. the 3/2 rule's, exact for quadratic products)."""
 
-    def __init__(self, n: int, device: torch.device, dtype: torch.dtype):
-        self.n, self.m, self.h = n, 2 * n, n // 2
+    def __init__(self, n: int, device: torch.device, dtype: torch.dtype, fine: int | None = None):
+        self.n, self.m, self.h = n, fine if fine is not None else 2 * n, n // 2
         self.mask = _nyquist_mask(n, device, dtype)
 
     def to_fine(self, vh: Tensor) -> Tensor:
