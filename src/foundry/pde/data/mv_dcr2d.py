@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from foundry.pde.data.families2d import A_RANGE, random_field
-from foundry.pde.data.spectral2d import _check_frame, _Padder, _steps_per_save, wavenumbers
+from foundry.pde.data.spectral2d import _check_frame, _Padder, _steps_per_save, refine_failed, wavenumbers
 
 Tensor = torch.Tensor
 
@@ -182,17 +182,7 @@ def solve_mv_dcr_refining(
 
     Returns u [B, num_t, K, n, n], ok [B] bool and dt [B] float64 (the last dt tried where not ok).
     """
-    names = [f.name for f in dataclasses.fields(p)]
-    u, ok = solve_mv_dcr(*(getattr(p, f) for f in names), dt=dts[0], **kwargs)
-    dt_used = torch.full(ok.shape, dts[0], dtype=torch.float64, device=ok.device)
-    for dt in dts[1:]:
-        redo = (~ok).nonzero().flatten()
-        if redo.numel() == 0:
-            break
-        args = [getattr(p, f)[redo.to(getattr(p, f).device)] for f in names]
-        u[redo], ok[redo] = solve_mv_dcr(*args, dt=dt, **kwargs)
-        dt_used[redo] = dt
-    return u, ok, dt_used
+    return refine_failed(solve_mv_dcr, [getattr(p, f.name) for f in dataclasses.fields(p)], dts, **kwargs)
 
 
 def _sparse_uniform(gen: torch.Generator, shape: tuple[int, ...], p_nonzero: float) -> Tensor:

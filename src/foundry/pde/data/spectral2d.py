@@ -20,6 +20,7 @@ flagged; they never touch the other samples, since every operation is per sample
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -202,14 +203,27 @@ def solve_dcr_refining(
     u : [B, num_t, n, n], ok : [B] bool, and dt : [B] float64, the step each sample's solution used
     (the last one tried where ``ok`` is False).
     """
-    u, ok = solve_dcr(u0, a, c0, c1, c2, source, dt=dts[0], **kwargs)
+    return refine_failed(solve_dcr, (u0, a, c0, c1, c2, source), dts, **kwargs)
+
+
+def refine_failed(
+    solve: Callable[..., tuple[Tensor, Tensor]],
+    args: Sequence[Tensor | None],
+    dts: Sequence[float],
+    **kwargs: Any,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``solve(*args, dt=dts[0], **kwargs)``, then the members that failed re-solved at each next dt.
+
+    `args` are batched along their first axis (None passes through). Returns u, ok [B] and dt [B]
+    float64, the step each member's solution used (the last one tried where ``ok`` is False)."""
+    u, ok = solve(*args, dt=dts[0], **kwargs)
     dt_used = torch.full(ok.shape, dts[0], dtype=torch.float64, device=ok.device)
     for dt in dts[1:]:
         redo = (~ok).nonzero().flatten()
         if redo.numel() == 0:
             break
-        args = [v[redo.to(v.device)] if v is not None else None for v in (u0, a, c0, c1, c2, source)]
-        u[redo], ok[redo] = solve_dcr(*args, dt=dt, **kwargs)
+        sub = [v[redo.to(v.device)] if v is not None else None for v in args]
+        u[redo], ok[redo] = solve(*sub, dt=dt, **kwargs)
         dt_used[redo] = dt
     return u, ok, dt_used
 
