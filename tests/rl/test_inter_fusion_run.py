@@ -1,7 +1,7 @@
 """RLHFuse's inter-stage fusion in the real RL loop (local thread actors): with a threshold, unfinished
 samples migrate and the freed worker runs the inference stage; the update is the unfused one."""
 
-import time
+import threading
 
 import pytest
 import torch
@@ -17,19 +17,29 @@ class GatedWorker(RolloutWorker):
     preempted or handed prompts, so the controller's fusion decision lands while every worker still has
     samples left, however the threads are scheduled (the test does not race them)."""
 
-    gate = False
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.gate = False
+        self.released = threading.Event()  # the controller's decision reached this worker
 
     def generate(self, *args, **kwargs):
         self.gate = kwargs.get("progress", args[5] if len(args) > 5 else False)  # only a fused run's
+        self.released.clear()
         yield from super().generate(*args, **kwargs)
 
     def resume(self, *args, **kwargs):
         self.gate = False  # the decision has been taken
         yield from super().resume(*args, **kwargs)
 
+    def preempt(self):
+        super().preempt()
+        self.released.set()
+
     def adopt(self, partials):
         self.gate = False  # the decision has been taken
-        return super().adopt(partials)
+        taken = super().adopt(partials)
+        self.released.set()
+        return taken
 
     def _run(self, batch, partials, start, progress, migrate_kv):
         if not self.gate:  # nothing will release it
@@ -40,9 +50,7 @@ class GatedWorker(RolloutWorker):
 
         def gated_step():
             if state["finished"] and self.gate:
-                deadline = time.monotonic() + 60
-                while not (self._preempt.is_set() or self._inbox) and time.monotonic() < deadline:
-                    time.sleep(0.001)
+                self.released.wait(timeout=60)  # (a bound on a broken run, not a timing assumption)
                 self.gate = False
             outs = step()
             state["finished"] = state["finished"] or any(o.finished for o in outs)
