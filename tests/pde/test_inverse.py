@@ -78,7 +78,7 @@ def _plain_predictions(model, pde, obs):
 
 
 def replace_ic(pde, ic):
-    pde.initial[0] = type(pde.initial[0])(pde.initial[0].x, np.asarray(ic, dtype=np.float64))
+    pde.initial[0] = type(pde.initial[0])(pde.initial[0].points, np.asarray(ic, dtype=np.float64))
     return pde
 
 

@@ -23,7 +23,7 @@ read as "one u_t plus terms" (``u_tt``, two time derivatives) are returned uncha
 
 from __future__ import annotations
 
-from foundry.pde.graph.symbolic import Expr, Function1D, add, coef, mul
+from foundry.pde.graph.symbolic import Expr, Function, add, coef, mul
 
 # order of the polynomial terms in the generator: u, u^2, u^3, then anything else
 _OTHER = 3
@@ -85,7 +85,7 @@ def _scaled_field(r: Expr, factor: float) -> Expr:
     """``r`` with its first coefficient field multiplied by ``factor`` (numbers stay off fields)."""
     if r.kind == "cf":
         f = r.value
-        return Expr("cf", value=Function1D(f.x, f.values * factor))
+        return Expr("cf", value=Function(f.points, f.values * factor))
     for i, a in enumerate(r.args):
         if _has_field(a):
             return Expr(r.kind, r.args[:i] + (_scaled_field(a, factor),) + r.args[i + 1 :], r.value)

@@ -6,6 +6,13 @@ Implements the graph construction of PDEformer-1 (arXiv 2407.06664 §2.1; the of
 ``Mod`` nodes whose final embeddings modulate the INR. The graph Transformer sees only topology, so
 the node order is fixed by slot: modulation nodes first, then the other scalar-slot nodes (zero
 padded to ``max_n_scalar_nodes``), then ``max_n_function_nodes * num_branches`` branch nodes.
+
+The same construction builds PDEformer-2's graphs (arXiv 2507.15409, reference §8; the official
+``pde_dag.py``) for 2-D domains: a domain other than the whole box is an ``sdf`` function node that
+precedes every ``uf``; a boundary condition is an ``eq0`` node whose predecessors are the
+condition's sum and the boundary piece's ``sdf`` node; derivatives ``dy`` (``dz``) come from the
+vocabulary generated per axis. A function row holds (coordinates..., value), so 1-D rows are
+(x, f) as before and 2-D rows (x, y, f).
 """
 
 from __future__ import annotations
@@ -14,12 +21,19 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from foundry.pde.graph.domain import AXES
 from foundry.pde.graph.symbolic import PDE, Expr
 
+# PDEformer-1's types keep their ids (the shipped 1-D checkpoint's embedding rows); the 2-D ones
+# take reserved slots: the derivatives of the axes after x, then the domain/boundary types. ``bv``
+# and ``dn`` are in the vocabulary as in the reference, which no longer builds them (``bv`` is
+# deprecated there for eq0 + sdf, and a normal derivative is spelled out as sum_k d_k u * d_k sdf).
+_NEW_TYPES = tuple(f"d{a}" for a in AXES[1:]) + ("sdf", "bv", "dn")
 NODE_TYPES: tuple[str, ...] = (
     ("pad", "uf", "coef", "bv_l", "bv_r", "ic", "cf", "add", "mul", "eq0", "dt", "dx", "neg")
     + ("square", "exp", "sin", "cos", "vc")
-    + tuple(f"Reserved{i}" for i in range(15))
+    + _NEW_TYPES
+    + tuple(f"Reserved{i}" for i in range(15 - len(_NEW_TYPES)))
     + tuple(f"Branch{i}" for i in range(32))
     + tuple(f"Mod{i}" for i in range(16))
 )
@@ -50,7 +64,7 @@ class PDEGraph:
     ----------
     node_type : (n,) int64, index into `NODE_TYPES` (0 = padding)
     node_scalar : (max_n_scalar_nodes,) float32, value of ``coef``/``bv`` nodes, else 0
-    function_values : (max_n_function_nodes, n_pts, 2) float32, (x, f(x)) per function node
+    function_values : (max_n_function_nodes, n_pts, d + 1) float32, (x, [y,] f) per function node
     in_degree, out_degree : (n,) int64, 1 + degree (clipped), 0 for padding
     spatial_pos : (n, n) int64, 1 + shortest directed path length i -> j clipped to
         num_spatial - 2, num_spatial - 1 when unreachable, 0 for padding
@@ -75,10 +89,10 @@ class _RawGraph:
     types: list[str]
     scalars: list[float]
     edges: list[tuple[int, int]]
-    functions: list[tuple[int, np.ndarray, np.ndarray]]  # (owner node, x, values)
+    functions: list[tuple[int, np.ndarray, np.ndarray]]  # (owner node, points [n, d], values [n])
 
 
-def _collect(pde: PDE, num_mod: int) -> _RawGraph:
+def _collect(pde: PDE, num_mod: int, target: int = 0) -> _RawGraph:
     """Walk the expression trees; returns nodes in scalar-slot order and the edges."""
     pde.check()
     g = _RawGraph([], [], [], [])
@@ -88,8 +102,13 @@ def _collect(pde: PDE, num_mod: int) -> _RawGraph:
         g.scalars.append(scalar)
         return len(g.types) - 1
 
-    # Modulation nodes of every unknown occupy the first n_vars * num_mod slots.
-    mods = [[new(f"Mod{j}") for j in range(num_mod)] for _ in pde.unknowns]
+    # Modulation nodes of every unknown occupy the first n_vars * num_mod slots, the target's first
+    # (the model reads the first num_mod nodes: the reference's ModNodeSwapper, done at build time)
+    if not 0 <= target < len(pde.unknowns):
+        raise ValueError(f"target {target} is not an unknown index (the PDE has {len(pde.unknowns)})")
+    order = [target] + [i for i in range(len(pde.unknowns)) if i != target]
+    slots = {i: [new(f"Mod{j}") for j in range(num_mod)] for i in order}
+    mods = [slots[i] for i in range(len(pde.unknowns))]
     memo: dict[int, int] = {}
 
     def visit(e: Expr) -> int:
@@ -100,24 +119,34 @@ def _collect(pde: PDE, num_mod: int) -> _RawGraph:
         node = new(e.kind, e.value if e.kind == "coef" else 0.0)
         memo[id(e)] = node
         if e.kind == "cf":
-            g.functions.append((node, e.value.x, e.value.values))
+            g.functions.append((node, e.value.points, e.value.values))
+        elif e.kind == "sdf":
+            g.functions.append((node, e.value.function.points, e.value.function.values))
         for a in e.args:
             g.edges.append((visit(a), node))
         return node
 
+    domain = visit(pde.sdf("domain")) if pde.domain.sdf is not None else None
     for i, u in enumerate(pde.unknowns):
         node = new("uf")
         memo[id(u)] = node
+        if domain is not None:
+            g.edges.append((domain, node))
         for m in mods[i]:
             g.edges.append((m, node))
         ic = new("ic")
         g.edges.append((node, ic))
         f = pde.initial[i]
-        g.functions.insert(i, (ic, f.x, f.values))
+        g.functions.insert(i, (ic, f.points, f.values))
     for lhs in pde.equations:
         g.edges.append((visit(lhs), new("eq0")))
     for bc in pde.boundary:
-        g.edges.append((visit(bc.expr), new("bv_l" if bc.side == "left" else "bv_r", bc.value)))
+        if pde.dim == 1:
+            g.edges.append((visit(bc.expr), new("bv_l" if bc.side == "left" else "bv_r", bc.value)))
+            continue
+        lhs, sdf = visit(bc.expr), visit(pde.sdf(bc.side))
+        eq0 = new("eq0")
+        g.edges += [(lhs, eq0), (sdf, eq0)]
     return g
 
 
@@ -131,7 +160,7 @@ def shortest_paths(adj: np.ndarray) -> np.ndarray:
     return d
 
 
-def build_graph(pde: PDE, num_mod: int, sizes: GraphSizes | None = None) -> PDEGraph:
+def build_graph(pde: PDE, num_mod: int, sizes: GraphSizes | None = None, target: int = 0) -> PDEGraph:
     """Turn a `PDE` into padded `PDEGraph` arrays.
 
     Parameters
@@ -142,11 +171,13 @@ def build_graph(pde: PDE, num_mod: int, sizes: GraphSizes | None = None) -> PDEG
         Modulation nodes per unknown = number of INR hidden layers of the model that will read it.
     sizes : GraphSizes, optional
         Padding sizes; `ValueError` if the PDE does not fit.
+    target : int
+        The unknown the model will predict from this graph (its ``Mod`` nodes come first).
     """
     sizes = sizes or GraphSizes()
     if not 1 <= num_mod <= 16:
         raise ValueError(f"num_mod must be in [1, 16], got {num_mod}")
-    raw = _collect(pde, num_mod)
+    raw = _collect(pde, num_mod, target)
     n_scalar, n_fn = len(raw.types), len(raw.functions)
     if n_scalar > sizes.max_n_scalar_nodes:
         raise ValueError(
@@ -157,9 +188,10 @@ def build_graph(pde: PDE, num_mod: int, sizes: GraphSizes | None = None) -> PDEG
             f"the PDE has {n_fn} functions (initial conditions and fields), more than "
             f"max_n_function_nodes={sizes.max_n_function_nodes}"
         )
-    n_pts = {len(x) for _, x, _ in raw.functions}
+    n_pts = {p.shape for _, p, _ in raw.functions}
     if len(n_pts) != 1:
         raise ValueError("all functions of one PDE must be sampled on the same number of points")
+    n_pts, dim = n_pts.pop()
     n, nb = sizes.num_nodes, sizes.num_branches
 
     node_type = np.zeros(n, dtype=np.int64)
@@ -169,13 +201,13 @@ def build_graph(pde: PDE, num_mod: int, sizes: GraphSizes | None = None) -> PDEG
     adj = np.zeros((n, n), dtype=bool)
     for a, b in raw.edges:
         adj[a, b] = True
-    function_values = np.zeros((sizes.max_n_function_nodes, n_pts.pop(), 2), dtype=np.float32)
-    for f, (owner, x, values) in enumerate(raw.functions):
-        function_values[f, :, 0], function_values[f, :, 1] = x, values
+    function_values = np.zeros((sizes.max_n_function_nodes, n_pts, dim + 1), dtype=np.float32)
+    for f, (owner, points, values) in enumerate(raw.functions):
+        function_values[f, :, :dim], function_values[f, :, dim] = points, values
         for j in range(nb):
             branch = sizes.max_n_scalar_nodes + f * nb + j
             node_type[branch] = NODE_TYPE_ID[f"Branch{j}"]
-            # an initial condition feeds its branches; branches feed a coefficient field
+            # an initial condition feeds its branches; branches feed a coefficient field or an sdf
             if raw.types[owner] == "ic":
                 adj[owner, branch] = True
             else:

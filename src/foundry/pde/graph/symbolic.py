@@ -9,6 +9,11 @@ graph construction uses: numbers become ``coef`` nodes, ``a - b`` is ``add(a, ne
 product with a number folds the sign into the number, a negated sum is the sum of negations),
 ``u*u`` and ``u**2`` are ``square(u)``, ``u**3`` is ``mul(u, square(u))`` and sums/products are
 flattened n-ary nodes.
+
+The same API writes PDEformer-2's problems (arXiv 2507.15409, reference §8): unknowns u(t, x, y) on
+a `foundry.pde.graph.domain.Domain` (periodic or not, a disk, a user's SDF), derivatives ``dy``,
+the normal derivative on a named boundary piece as ``sum_k (d_k u)(d_k sdf)``, and boundary
+conditions "expression = 0 on Γ", each an ``eq0`` node that also reads Γ's ``sdf`` node.
 """
 
 from __future__ import annotations
@@ -18,31 +23,50 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-OPERATOR_KINDS = ("add", "mul", "neg", "square", "exp", "sin", "cos", "dt", "dx")
-LEAF_KINDS = ("uf", "coef", "cf")
+from foundry.pde.graph.domain import AXES, Domain
+
+# one derivative operator per spatial axis: dx, dy, dz (the node vocabulary is generated the same way)
+DERIVATIVE_KINDS = tuple(f"d{a}" for a in AXES)
+OPERATOR_KINDS = ("add", "mul", "neg", "square", "exp", "sin", "cos", "dt") + DERIVATIVE_KINDS
+LEAF_KINDS = ("uf", "coef", "cf", "sdf")
 BC_KINDS = ("dirichlet", "neumann", "robin", "mur")
 
 
 @dataclass(frozen=True)
-class Function1D:
-    """A function of x known by its values on points, the input of the function encoder.
+class Function:
+    """A function of space known by its values on points, the input of the function encoder.
 
     Parameters
     ----------
-    x : np.ndarray, shape (n_pts,)
-        Sample locations in [-1, 1].
+    points : np.ndarray, shape (n_pts, d)
+        Sample locations (d spatial coordinates).
     values : np.ndarray, shape (n_pts,)
-        Function values at ``x``.
+        Function values at ``points``.
     """
 
-    x: np.ndarray
+    points: np.ndarray
     values: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.x.shape != self.values.shape or self.x.ndim != 1:
-            raise ValueError(f"function x {self.x.shape} and values {self.values.shape} must be equal 1-D")
+        if self.points.ndim != 2 or self.values.shape != self.points.shape[:1]:
+            raise ValueError(
+                f"function points {self.points.shape} must be (n, d) and values {self.values.shape} (n,)"
+            )
         if not np.all(np.isfinite(self.values)):
             raise ValueError("function values must be finite")
+
+    @classmethod
+    def on_line(cls, x: np.ndarray, values: np.ndarray) -> Function:
+        """A function of x alone (PDEformer-1): points are ``x[:, None]``."""
+        x, values = np.asarray(x), np.asarray(values)
+        if x.ndim != 1 or x.shape != values.shape:
+            raise ValueError(f"function x {x.shape} and values {values.shape} must be equal 1-D")
+        return cls(x[:, None], values)
+
+    @property
+    def x(self) -> np.ndarray:
+        """The first coordinate of the points (x of a 1-D function)."""
+        return self.points[:, 0]
 
 
 class Expr:
@@ -51,12 +75,13 @@ class Expr:
     Parameters
     ----------
     kind : str
-        ``uf`` (unknown), ``coef`` (scalar), ``cf`` (coefficient field s(x)) or an operator in
-        `OPERATOR_KINDS`.
+        ``uf`` (unknown), ``coef`` (scalar), ``cf`` (coefficient field s(x)), ``sdf`` (signed
+        distance of the domain or of a boundary piece) or an operator in `OPERATOR_KINDS`.
     args : tuple of Expr
         Operands (empty for leaves).
-    value : float or Function1D or str, optional
-        The number of a ``coef``, the function of a ``cf``, the name of a ``uf``.
+    value : float or Function or str or SDFValue, optional
+        The number of a ``coef``, the function of a ``cf``, the name of a ``uf``, the named SDF
+        of an ``sdf`` (a domain or a boundary piece).
     """
 
     __slots__ = ("kind", "args", "value")
@@ -112,6 +137,8 @@ class Expr:
             return str(self.value)
         if self.kind == "cf":
             return "s(x)"
+        if self.kind == "sdf":
+            return f"sdf[{self.value.name}]"
         return f"{self.kind}({', '.join(map(repr, self.args))})"
 
 
@@ -170,9 +197,22 @@ def neg(e: Expr) -> Expr:
     return Expr("neg", (e,))
 
 
+@dataclass(frozen=True)
+class SDFValue:
+    """The value of an ``sdf`` leaf: a name ('domain' or a boundary piece) and the sampled SDF."""
+
+    name: str
+    function: Function
+
+
 @dataclass
 class BoundaryCondition:
-    """``expr = value`` at one end of [-1, 1]; ``expr`` is built from the unknown."""
+    """``expr = value`` on a boundary piece; ``expr`` is built from the unknown.
+
+    In 1-D ``side`` is 'left' or 'right' and ``value`` a number (PDEformer-1's ``bv_l``/``bv_r``
+    nodes). In 2-D ``side`` names a piece of the domain's boundary and ``expr`` already holds the
+    whole condition "expr = 0" (the value moved to the left), as PDEformer-2 writes it.
+    """
 
     unknown: Expr
     side: str
@@ -183,30 +223,61 @@ class BoundaryCondition:
 
 @dataclass
 class PDE:
-    """A collector for a (system of) PDE(s) on (t, x) in [0, 1] x [-1, 1].
+    """A collector for a (system of) PDE(s) on (t, x) in [0, 1] x [-1, 1], or (t, x, y) on a 2-D domain.
 
-    Written the way the PDEformer-1 code builds its graphs (§2.1): create unknowns, give each an
-    initial condition, add equations "sum of terms = 0" and, for non-periodic problems, one boundary
-    condition per unknown and end. With no boundary condition the problem is periodic.
+    Written the way the PDEformer code builds its graphs (§2.1): create unknowns, give each an
+    initial condition, add equations "sum of terms = 0" and, for non-periodic problems, boundary
+    conditions. In 1-D (the default domain) one condition per unknown and end; with none the
+    problem is periodic. In 2-D the `Domain` says which boundary pieces exist; each unknown needs a
+    condition on each of them.
 
     Parameters
     ----------
     x : np.ndarray, shape (n_pts,), optional
-        Points on which callables (initial conditions, coefficient fields) are sampled for the
-        function encoder; default 128 uniform periodic points on [-1, 1).
+        1-D only: points on which callables (initial conditions, coefficient fields) are sampled for
+        the function encoder; default 128 uniform periodic points on [-1, 1).
+    domain : Domain, optional
+        Default `Domain.interval()` (PDEformer-1). A 2-D domain samples functions on
+        ``domain.grid(resolution)``; callables then take the points [n, 2] (columns x, y).
+    resolution : int
+        Grid points per axis for functions of a 2-D domain (the paper uses 128).
 
     Examples
     --------
     >>> pde = PDE(); u = pde.unknown()
     >>> pde.ic(u, lambda x: np.sin(np.pi * x))
     >>> pde.eq(pde.dt(u) + pde.dx(0.5 * u**2 - 0.01 * pde.dx(u)))
+    >>> pde2 = PDE(domain=Domain.disk(0.4), resolution=32); v = pde2.unknown()
+    >>> pde2.ic(v, lambda p: np.cos(np.pi * p[:, 0]))
+    >>> pde2.eq(pde2.dt(v) - 0.01 * (pde2.dx(pde2.dx(v)) + pde2.dy(pde2.dy(v))))
+    >>> pde2.bc(v, "circle", "robin", alpha=1.0, beta=0.5)
     """
 
-    x: np.ndarray = field(default_factory=lambda: np.linspace(-1.0, 1.0, 128, endpoint=False))
+    x: np.ndarray | None = None
+    domain: Domain = field(default_factory=Domain.interval)
+    resolution: int = 128
     unknowns: list[Expr] = field(default_factory=list)
-    initial: dict[int, Function1D] = field(default_factory=dict)
+    initial: dict[int, Function] = field(default_factory=dict)
     equations: list[Expr] = field(default_factory=list)
     boundary: list[BoundaryCondition] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.domain.dim == 1:
+            if self.x is None:
+                self.x = np.linspace(-1.0, 1.0, 128, endpoint=False)
+            self.x = np.asarray(self.x, dtype=np.float64)
+            if self.x.ndim != 1:
+                raise ValueError(f"x must be 1-D, got shape {self.x.shape}")
+            self.points = self.x[:, None]
+        else:
+            if self.x is not None:
+                raise ValueError("x is for 1-D PDEs; a 2-D PDE samples functions on domain.grid(resolution)")
+            self.points = self.domain.grid(self.resolution)
+        self._sdf: dict[str, Expr] = {}
+
+    @property
+    def dim(self) -> int:
+        return self.domain.dim
 
     # -- building blocks ----------------------------------------------------------------------
     def unknown(self, name: str = "u") -> Expr:
@@ -219,8 +290,24 @@ class PDE:
         return coef(value)
 
     def field(self, values: np.ndarray | Callable[[np.ndarray], np.ndarray]) -> Expr:
-        """A coefficient field s(x) (a ``cf`` node) from values on `x` or a callable."""
+        """A coefficient field s(x) (a ``cf`` node) from values on the points or a callable."""
         return Expr("cf", value=self._function(values, "field"))
+
+    def sdf(self, name: str = "domain") -> Expr:
+        """The ``sdf`` leaf of the domain ('domain') or of a named boundary piece; one per name.
+
+        A boundary piece whose SDF is the domain's own (a disk's circle) shares the domain's leaf,
+        so the graph has one ``sdf`` node for both.
+        """
+        d = self.domain
+        fn = d.sdf if name == "domain" else d.boundary(name).sdf
+        if fn is None:
+            raise ValueError(f"the {d.kind} domain is the whole box: it has no domain SDF")
+        key = "domain" if fn is d.sdf else name
+        if key not in self._sdf:
+            values = np.asarray(fn(self.points), dtype=np.float64)
+            self._sdf[key] = Expr("sdf", value=SDFValue(key, Function(self.points, values)))
+        return self._sdf[key]
 
     @staticmethod
     def dt(e: Expr) -> Expr:
@@ -229,6 +316,32 @@ class PDE:
     @staticmethod
     def dx(e: Expr) -> Expr:
         return Expr("dx", (as_expr(e),))
+
+    @staticmethod
+    def dy(e: Expr) -> Expr:
+        return Expr("dy", (as_expr(e),))
+
+    @staticmethod
+    def dz(e: Expr) -> Expr:
+        return Expr("dz", (as_expr(e),))
+
+    def grad(self, e: Expr) -> list[Expr]:
+        """The spatial derivatives of ``e`` along the domain's axes."""
+        return [Expr(f"d{a}", (as_expr(e),)) for a in self.domain.axes]
+
+    def laplacian(self, e: Expr) -> Expr:
+        """``sum_k d_k d_k e`` over the domain's axes."""
+        return add(*(Expr(f"d{a}", (d,)) for a, d in zip(self.domain.axes, self.grad(e), strict=True)))
+
+    def dn(self, e: Expr, c: float | Expr = 1.0) -> Expr:
+        """``c`` times the outward normal derivative: ``sum_k c (d_k e)(d_k sdf_Ω)`` (reference §8).
+
+        On the boundary the gradient of the domain's SDF is the outward unit normal; the factor goes
+        into each product, as the reference's ``dn_sum_list`` writes it.
+        """
+        s = self.sdf("domain")
+        factor = () if isinstance(c, int | float) and c == 1 else (as_expr(c),)
+        return add(*(mul(*factor, de, ds) for de, ds in zip(self.grad(e), self.grad(s), strict=True)))
 
     @staticmethod
     def exp(e: Expr) -> Expr:
@@ -257,21 +370,58 @@ class PDE:
         u: Expr,
         side: str,
         kind: str,
-        value: float = 0.0,
+        value: float | np.ndarray | Callable[[np.ndarray], np.ndarray] = 0.0,
         alpha: float = 1.0,
         beta: float = 1.0,
         speed: float = 1.0,
     ) -> None:
-        """Boundary condition at ``side`` ('left' = x=-1, 'right' = x=1).
+        """Boundary condition on ``side``: in 1-D 'left' (x=-1) or 'right' (x=1), in 2-D a boundary name.
 
-        dirichlet: u = value; neumann: u_x = value; robin: alpha*u + beta*u_x = value;
-        mur (waves): u_t - speed*u_x = value on the left, u_t + speed*u_x = value on the right.
+        dirichlet: u = value; neumann: u_n = value; robin: alpha*u + beta*u_n = value;
+        mur (waves): u_t + speed*u_n = value. u_n is the outward normal derivative (in 1-D
+        -u_x on the left, u_x on the right; 1-D's neumann and robin use u_x as PDEformer-1 does).
+        In 2-D ``value`` may be a field (values on the points or a callable).
         """
         self._index(u)
-        if side not in ("left", "right"):
-            raise ValueError(f"bc side must be 'left' or 'right', got {side!r}")
         if kind not in BC_KINDS:
             raise ValueError(f"bc kind must be one of {BC_KINDS}, got {kind!r}")
+        if self.dim == 1:
+            self._bc_1d(u, side, kind, value, alpha, beta, speed)
+            return
+        self.domain.boundary(side)  # names the pieces if side is not one
+        if kind == "robin" and alpha == 0 and beta == 0:
+            raise ValueError("a robin condition needs alpha or beta non-zero")
+        if kind == "dirichlet":
+            terms = u
+        elif kind == "neumann":
+            terms = self.dn(u)
+        elif kind == "robin":
+            own = [u if alpha == 1 else alpha * u] if alpha else []
+            terms = add(*own, *([self.dn(u, beta)] if beta else []))
+        else:
+            terms = add(self.dt(u), self.dn(u, speed))
+        self.bc_eq(u, side, terms - self._value_expr(value) if self._nonzero(value) else terms, kind)
+
+    def bc_eq(self, u: Expr, side: str, expr: Expr, kind: str = "general") -> None:
+        """2-D: the condition ``expr = 0`` on boundary piece ``side`` for ``u`` (PDEformer-2's eq0)."""
+        self._index(u)
+        if self.dim == 1:
+            raise ValueError("bc_eq is for 2-D domains; in 1-D use bc(u, 'left'|'right', kind, ...)")
+        self.domain.boundary(side)
+        if any(b.unknown is u and b.side == side for b in self.boundary):
+            raise ValueError(f"unknown {u.value!r} already has a boundary condition on {side!r}")
+        expr = as_expr(expr)
+        self.boundary.append(
+            BoundaryCondition(u, side, kind, expr if expr.kind == "add" else Expr("add", (expr,)), 0.0)
+        )
+
+    def _bc_1d(
+        self, u: Expr, side: str, kind: str, value: object, alpha: float, beta: float, speed: float
+    ) -> None:
+        if side not in ("left", "right"):
+            raise ValueError(f"bc side must be 'left' or 'right', got {side!r}")
+        if not isinstance(value, int | float | np.floating | np.integer):
+            raise ValueError("a 1-D boundary value must be a number")
         if any(b.unknown is u and b.side == side for b in self.boundary):
             raise ValueError(f"unknown {u.value!r} already has a boundary condition on the {side}")
         if kind == "dirichlet":
@@ -284,6 +434,15 @@ class PDE:
             expr = self.dt(u) + (speed if side == "right" else -speed) * self.dx(u)
         self.boundary.append(BoundaryCondition(u, side, kind, expr, float(value)))
 
+    @staticmethod
+    def _nonzero(value: object) -> bool:
+        return callable(value) or not isinstance(value, int | float | np.floating | np.integer) or value != 0
+
+    def _value_expr(self, value: object) -> Expr:
+        if isinstance(value, int | float | np.floating | np.integer):
+            return coef(value)
+        return self.field(value)
+
     @property
     def periodic(self) -> bool:
         return not self.boundary
@@ -294,12 +453,26 @@ class PDE:
             raise ValueError("the PDE has no unknown; call pde.unknown()")
         if len(self.equations) != len(self.unknowns):
             raise ValueError(f"{len(self.unknowns)} unknown(s) but {len(self.equations)} equation(s)")
+        allowed = {f"d{a}" for a in self.domain.axes}
+        for e in self.equations + [b.expr for b in self.boundary]:
+            bad = _derivatives(e) - allowed - {"dt"}
+            if bad:
+                raise ValueError(
+                    f"{', '.join(sorted(bad))} on a {self.dim}-D domain (axes {', '.join(self.domain.axes)})"
+                )
         for i, u in enumerate(self.unknowns):
             if i not in self.initial:
                 raise ValueError(f"unknown {u.value!r} has no initial condition; call pde.ic()")
             sides = {b.side for b in self.boundary if b.unknown is u}
-            if self.boundary and sides != {"left", "right"}:
-                raise ValueError(f"unknown {u.value!r} needs a boundary condition at both ends")
+            if self.dim == 1:
+                if self.boundary and sides != {"left", "right"}:
+                    raise ValueError(f"unknown {u.value!r} needs a boundary condition at both ends")
+            else:
+                missing = [n for n in self.domain.boundary_names if n not in sides]
+                if missing:
+                    raise ValueError(
+                        f"unknown {u.value!r} needs a boundary condition on {', '.join(map(repr, missing))}"
+                    )
 
     # -- helpers -------------------------------------------------------------------------------
     def _index(self, u: Expr) -> int:
@@ -308,11 +481,22 @@ class PDE:
                 return i
         raise ValueError("expected an unknown created by this PDE's unknown()")
 
-    def _function(self, g: object, what: str) -> Function1D:
+    def _function(self, g: object, what: str) -> Function:
+        """Values of ``g`` on the points; a 1-D callable gets x [n], a 2-D one the points [n, 2]."""
+        shape = self.points.shape[:1]
         if callable(g):
-            values = np.broadcast_to(np.asarray(g(self.x), dtype=np.float64), self.x.shape).copy()
+            arg = self.points[:, 0] if self.dim == 1 else self.points
+            values = np.broadcast_to(np.asarray(g(arg), dtype=np.float64), shape).copy()
         else:
             values = np.asarray(g, dtype=np.float64)
-            if values.shape != self.x.shape:
-                raise ValueError(f"{what} has {values.shape} values but the PDE has {self.x.shape} points")
-        return Function1D(self.x.astype(np.float64), values)
+            if values.shape != shape:
+                raise ValueError(f"{what} has {values.shape} values but the PDE has {shape} points")
+        return Function(self.points.astype(np.float64), values)
+
+
+def _derivatives(e: Expr) -> set[str]:
+    """The derivative kinds (dt, dx, dy, ...) used anywhere in ``e``."""
+    out = {e.kind} if e.kind == "dt" or e.kind in DERIVATIVE_KINDS else set()
+    for a in e.args:
+        out |= _derivatives(a)
+    return out
