@@ -27,17 +27,21 @@ class WeightedDeepSet(nn.Module):
         Layers of each point Poly-INR and of the pooling MLP (3 in the reference).
     num_branches : int
         Tokens per function (4 in the reference).
+    dim_in : int
+        Columns of a point: its d spatial coordinates and the value (2 for 1-D functions (x, f)).
     """
 
-    def __init__(self, d_model: int, dim_hidden: int, num_layers: int, num_branches: int) -> None:
+    def __init__(
+        self, d_model: int, dim_hidden: int, num_layers: int, num_branches: int, dim_in: int = 2
+    ) -> None:
         super().__init__()
         self.num_branches, self.d_model = num_branches, d_model
-        self.feature = PolyINR(2, dim_hidden, dim_hidden, num_layers)
-        self.weight = PolyINR(2, dim_hidden, dim_hidden, num_layers)
+        self.feature = PolyINR(dim_in, dim_hidden, dim_hidden, num_layers)
+        self.weight = PolyINR(dim_in, dim_hidden, dim_hidden, num_layers)
         self.post = MLP(dim_hidden, dim_hidden, num_branches * d_model, num_layers)
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
-        """points: [B, F, P, 2] -> tokens [B, F * num_branches, d_model]."""
+        """points: [B, F, P, dim_in] -> tokens [B, F * num_branches, d_model]."""
         w = torch.softmax(self.weight(points), dim=-2)  # [B, F, P, H], normalised over points
         pooled = (w * self.feature(points)).sum(dim=-2)  # [B, F, H]
         out = self.post(pooled)

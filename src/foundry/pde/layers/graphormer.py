@@ -55,6 +55,9 @@ class GraphormerEncoder(nn.Module):
         Transformer sizes.
     num_node_types, num_degree, num_spatial : int
         Embedding table sizes (128, 32, 16 in the reference).
+    final_norm : bool
+        A LayerNorm after the last layer (ours for PDEformer-1); PDEformer-2's official encoder has
+        none: its pre-LN layers' output goes to the hypernets as is.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class GraphormerEncoder(nn.Module):
         num_node_types: int = 128,
         num_degree: int = 32,
         num_spatial: int = 16,
+        final_norm: bool = True,
     ) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -75,7 +79,7 @@ class GraphormerEncoder(nn.Module):
         self.spatial_fwd = nn.Embedding(num_spatial, num_heads, padding_idx=0)
         self.spatial_rev = nn.Embedding(num_spatial, num_heads, padding_idx=0)
         self.layers = nn.ModuleList(GraphormerLayer(d_model, num_heads, ffn_dim) for _ in range(num_layers))
-        self.final_norm = nn.LayerNorm(d_model)
+        self.final_norm = nn.LayerNorm(d_model) if final_norm else nn.Identity()
         for emb in (
             self.type_emb,
             self.in_degree_emb,

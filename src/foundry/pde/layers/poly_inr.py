@@ -14,7 +14,8 @@ class PolyINR(nn.Module):
     so depth raises the polynomial degree in (t, x) without positional encodings:
     ``h_0 = 1; h_l = act(mod_l(Dense_l(h_{l-1} * Affine_l(z))))`` and ``out = Linear(h_L)``, with
     ``mod_l(h) = (1 + scale_l) * h + shift_l`` when scales/shifts are given and ``act`` a
-    LeakyReLU(0.2) clamped to [-256, 256].
+    LeakyReLU(0.2) clamped to [-256, 256] (PDEformer-1) or ``sin`` (PDEformer-2's
+    ``activation_fn: sin``; the sine is bounded, so there is no clamp).
 
     Parameters
     ----------
@@ -26,12 +27,22 @@ class PolyINR(nn.Module):
         Output features.
     num_layers : int
         Hidden layers + output layer, as the reference counts them ("INR 4 x 64" has 3 hidden).
+    activation : {"leaky", "sin"}
+        Hidden activation (see above); "leaky" is PDEformer-1's.
     """
 
-    def __init__(self, dim_in: int, dim_hidden: int, dim_out: int, num_layers: int) -> None:
+    ACTIVATIONS = ("leaky", "sin")
+
+    def __init__(
+        self, dim_in: int, dim_hidden: int, dim_out: int, num_layers: int, activation: str = "leaky"
+    ) -> None:
         super().__init__()
         if num_layers < 2:
             raise ValueError(f"num_layers must be >= 2, got {num_layers}")
+        if activation not in self.ACTIVATIONS:
+            raise ValueError(f"activation must be one of {self.ACTIVATIONS}, got {activation!r}")
+        self.activation = activation
+        self.sine = activation == "sin"
         self.num_hidden = num_layers - 1
         self.affines = nn.ModuleList(nn.Linear(dim_in, dim_hidden) for _ in range(self.num_hidden))
         self.denses = nn.ModuleList(nn.Linear(dim_hidden, dim_hidden) for _ in range(self.num_hidden))
@@ -47,12 +58,26 @@ class PolyINR(nn.Module):
         in our first XS run it stayed in that state (a constant prediction, held-out relative L2
         0.99 after 1,700 steps). Unit-scale affine maps and He-initialised dense layers (for
         LeakyReLU(0.2)) keep that signal at order one.
+
+        The sine INR keeps the same affine maps, and its dense layers draw N(0, 2 / fan_in). The
+        aim is a pre-activation of unit variance at every layer: much smaller and ``sin`` is
+        nearly linear, so the products again shrink the coordinate-dependent part layer by layer
+        (the official code's 1/sqrt(fan_in)-uniform init, variance 1/(3 fan_in), is in that
+        regime); much larger and a fresh model is a high-frequency noise field in (t, x, y).
+        With pre-activations a ~ N(0, 1), E[sin(a)^2] = (1 - e^-2) / 2 ~ 0.43, and the affine
+        factor has second moment |z|^2 + 1/3 ~ 1.3 for coordinates in [0, 1]^3, so the dense
+        layer's input has second moment ~ 0.57 and weights of variance 2 / fan_in give the next
+        pre-activation variance ~ 1.1: a fixed point near one, for any depth (12 layers in
+        PDEformer-2).
         """
         for affine in self.affines:
             nn.init.normal_(affine.weight, std=1.0)
             nn.init.uniform_(affine.bias, -1.0, 1.0)
         for dense in self.denses:
-            nn.init.kaiming_normal_(dense.weight, a=0.2, nonlinearity="leaky_relu")
+            if self.activation == "sin":
+                nn.init.normal_(dense.weight, std=(2.0 / dense.in_features) ** 0.5)
+            else:
+                nn.init.kaiming_normal_(dense.weight, a=0.2, nonlinearity="leaky_relu")
             nn.init.zeros_(dense.bias)
 
     def forward(
@@ -72,5 +97,5 @@ class PolyINR(nn.Module):
             elif shifts is not None:
                 h = h + shifts[i].unsqueeze(-2)
             # hardtanh = clamp to [-256, 256]; its backward is one kernel where clamp's takes four
-            h = F.hardtanh(F.leaky_relu(h, 0.2), -256.0, 256.0)
+            h = torch.sin(h) if self.sine else F.hardtanh(F.leaky_relu(h, 0.2), -256.0, 256.0)
         return self.out(h)
