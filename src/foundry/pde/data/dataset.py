@@ -1,4 +1,9 @@
-"""In-memory dataset over a generated HDF5 file: graph batches and (t, x) query points."""
+"""In-memory dataset over generated HDF5 files: graph batches and (t, x) or (t, x, y) query points.
+
+One code path for both dimensions: a file holds ``u`` [N, T, *S] with S = (X,) in 1-D and (X, Y)
+in 2-D, the coordinate arrays ``t``, ``x`` (and ``y``), and for domains smaller than their box
+(a disk) a ``mask`` [N, *S] of the points inside; query points are drawn among those.
+"""
 
 from __future__ import annotations
 
@@ -65,13 +70,54 @@ def trim_padding(
     return out
 
 
+def _num_rows(path: Path) -> int:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f["u"].shape[0])
+    except (OSError, KeyError):
+        return 0  # `_read` names what is wrong
+
+
+def _read(path: Path, num_mod: int | None, rows: slice = slice(None)) -> dict:
+    """One generated file's arrays (u, t, x[, y][, mask], the graph keys; only ``rows``) and attrs."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if num_mod is not None and int(f.attrs["num_mod"]) != num_mod:
+                raise ValueError(
+                    f"{path} stores graphs with num_mod={int(f.attrs['num_mod'])} but the model "
+                    f"needs {num_mod}; regenerate with --num-mod {num_mod}"
+                )
+            if f["u"].shape[0] == 0:
+                raise ValueError(f"dataset {path} is empty")
+            out = {k: f[k][rows] for k in ("u", *GRAPH_KEYS)}  # h5py reads only those rows
+            out["t"], out["x"] = f["t"][:].astype(np.float32), f["x"][:].astype(np.float32)
+            if "y" in f:
+                out["y"] = f["y"][:].astype(np.float32)
+            if "mask" in f:
+                out["mask"] = f["mask"][rows]
+            out["attrs"] = dict(f.attrs)
+            return out
+    except (OSError, KeyError) as e:  # not HDF5, or HDF5 without the generated layout
+        name = re.findall(r"'(\w+)'", str(e))  # h5py: "... (object 't' doesn't exist)"
+        what = f"lacks {name[-1] if name else e!r}" if isinstance(e, KeyError) else "is not an HDF5 file"
+        raise ValueError(
+            f"{path} {what}: not a dataset from `foundry pde generate` or `foundry pde benchmark-data`"
+        ) from None
+
+
 class PDEDataset:
-    """All samples of one generated file, held in memory.
+    """All samples of one generated file (or of every ``*.h5`` file in a folder), held in memory.
 
     Parameters
     ----------
     path : str or Path
-        HDF5 file written by `foundry.pde.data.generate.generate`.
+        HDF5 file written by `foundry.pde.data.generate.generate` (1-D) or
+        `foundry.pde.data.generate2d.generate2d` (2-D), or a folder of such files of one
+        dimension and graph size, read in name order and concatenated.
     num_mod : int, optional
         Modulation nodes the model expects; must match the file's graphs.
     limit : int, optional
@@ -88,36 +134,57 @@ class PDEDataset:
         limit: int | None = None,
         shard: tuple[int, int] = (0, 1),
     ) -> None:
-        import h5py
-
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"dataset {path} does not exist; create it with `foundry pde generate`")
-        try:
-            with h5py.File(path, "r") as f:
-                if num_mod is not None and int(f.attrs["num_mod"]) != num_mod:
+        files = sorted(path.glob("*.h5")) if path.is_dir() else [path]
+        if not files:
+            raise ValueError(f"dataset folder {path} holds no *.h5 file")
+        sizes = [_num_rows(f) for f in files]
+        n_all = sum(sizes)
+        n = n_all if limit is None else min(limit, n_all)
+        rank, world = shard
+        lo, hi = rank * n // world, (rank + 1) * n // world
+        parts, start = [], 0
+        for f, size in zip(files, sizes, strict=True):  # each file's rows inside [lo, hi)
+            a, b = max(lo - start, 0), min(hi - start, size)
+            if b > a or (not parts and f is files[-1]) or size == 0:
+                parts.append(_read(f, num_mod, slice(a, max(a, b))))
+            start += size
+        if hi <= lo:
+            raise ValueError(f"dataset {path}: {n} samples cannot be split into {world} shards")
+        first = parts[0]
+        for f, part in zip(files[1:], parts[1:], strict=True):
+            for key in ("u", *GRAPH_KEYS):
+                if part[key].shape[1:] != first[key].shape[1:]:
                     raise ValueError(
-                        f"{path} stores graphs with num_mod={int(f.attrs['num_mod'])} but the model "
-                        f"needs {num_mod}; regenerate with --num-mod {num_mod}"
+                        f"{f}: {key} has shape {part[key].shape[1:]} per sample, {files[0]} has "
+                        f"{first[key].shape[1:]}; a folder must hold files of one dimension and graph size"
                     )
-                n = f["u"].shape[0] if limit is None else min(limit, f["u"].shape[0])
-                if n == 0:
-                    raise ValueError(f"dataset {path} is empty")
-                rank, world = shard
-                lo, hi = rank * n // world, (rank + 1) * n // world
-                if hi <= lo:
-                    raise ValueError(f"dataset {path}: {n} samples cannot be split into {world} shards")
-                self.u = f["u"][lo:hi].astype(np.float32)  # [N, T, X]; h5py reads only the slice
-                self.t, self.x = f["t"][:].astype(np.float32), f["x"][:].astype(np.float32)
-                self.graph = {k: f[k][lo:hi] for k in GRAPH_KEYS}
-                self.attrs = dict(f.attrs)
-        except (OSError, KeyError) as e:  # not HDF5, or HDF5 without the generated layout
-            name = re.findall(r"'(\w+)'", str(e))  # h5py: "... (object 't' doesn't exist)"
-            what = f"lacks {name[-1] if name else e!r}" if isinstance(e, KeyError) else "is not an HDF5 file"
-            raise ValueError(
-                f"{path} {what}: not a dataset from `foundry pde generate` or `foundry pde benchmark-data`"
-            ) from None
-        self.periodic = str(self.attrs.get("family", "")).endswith("periodic")
+            if not np.array_equal(part["t"], first["t"]):
+                raise ValueError(f"{f}: its time grid differs from {files[0]}'s")
+
+        def cat(key: str) -> np.ndarray:
+            return np.concatenate([p[key] for p in parts])
+
+        self.u = cat("u").astype(np.float32)  # [N, T, *S]
+        self.graph = {k: cat(k) for k in GRAPH_KEYS}
+        self.t, self.x = first["t"], first["x"]
+        self.y = first.get("y")
+        self.dim = self.u.ndim - 2
+        self.mask = None
+        if any("mask" in p for p in parts):  # box samples of a mixed folder count as all inside
+            full = np.ones(self.u.shape[2:], dtype=bool)
+            self.mask = np.concatenate(
+                [
+                    p["mask"].astype(bool)
+                    if "mask" in p
+                    else np.broadcast_to(full, (len(p["u"]), *full.shape))
+                    for p in parts
+                ]
+            )
+        self.attrs = first["attrs"]
+        self.periodic = str(self.attrs.get("family", "")).endswith("periodic") and self.dim == 1
         # graphs are cut to each batch's real nodes (exact, see `trim_padding`); False keeps the padding
         self.trim = True
         n_nodes, n_slots = self.graph["node_type"].shape[1], self.graph["node_scalar"].shape[1]
@@ -125,6 +192,27 @@ class PDEDataset:
         self.n_scalar, self.n_fn = padding_counts(
             self.graph["node_type"], self.graph["node_scalar"].shape[1], self.num_branches
         )
+        # query points of masked samples: each sample's inside points (flat indices into S), padded
+        # by repetition to one width so that a batch draws them with one gather
+        self.inside, self.num_inside = None, None
+        if self.mask is not None:
+            flat = self.mask.reshape(len(self.mask), -1)
+            self.num_inside = flat.sum(1)
+            if (self.num_inside == 0).any():
+                raise ValueError(f"dataset {path}: a sample has no point inside its domain")
+            width = int(self.num_inside.max())
+            self.inside = np.zeros((len(flat), width), dtype=np.int64)
+            for i, row in enumerate(flat):
+                pts = np.flatnonzero(row)
+                self.inside[i] = np.resize(pts, width)
+
+    @property
+    def spatial_shape(self) -> tuple[int, ...]:
+        return self.u.shape[2:]
+
+    def coordinate_axes(self) -> list[np.ndarray]:
+        """The coordinate arrays of the grid: [t, x] or [t, x, y]."""
+        return [self.t, self.x] + ([self.y] if self.dim == 2 else [])
 
     def __len__(self) -> int:
         return self.u.shape[0]
@@ -160,13 +248,20 @@ class PDEDataset:
         ``function_points`` gives the function encoder that many random points of each function
         (all of them when None): a cheaper, noisier step, not an exact one.
         """
-        nt, nx = self.u.shape[1:]
-        shift = rng.integers(0, nx, size=len(idx)) if (x_shift and self.periodic) else None
-        ti = rng.integers(0, nt, size=(len(idx), num_points))
-        xi = rng.integers(0, nx, size=(len(idx), num_points))
-        src_x = (xi - shift[:, None]) % nx if shift is not None else xi
-        labels = self.u[idx[:, None], ti, src_x]
-        coords = np.stack([self.t[ti], self.x[xi]], axis=-1)
+        if self.dim == 1:
+            nt, nx = self.u.shape[1:]
+            shift = rng.integers(0, nx, size=len(idx)) if (x_shift and self.periodic) else None
+            ti = rng.integers(0, nt, size=(len(idx), num_points))
+            xi = rng.integers(0, nx, size=(len(idx), num_points))
+            src_x = (xi - shift[:, None]) % nx if shift is not None else xi
+            labels = self.u[idx[:, None], ti, src_x]
+            coords = np.stack([self.t[ti], self.x[xi]], axis=-1)
+        else:
+            shift = None
+            ti = rng.integers(0, len(self.t), size=(len(idx), num_points))
+            si = self.spatial_index(idx, rng.random((len(idx), num_points)))
+            labels = self.u.reshape(len(self.u), len(self.t), -1)[idx[:, None], ti, si]
+            coords = np.stack([self.t[ti], *self.spatial_coordinates(si)], axis=-1)
         n_pts = self.graph["function_values"].shape[2]
         pts = None
         if function_points is not None and function_points < n_pts:
@@ -177,12 +272,34 @@ class PDEDataset:
             torch.as_tensor(labels, device=device),
         )
 
+    def spatial_index(self, idx: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Flat spatial indices [B, Q] from uniforms ``r`` in [0, 1): inside each sample's domain."""
+        if self.inside is None:
+            return np.minimum(
+                (r * int(np.prod(self.spatial_shape))).astype(np.int64), np.prod(self.spatial_shape) - 1
+            )
+        k = np.minimum((r * self.num_inside[idx, None]).astype(np.int64), self.num_inside[idx, None] - 1)
+        return self.inside[idx[:, None], k]
+
+    def spatial_coordinates(self, flat: np.ndarray) -> list[np.ndarray]:
+        """(x, y) of flat 2-D grid indices (row-major: x is the first axis)."""
+        ix, iy = np.divmod(flat, len(self.y))
+        return [self.x[ix], self.y[iy]]
+
+    def full_grid_mask(self, idx: np.ndarray) -> np.ndarray | None:
+        """[B, T * prod(S)] bool: the `full_grid` points inside each domain (None: all are)."""
+        if self.mask is None:
+            return None
+        m = self.mask[idx].reshape(len(idx), 1, -1)
+        return np.broadcast_to(m, (len(idx), len(self.t), m.shape[-1])).reshape(len(idx), -1)
+
     def full_grid(
         self, idx: np.ndarray, device: torch.device | str = "cpu"
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
-        """Graphs, every grid point [B, T*X, 2] and labels [B, T*X]."""
-        tt, xx = np.meshgrid(self.t, self.x, indexing="ij")
-        coords = np.broadcast_to(np.stack([tt, xx], -1).reshape(1, -1, 2), (len(idx), tt.size, 2))
+        """Graphs, every grid point [B, T*prod(S), 1 + dim], labels [B, T*prod(S)] (see `full_grid_mask`)."""
+        mesh = np.meshgrid(*self.coordinate_axes(), indexing="ij")
+        grid = np.stack(mesh, -1).reshape(1, -1, len(mesh))
+        coords = np.broadcast_to(grid, (len(idx), grid.shape[1], grid.shape[2]))
         labels = self.u[idx].reshape(len(idx), -1)
         return (
             graph_to_tensors(self._graphs(idx, None), device),
@@ -206,6 +323,11 @@ class DeviceSampler:
         self.u = torch.as_tensor(data.u, device=self.device)  # [N, T, X]
         self.t = torch.as_tensor(data.t, device=self.device)
         self.x = torch.as_tensor(data.x, device=self.device)
+        self.y = torch.as_tensor(data.y, device=self.device) if data.dim == 2 else None
+        self.inside = torch.as_tensor(data.inside, device=self.device) if data.inside is not None else None
+        self.num_inside = (
+            torch.as_tensor(data.num_inside, device=self.device) if data.num_inside is not None else None
+        )
         # compact dtypes on the device (uint8 types and distances, bool mask); widened per batch
         self.graph = {k: torch.as_tensor(v, device=self.device) for k, v in data.graph.items()}
         self.gen = torch.Generator(device=self.device)
@@ -229,13 +351,28 @@ class DeviceSampler:
         keep = self._keep_index(n_scalar, n_fn) if d.trim else None
         b = len(idx)
         i = torch.as_tensor(idx, device=dev)
-        nt, nx = self.u.shape[1:]
-        ti = torch.randint(0, nt, (b, num_points), generator=gen, device=dev)
-        xi = torch.randint(0, nx, (b, num_points), generator=gen, device=dev)
-        shift = torch.randint(0, nx, (b,), generator=gen, device=dev) if (x_shift and d.periodic) else None
-        src_x = (xi - shift[:, None]) % nx if shift is not None else xi
-        labels = self.u[i[:, None], ti, src_x]
-        coords = torch.stack([self.t[ti], self.x[xi]], dim=-1)
+        if d.dim == 1:
+            nt, nx = self.u.shape[1:]
+            ti = torch.randint(0, nt, (b, num_points), generator=gen, device=dev)
+            xi = torch.randint(0, nx, (b, num_points), generator=gen, device=dev)
+            shift = (
+                torch.randint(0, nx, (b,), generator=gen, device=dev) if (x_shift and d.periodic) else None
+            )
+            src_x = (xi - shift[:, None]) % nx if shift is not None else xi
+            labels = self.u[i[:, None], ti, src_x]
+            coords = torch.stack([self.t[ti], self.x[xi]], dim=-1)
+        else:  # as `PDEDataset.spatial_index`: uniform over each sample's inside points
+            shift, nt, ny = None, self.u.shape[1], self.u.shape[3]
+            ti = torch.randint(0, nt, (b, num_points), generator=gen, device=dev)
+            r = torch.rand((b, num_points), generator=gen, device=dev)
+            if self.inside is None:
+                size = self.u.shape[2] * ny
+                si = torch.clamp((r * size).long(), max=size - 1)
+            else:
+                count = self.num_inside[i][:, None]
+                si = self.inside[i[:, None], torch.minimum((r * count).long(), count - 1)]
+            labels = self.u.flatten(2)[i[:, None], ti, si]
+            coords = torch.stack([self.t[ti], self.x[si // ny], self.y[si % ny]], dim=-1)
         g = {}
         for key, v in self.graph.items():
             v = v[i]

@@ -51,6 +51,13 @@ class GraphSizes:
     num_spatial: int = 16
     num_degree: int = 32
 
+    @classmethod
+    def for_dim(cls, dim: int, **kw: int) -> GraphSizes:
+        """The padding for PDEs in ``dim`` spatial dimensions: PDEformer-1's in 1-D; in 2-D and 3-D
+        room for domains, boundary conditions and several unknowns (96 scalar slots, 8 functions;
+        the reference uses 80-192 and 6-16)."""
+        return cls(**kw) if dim <= 1 else cls(max_n_scalar_nodes=96, max_n_function_nodes=8, **kw)
+
     @property
     def num_nodes(self) -> int:
         return self.max_n_scalar_nodes + self.max_n_function_nodes * self.num_branches

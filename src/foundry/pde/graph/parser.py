@@ -12,10 +12,14 @@ Grammar::
     product  := unary (('*' | '/') unary)*
     unary    := ('-' | '+') unary | power
     power    := postfix [('^' | '**') unary]
-    postfix  := atom ('_' [tx]+)*          derivatives: u_t, u_xx, (u^2)_x
+    postfix  := atom ('_' [txyn]+)*        derivatives: u_t, u_xx, u_xy, (u^2)_x, u_n
     atom     := number | name | name '(' sum ')' | '(' sum ')'
 
-Names: ``u`` (the unknown), ``x``, ``pi``, ``e``, functions ``sin cos exp tanh abs sqrt dx dt``.
+Names: the unknowns (``u``; in 2-D any names given, e.g. ``u, v``), the axes ``x`` (and ``y``),
+``pi``, ``e``, functions ``sin cos exp tanh abs sqrt dx dy dt``. ``_n`` (the outward normal
+derivative) is allowed in 2-D boundary conditions only. `parse_pde2d` reads a 2-D problem: a
+domain (`parse_domain`), one equation per unknown, initial conditions and boundary conditions
+written as ``"circle: u + 0.5*u_n = 0"``.
 """
 
 from __future__ import annotations
@@ -27,13 +31,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from foundry.pde.graph.canonical import canonicalize
-from foundry.pde.graph.symbolic import PDE, Expr
+from foundry.pde.graph.domain import AXES, Domain
+from foundry.pde.graph.symbolic import PDE, Expr, add, mul
 
 _TOKEN = re.compile(
     r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z][A-Za-z0-9]*)"
     r"|(_[A-Za-z]+)|(\*\*|[-+*/^()=]))"
 )
-_SYMBOLIC_FUNCS = {"sin", "cos", "exp", "dx", "dt"}
+_SYMBOLIC_FUNCS = {"sin", "cos", "exp", "dx", "dy", "dt"}
 _NUMERIC_FUNCS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "sin": np.sin,
     "cos": np.cos,
@@ -75,7 +80,7 @@ def _tokenize(text: str) -> list[_Tok]:
 
 
 class _XFunc:
-    """A known function of x (closure over numpy) and its text, for error messages."""
+    """A known function of space (a numpy closure over points [n, d]) and its text, for messages."""
 
     def __init__(self, f: Callable[[np.ndarray], np.ndarray], src: str = "x") -> None:
         self.f, self.src = f, src
@@ -86,18 +91,33 @@ def _src(v: object) -> str:
 
 
 def first_bad_point(values: np.ndarray, x: np.ndarray) -> str | None:
-    """'nan at x = -0.5' for the first non-finite value, None when all are finite."""
+    """'nan at x = -0.5' (2-D: 'at (x, y) = (0.5, 0.5)') for the first non-finite value, else None."""
     bad = np.flatnonzero(~np.isfinite(values))
-    return None if bad.size == 0 else f"{values[bad[0]]} at x = {x[bad[0]]:.6g}"
+    if bad.size == 0:
+        return None
+    p = np.asarray(x)[bad[0]]
+    if np.ndim(p) == 0 or np.size(p) == 1:
+        return f"{values[bad[0]]} at x = {float(np.ravel(p)[0]):.6g}"
+    names = ", ".join(AXES[: np.size(p)])
+    return f"{values[bad[0]]} at ({names}) = ({', '.join(f'{c:.6g}' for c in p)})"
 
 
 Value = float | _XFunc | Expr
 
 
 class _Parser:
-    def __init__(self, text: str, pde: PDE | None, u: Expr | None) -> None:
+    def __init__(
+        self,
+        text: str,
+        pde: PDE | None,
+        unknowns: dict[str, Expr] | None,
+        dim: int = 1,
+        normal: bool = False,
+    ) -> None:
         self.text, self.toks, self.i = text, _tokenize(text), 0
-        self.pde, self.u = pde, u
+        self.pde, self.unknowns = pde, unknowns or {}
+        self.axes = AXES[:dim]
+        self.suffixes = "t" + "".join(self.axes) + ("n" if normal else "")
         self.check_parentheses()
 
     def check_parentheses(self) -> None:
@@ -189,8 +209,10 @@ class _Parser:
         while self.peek().kind == "deriv":
             tok = self.take()
             for var in tok.text[1:]:
-                if var not in "tx":
-                    raise self.error(tok, "derivative suffixes may contain only t and x")
+                if var not in self.suffixes:
+                    allowed = " and ".join(", ".join(self.suffixes).rsplit(", ", 1))
+                    where = " (n only in a 2-D boundary condition)" if "n" not in self.suffixes else ""
+                    raise self.error(tok, f"derivative suffixes may contain only {allowed}{where}")
                 v = self.derivative(var, v, tok)
         return v
 
@@ -215,11 +237,12 @@ class _Parser:
                 return self.apply(name, arg, tok)
             if name in _CONSTANTS:
                 return float(_CONSTANTS[name])
-            if name == "x":
-                return _XFunc(lambda x: x, "x")
-            if name == "u" and self.u is not None:
-                return self.u
-            allowed = "u, x, pi, e" if self.u is not None else "x, pi, e"
+            if name in self.axes:
+                k = self.axes.index(name)
+                return _XFunc(lambda p, k=k: p[:, k], name)
+            if name in self.unknowns:
+                return self.unknowns[name]
+            allowed = ", ".join([*self.unknowns, *self.axes, "pi", "e"])
             raise self.error(tok, f"unknown name (allowed: {allowed})")
         raise self.error(tok, "unexpected token")
 
@@ -235,9 +258,10 @@ class _Parser:
 
     def field(self, v: _XFunc) -> Expr:
         """A coefficient field, refused with the point where it is not finite (1/x at x = 0)."""
+        pts = self.pde.points
         with np.errstate(all="ignore"):
-            values = np.broadcast_to(np.asarray(v.f(self.pde.x), dtype=np.float64), self.pde.x.shape)
-        bad = first_bad_point(values, self.pde.x)
+            values = np.broadcast_to(np.asarray(v.f(pts), dtype=np.float64), pts.shape[:1])
+        bad = first_bad_point(values, pts)
         if bad is not None:
             raise PDEParseError(f"the coefficient field {v.src} is not finite: {bad} (in {self.text!r})")
         return self.pde.field(values.copy())
@@ -260,12 +284,14 @@ class _Parser:
             return ea * self.field(_XFunc(lambda x, f=b.f: _binary("/", 1.0, f(x)), f"1/{_src(b)}"))
         if isinstance(a, float) and isinstance(b, float):
             return float(_binary(op, np.float64(a), np.float64(b)))
-        fa = a.f if isinstance(a, _XFunc) else (lambda x, c=a: np.full_like(x, c))
-        fb = b.f if isinstance(b, _XFunc) else (lambda x, c=b: np.full_like(x, c))
+        fa = a.f if isinstance(a, _XFunc) else (lambda p, c=a: np.full(len(p), c))
+        fb = b.f if isinstance(b, _XFunc) else (lambda p, c=b: np.full(len(p), c))
         return _XFunc(lambda x: _binary(op, fa(x), fb(x)), f"({_src(a)}{op}{_src(b)})")
 
     def apply(self, name: str, arg: Value, tok: _Tok) -> Value:
-        if name in ("dx", "dt"):
+        if name in ("dx", "dy", "dt"):
+            if name[1] not in self.suffixes:
+                raise self.error(tok, f"{name} on a {len(self.axes)}-D domain")
             return self.derivative(name[1], arg, tok)
         if isinstance(arg, Expr):
             if name not in _SYMBOLIC_FUNCS:
@@ -278,8 +304,10 @@ class _Parser:
 
     def derivative(self, var: str, v: Value, tok: _Tok) -> Value:
         if not isinstance(v, Expr):
-            raise self.error(tok, "derivatives apply only to expressions in u")
-        return PDE.dt(v) if var == "t" else PDE.dx(v)
+            raise self.error(tok, "derivatives apply only to expressions in the unknowns")
+        if var == "n":
+            return self.pde.dn(v)
+        return PDE.dt(v) if var == "t" else Expr(f"d{var}", (v,))
 
 
 def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -287,12 +315,23 @@ def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "^": np.power}[op](a, b)
 
 
-def parse_function(text: str) -> Callable[[np.ndarray], np.ndarray]:
-    """Parse a function of x, e.g. ``"sin(pi*x) + 0.5*cos(2*pi*x)"``, into a numpy callable."""
-    v = _Parser(text, None, None).equation()
+def parse_function(text: str, dim: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """Parse a function of space into a numpy callable.
+
+    1-D: of x, e.g. ``"sin(pi*x) + 0.5*cos(2*pi*x)"``; the callable takes x [n]. 2-D: of x and y,
+    e.g. ``"exp(-50*((x-0.5)^2 + (y-0.5)^2))"``; the callable takes points [n, 2].
+    """
+    v = _Parser(text, None, None, dim).equation()
+    if isinstance(v, Expr):
+        raise PDEParseError(f"a function of space cannot contain an unknown: {text!r}")
+
+    def as_points(a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a, dtype=np.float64)
+        return a[:, None] if dim == 1 else a
+
     if isinstance(v, float):
-        return lambda x, c=v: np.full_like(np.asarray(x, dtype=np.float64), c)
-    return lambda x, f=v.f: np.asarray(f(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+        return lambda a, c=v: np.full(len(as_points(a)), c)
+    return lambda a, f=v.f: np.asarray(f(as_points(a)), dtype=np.float64)
 
 
 def parse_pde(
@@ -317,7 +356,7 @@ def parse_pde(
     """
     pde = PDE() if x is None else PDE(x=np.asarray(x, dtype=np.float64))
     u = pde.unknown("u")
-    lhs = _Parser(equation, pde, u).equation()
+    lhs = _Parser(equation, pde, {"u": u}).equation()
     if not isinstance(lhs, Expr) or not _contains_dt(lhs):
         raise PDEParseError(f"the equation {equation!r} has no time derivative u_t")
     pde.eq(canonicalize(lhs, u) if canonical else lhs)
@@ -335,3 +374,149 @@ def parse_pde(
 
 def _contains_dt(e: Expr) -> bool:
     return e.kind == "dt" or any(_contains_dt(a) for a in e.args)
+
+
+def parse_domain(text: str) -> Domain:
+    """A 2-D domain from text.
+
+    ``periodic`` (the unit square, periodic both ways), ``square`` (non-periodic both ways:
+    boundaries left, right, bottom, top), ``periodic-x`` / ``periodic-y`` (a square periodic along
+    one axis), ``disk`` or ``disk:R`` or ``disk:R,cx,cy`` (boundary 'circle'; default R = 0.4 about
+    (0.5, 0.5)), ``sdf:<expression in x, y>`` (negative inside; boundary 'boundary').
+    """
+    kind, _, rest = text.strip().partition(":")
+    kind = kind.strip().lower()
+    squares = {
+        "periodic": (True, True),
+        "square": (False, False),
+        "periodic-x": (True, False),
+        "periodic-y": (False, True),
+    }
+    if kind in squares and not rest:
+        return Domain.square(squares[kind])
+    if kind == "disk":
+        try:
+            nums = [float(v) for v in rest.split(",")] if rest.strip() else []
+        except ValueError:
+            raise PDEParseError(f"disk takes numbers R[,cx,cy], got {rest!r}") from None
+        if len(nums) not in (0, 1, 3):
+            raise PDEParseError(f"disk takes R or R,cx,cy, got {rest!r}")
+        radius = nums[0] if nums else 0.4
+        center = (nums[1], nums[2]) if len(nums) == 3 else (0.5, 0.5)
+        try:
+            return Domain.disk(radius, center)
+        except ValueError as e:
+            raise PDEParseError(str(e)) from None
+    if kind == "sdf" and rest.strip():
+        return Domain.from_sdf(parse_function(rest, dim=2))
+    raise PDEParseError(
+        f"unknown domain {text!r}: use periodic, square, periodic-x, periodic-y, disk[:R[,cx,cy]] "
+        "or sdf:<expression in x, y>"
+    )
+
+
+def parse_pde2d(
+    equations: str | list[str],
+    ics: str | list[str],
+    domain: str | Domain = "periodic",
+    bcs: list[str] | tuple[str, ...] = (),
+    unknowns: str | list[str] = "u",
+    resolution: int = 32,
+) -> PDE:
+    """Parse a 2-D PDE (a system: one equation and one initial condition per unknown).
+
+    Parameters
+    ----------
+    equations : str or list of str
+        e.g. ``"u_t - 0.01*(u_xx + u_yy) + u^3 = 0"``; for a system one per unknown, e.g.
+        ``["u_t - v = 0", "v_t - (u_xx + u_yy) = 0"]``.
+    ics : str or list of str
+        u(0, x, y) per unknown, e.g. ``"sin(2*pi*x)*cos(2*pi*y)"``.
+    domain : str or Domain
+        See `parse_domain`.
+    bcs : list of str
+        ``"<boundary>: <condition> = <value>"``, e.g. ``"circle: u + 0.5*u_n = 0"``; ``u_n`` is the
+        outward normal derivative. One per unknown and boundary piece; ``"*: ..."`` puts the same
+        condition on every piece.
+    unknowns : str or list of str
+        Names of the unknowns in order (comma-separated or a list); the model predicts the first
+        unless asked for another.
+    resolution : int
+        Grid points per axis on which functions are given to the model (the checkpoint's grid).
+    """
+    eqs = [equations] if isinstance(equations, str) else list(equations)
+    ic_texts = [ics] if isinstance(ics, str) else list(ics)
+    names = [n.strip() for n in unknowns.split(",")] if isinstance(unknowns, str) else list(unknowns)
+    for n in names:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", n) or n in (*AXES, "pi", "e", *_NUMERIC_FUNCS):
+            raise PDEParseError(f"{n!r} cannot name an unknown")
+    if len(set(names)) != len(names):
+        raise PDEParseError(f"unknown names repeat: {names}")
+    if not (len(eqs) == len(ic_texts) == len(names)):
+        raise PDEParseError(
+            f"{len(names)} unknown(s) ({', '.join(names)}) need as many equations and initial conditions; "
+            f"got {len(eqs)} and {len(ic_texts)}"
+        )
+    dom = parse_domain(domain) if isinstance(domain, str) else domain
+    pde = PDE(domain=dom, resolution=resolution)
+    us = {n: pde.unknown(n) for n in names}
+    for text in eqs:
+        lhs = _Parser(text, pde, us, dim=2).equation()
+        if not isinstance(lhs, Expr) or not _contains_dt(lhs):
+            raise PDEParseError(f"the equation {text!r} has no time derivative")
+        pde.eq(lhs)
+    for (name, u), text in zip(us.items(), ic_texts, strict=True):
+        values = parse_function(text, dim=2)(pde.points)
+        bad = first_bad_point(values, pde.points)
+        if bad is not None:
+            raise PDEParseError(f"the initial condition of {name} {text!r} is not finite: {bad}")
+        pde.ic(u, values)
+    for text in bcs:
+        side, sep, cond = text.partition(":")
+        side = side.strip()
+        if not sep or not cond.strip():
+            raise PDEParseError(
+                f"a boundary condition reads '<boundary>: <condition> = <value>', got {text!r}"
+            )
+        sides = dom.boundary_names if side == "*" else (side,)
+        if side != "*" and side not in dom.boundary_names:
+            have = ", ".join(dom.boundary_names) or "none: the domain is periodic"
+            raise PDEParseError(f"{text!r}: the domain has no boundary {side!r} (its boundaries: {have})")
+        for piece in sides:
+            lhs = _Parser(cond, pde, us, dim=2, normal=True).equation()
+            if not isinstance(lhs, Expr):
+                raise PDEParseError(f"the boundary condition {text!r} does not contain an unknown")
+            lhs = _distribute_over_normal(lhs)
+            owners = [n for n, u in us.items() if _contains(lhs, u)]
+            if len(owners) != 1:
+                raise PDEParseError(f"the boundary condition {text!r} must involve exactly one unknown")
+            try:
+                pde.bc_eq(us[owners[0]], piece, lhs, "text")
+            except ValueError as e:
+                raise PDEParseError(f"{text!r}: {e}") from None
+    try:
+        pde.check()
+    except ValueError as e:
+        raise PDEParseError(str(e)) from None
+    return pde
+
+
+def _contains(e: Expr, u: Expr) -> bool:
+    return e is u or any(_contains(a, u) for a in e.args)
+
+
+def _distribute_over_normal(e: Expr) -> Expr:
+    """``c * u_n`` -> ``sum_k c d_k u d_k sdf``: the graph `PDE.dn(u, c)` and `PDE.bc` build."""
+    args = tuple(_distribute_over_normal(a) for a in e.args)
+    if e.kind == "mul" and len(args) == 2 and args[0].kind == "coef" and _is_normal_sum(args[1]):
+        return add(*(mul(args[0], *t.args) for t in args[1].args))
+    if args == e.args:
+        return e
+    return add(*args) if e.kind == "add" else Expr(e.kind, args, e.value)
+
+
+def _is_normal_sum(e: Expr) -> bool:
+    return e.kind == "add" and all(
+        t.kind == "mul" and any(a.kind.startswith("d") and a.args[0].kind == "sdf" for a in t.args)
+        for t in e.args
+    )

@@ -410,10 +410,8 @@ class PDE:
         self.domain.boundary(side)
         if any(b.unknown is u and b.side == side for b in self.boundary):
             raise ValueError(f"unknown {u.value!r} already has a boundary condition on {side!r}")
-        expr = as_expr(expr)
-        self.boundary.append(
-            BoundaryCondition(u, side, kind, expr if expr.kind == "add" else Expr("add", (expr,)), 0.0)
-        )
+        # a one-term condition (u = 0) feeds eq0 directly, as the reference's bc_sum_eq0 builds it
+        self.boundary.append(BoundaryCondition(u, side, kind, as_expr(expr), 0.0))
 
     def _bc_1d(
         self, u: Expr, side: str, kind: str, value: object, alpha: float, beta: float, speed: float

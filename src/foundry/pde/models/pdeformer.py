@@ -197,8 +197,8 @@ class PDEformer(nn.Module):
     def __init__(self, config: PDEformerConfig, graph_sizes: GraphSizes | None = None) -> None:
         super().__init__()
         c = self.config = config
-        self.graph_sizes = graph_sizes or GraphSizes(
-            num_branches=c.num_branches, num_spatial=c.num_spatial, num_degree=c.num_degree
+        self.graph_sizes = graph_sizes or GraphSizes.for_dim(
+            c.num_coords - 1, num_branches=c.num_branches, num_spatial=c.num_spatial, num_degree=c.num_degree
         )
         self.scalar_encoder = MLP(3 if c.log_scalars else 1, c.scalar_hidden, c.d_model, c.scalar_layers)
         # encode only the function slots that hold a function (exact: padded branch nodes are masked
