@@ -325,13 +325,15 @@ def parse_function(text: str, dim: int = 1) -> Callable[[np.ndarray], np.ndarray
     if isinstance(v, Expr):
         raise PDEParseError(f"a function of space cannot contain an unknown: {text!r}")
 
-    def as_points(a: np.ndarray) -> np.ndarray:
+    def call(a: np.ndarray, f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         a = np.asarray(a, dtype=np.float64)
-        return a[:, None] if dim == 1 else a
+        if dim == 1:  # x of any shape: evaluated as points [n, 1], returned in x's shape
+            return np.asarray(f(a.reshape(-1, 1)), dtype=np.float64).reshape(a.shape)
+        return np.asarray(f(a), dtype=np.float64)
 
     if isinstance(v, float):
-        return lambda a, c=v: np.full(len(as_points(a)), c)
-    return lambda a, f=v.f: np.asarray(f(as_points(a)), dtype=np.float64)
+        return lambda a, c=v: call(a, lambda p: np.full(len(p), c))
+    return lambda a, f=v.f: call(a, f)
 
 
 def parse_pde(
