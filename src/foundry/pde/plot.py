@@ -64,3 +64,85 @@ def plot_training_log(log_path: str | Path, path: str | Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_prediction2d(
+    arrays: dict[str, np.ndarray], title: str, path: str | Path, animation: str | Path | None = None
+) -> None:
+    """Snapshots of a 2-D prediction u[t, x, y]: model, reference and |error| rows when a reference exists.
+
+    Points outside the domain (``mask`` False) are blank. ``animation`` also writes a GIF of all frames.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t, x, y = arrays["t"], arrays["x"], arrays["y"]
+    mask = arrays.get("mask")
+
+    def blank(u: np.ndarray) -> np.ndarray:
+        return np.where(mask[None], u, np.nan) if mask is not None else u
+
+    rows = [("PDEformer", blank(arrays["u"]))]
+    if "u_ref" in arrays:
+        rows += [
+            ("solver", blank(arrays["u_ref"])),
+            ("|error|", blank(np.abs(arrays["u"] - arrays["u_ref"]))),
+        ]
+    frames = sorted({int(round(f * (len(t) - 1))) for f in (0.0, 1 / 3, 2 / 3, 1.0)})
+    lim = max(float(np.nanmax(np.abs(u))) for name, u in rows if name != "|error|") or 1.0
+    fig, axes = plt.subplots(
+        len(rows), len(frames), figsize=(2.6 * len(frames) + 1, 2.4 * len(rows)), squeeze=False
+    )
+    for r, (name, u) in enumerate(rows):
+        err = name == "|error|"
+        for c, i in enumerate(frames):
+            ax = axes[r, c]
+            im = ax.pcolormesh(
+                x,
+                y,
+                u[i].T,
+                shading="auto",
+                cmap="magma" if err else "RdBu_r",
+                vmin=0 if err else -lim,
+                vmax=float(np.nanmax(u)) if err else lim,
+            )
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{name}, t={t[i]:.2f}", fontsize=8)
+        fig.colorbar(im, ax=axes[r].tolist(), shrink=0.8)
+    fig.suptitle(title, fontsize=9)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    if animation is not None:
+        from matplotlib.animation import FuncAnimation, PillowWriter
+
+        fig, axes = plt.subplots(1, len(rows), figsize=(3 * len(rows), 3), squeeze=False)
+        ims = []
+        for ax, (name, u) in zip(axes[0], rows, strict=True):
+            err = name == "|error|"
+            ims.append(
+                ax.imshow(
+                    u[0].T,
+                    origin="lower",
+                    extent=(x[0], x[-1], y[0], y[-1]),
+                    cmap="magma" if err else "RdBu_r",
+                    vmin=0 if err else -lim,
+                    vmax=float(np.nanmax(u)) if err else lim,
+                )
+            )
+            ax.set_title(name, fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        label = fig.suptitle(f"t = {t[0]:.2f}", fontsize=9)
+
+        def frame(i: int) -> list:
+            for im, (_, u) in zip(ims, rows, strict=True):
+                im.set_data(u[i].T)
+            label.set_text(f"t = {t[i]:.2f}")
+            return ims
+
+        FuncAnimation(fig, frame, frames=len(t), interval=80).save(animation, writer=PillowWriter(fps=12))
+        plt.close(fig)
