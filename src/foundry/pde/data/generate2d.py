@@ -344,7 +344,9 @@ def _create(f, cfg: Generate2DConfig) -> None:
     f.attrs["format_version"] = FORMAT_VERSION
     f.attrs["graph_sizes"] = json.dumps(asdict(GRAPH_SIZES))
     f.attrs["solver_n"] = cfg.solver_n
-    f.attrs["dts"] = np.asarray(cfg.dts if cfg.family != "wave-square-mur" else (cfg.wave_dt,))
+    # the steps tried in order (wave: the leapfrog step; NaN: the periodic wave is exact in time)
+    steps = {"wave-square-mur": (cfg.wave_dt,), "wave-periodic": (math.nan,)}.get(cfg.family, cfg.dts)
+    f.attrs["dts"] = np.asarray(steps, dtype=np.float64)
     f.attrs["next_chunk"] = 0
     f.attrs["chunk_taken"] = 0
     for k in COUNTS:
@@ -367,7 +369,8 @@ def generate2d(cfg: Generate2DConfig, path: str | Path, progress: bool = True) -
     - ``mask`` uint8 [N, G, G], disk only: 1 where the point is inside the domain (SDF < 0);
     - ``t`` [T] = linspace(0, 1), ``x`` = ``y`` [G]: i / G (periodic) or i / (G - 1);
     - attributes: the config's fields (not ``num_samples``), ``config`` (JSON of the same), ``dim`` = 2,
-      ``format_version``, ``graph_sizes`` (JSON), ``solver_n``, ``dts``, ``next_chunk``,
+      ``format_version``, ``graph_sizes`` (JSON), ``solver_n``, ``dts`` (the steps tried in order),
+      ``next_chunk``,
       ``chunk_taken``, and the counts over completed chunks ``num_candidates`` (members drawn),
       ``num_unbounded`` (dropped by the solver's |u| <= 10 / finite check at every dt tried),
       ``num_too_large`` (graph over `GRAPH_SIZES`).
