@@ -1,0 +1,165 @@
+"""Tests of the 2-D family files (`foundry.pde.data.generate2d`) and their PDE builders."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+from foundry.pde.data.generate2d import (
+    FAMILIES,
+    GRAPH_SIZES,
+    Generate2DConfig,
+    draw_chunk,
+    generate2d,
+)
+from foundry.pde.data.mv_dcr2d import solve_mv_dcr
+from foundry.pde.data.pde2d_builders import _Conditions
+from foundry.pde.data.spectral2d import solve_dcr
+from foundry.pde.graph.dag import GRAPH_KEYS, NODE_TYPE_ID
+from foundry.pde.graph.domain import Domain
+from foundry.pde.graph.symbolic import PDE
+
+G, T = 16, 5
+# coarse steps and one solve per member (no refinement) keep the files cheap (about 3 s for all six)
+SETTINGS = {
+    "dcr-periodic": {"dt": 0.0125, "refine": False, "chunk_size": 8},
+    "wave-periodic": {},
+    "dcr-square": {"dt": 0.00625, "refine": False, "chunk_size": 8, "num_samples": 2},
+    "dcr-disk": {"dt": 0.0125, "refine": False, "chunk_size": 8},
+    "wave-square-mur": {},
+    "mvdcr-periodic": {"dt": 0.00625, "refine": False},
+}
+
+
+def config(family: str, **kw) -> Generate2DConfig:
+    base = {"family": family, "num_samples": 4, "resolution": G, "num_t": T, "chunk_size": 4, "seed": 3}
+    return Generate2DConfig(**(base | SETTINGS[family] | kw))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, tuple[Generate2DConfig, dict]]:
+    out = {}
+    for fam in FAMILIES:
+        cfg = config(fam)
+        path = tmp_path_factory.mktemp("g2d") / f"{fam}.h5"
+        assert generate2d(cfg, path, progress=False) == cfg.num_samples
+        with h5py.File(path, "r") as f:
+            out[fam] = (cfg, {k: f[k][:] for k in f} | {"attrs": dict(f.attrs)})
+    return out
+
+
+def test_shapes_dtypes_and_ic_rows(files):
+    n = GRAPH_SIZES.num_nodes
+    for fam, (cfg, d) in files.items():
+        rows = cfg.num_samples
+        assert d["u"].shape == (rows, T, G, G) and d["u"].dtype == np.float32
+        assert d["var"].dtype == np.int8 and d["t"].shape == (T,) and d["x"].shape == d["y"].shape == (G,)
+        expect = {
+            "node_type": np.uint8,
+            "spatial_pos": np.uint8,
+            "attn_mask": np.bool_,
+            "in_degree": np.uint8,
+        }
+        for key, dtype in expect.items():
+            assert d[key].dtype == dtype, (fam, key)
+        assert d["node_type"].shape == (rows, n) and d["attn_mask"].shape == (rows, n, n)
+        assert d["function_values"].shape == (rows, 8, G * G, 3) and d["function_values"].dtype == np.float32
+        assert set(GRAPH_KEYS) <= set(d)
+        assert ("mask" in d) == (fam == "dcr-disk")
+        a = d["attrs"]
+        assert a["family"] == fam and a["dim"] == 2 and a["resolution"] == G and a["num_mod"] == 3
+        assert np.all(np.isfinite(d["u"])) and np.abs(d["u"]).max() <= 10
+        # the initial condition of the target (function row = unknown index) is frame 0, on Domain.grid
+        dom = Domain.square(periodic=fam in ("dcr-periodic", "wave-periodic", "mvdcr-periodic"))
+        for r in range(rows):
+            fv = d["function_values"][r, d["var"][r]]
+            np.testing.assert_allclose(fv[:, :2], dom.grid(G), atol=1e-6)
+            np.testing.assert_array_equal(fv[:, 2], d["u"][r, 0].reshape(-1))
+        np.testing.assert_allclose(
+            np.stack(np.meshgrid(d["x"], d["y"], indexing="ij"), -1).reshape(-1, 2), dom.grid(G)
+        )
+
+
+def test_periodic_dcr_row_matches_direct_solve(files):
+    cfg, d = files["dcr-periodic"]
+    r = len(d["u"]) - 1
+    m = int(d["member"][r])
+    p = draw_chunk(cfg, m // cfg.chunk_size)
+    b = slice(m % cfg.chunk_size, m % cfg.chunk_size + 1)
+    u, ok = solve_dcr(p.params.u0[b], p.params.a[b], p.params.c0[b], p.params.c1[b], p.params.c2[b],
+                      p.params.source[b], num_t=T, dt=float(d["dt"][r]))  # fmt: skip
+    assert ok.all()
+    np.testing.assert_allclose(d["u"][r], u[0, :, ::2, ::2].numpy(), rtol=0, atol=1e-5)
+
+
+def test_mv_rows_are_the_unknowns(files):
+    cfg, d = files["mvdcr-periodic"]
+    assert list(d["var"]) == [0, 1, 0, 1] and d["member"][0] == d["member"][1]
+    p = draw_chunk(cfg, int(d["member"][0]) // cfg.chunk_size).params
+    b = slice(int(d["member"][0]) % cfg.chunk_size, int(d["member"][0]) % cfg.chunk_size + 1)
+    args = [getattr(p, k)[b] for k in ("u0", "a", "lin", "flux_x", "flux_y", "q0", "qx", "qy", "source")]
+    u, ok = solve_mv_dcr(*args, num_t=T, dt=float(d["dt"][0]))
+    for k in range(2):
+        np.testing.assert_allclose(d["u"][k], u[0, :, k, ::2, ::2].numpy(), rtol=0, atol=1e-5)
+    # the target's Mod nodes come first: the two rows of one member differ in their graph order only
+    assert (d["node_type"][0] == d["node_type"][1]).all() and not (
+        d["spatial_pos"][0] == d["spatial_pos"][1]
+    ).all()
+
+
+def test_disk_mask_is_the_sdf_sign(files):
+    cfg, d = files["dcr-disk"]
+    grid = Domain.square(periodic=False).grid(G)
+    for r in range(len(d["u"])):
+        m = int(d["member"][r])
+        radius = float(draw_chunk(cfg, m // cfg.chunk_size).disk.radius[m % cfg.chunk_size])
+        sdf = np.hypot(grid[:, 0] - 0.5, grid[:, 1] - 0.5) - radius
+        np.testing.assert_allclose(d["function_values"][r, 1, :, 2], sdf, atol=1e-6)  # row 1: the domain sdf
+        np.testing.assert_array_equal(d["mask"][r].reshape(-1), (sdf < 0).astype(np.uint8))
+        assert 0 < d["mask"][r].sum() < G * G
+
+
+def test_wave_system_graph(files):
+    for fam, bcs in (("wave-periodic", 0), ("wave-square-mur", 8)):
+        _, d = files[fam]
+        types = d["node_type"][0]
+        assert (types == NODE_TYPE_ID["uf"]).sum() == 2
+        assert (types == NODE_TYPE_ID["eq0"]).sum() == 2 + bcs
+        eq0 = np.flatnonzero(types == NODE_TYPE_ID["eq0"])
+        assert (d["out_degree"][0][eq0] == 1).all()  # sinks: 1 + out-degree 0
+        assert (d["var"] == 0).all()
+
+
+def test_conditions_write_what_pde_bc_writes():
+    cases = [("dirichlet", {"value": 0.3}), ("neumann", {"value": -0.2}), ("mur", {"speed": 1.5})]
+    cases += [("robin", {"value": 0.1, "alpha": 1.0, "beta": 0.4}), ("robin", {"alpha": 0.7})]
+    for kind, kw in cases:
+        a, b = (PDE(domain=Domain.square(periodic=False), resolution=8) for _ in range(2))
+        ua, ub = a.unknown(), b.unknown()
+        a.bc(ua, "top", kind, **kw)
+        _Conditions(b).bc(ub, "top", kind, **kw)
+        assert repr(a.boundary[0].expr) == repr(b.boundary[0].expr), kind
+
+
+def test_resume_and_determinism(tmp_path):
+    cfg = config("wave-periodic", num_samples=3)
+    generate2d(cfg, tmp_path / "a.h5", progress=False)  # stops inside the first chunk
+    assert generate2d(cfg.model_copy(update={"num_samples": 6}), tmp_path / "a.h5", progress=False) == 6
+    generate2d(cfg.model_copy(update={"num_samples": 6}), tmp_path / "b.h5", progress=False)
+    with h5py.File(tmp_path / "a.h5") as fa, h5py.File(tmp_path / "b.h5") as fb:
+        for key in ("u", "var", "member", "function_values", "spatial_pos"):
+            np.testing.assert_array_equal(fa[key][:], fb[key][:])
+        assert fa.attrs["next_chunk"] == fb.attrs["next_chunk"]
+    with pytest.raises(ValueError, match="differs"):
+        generate2d(config("wave-periodic", num_samples=7, seed=4), tmp_path / "a.h5", progress=False)
+
+
+def test_config_checks():
+    with pytest.raises(ValueError, match="divide"):
+        Generate2DConfig(dt=0.003)
+    with pytest.raises(ValueError):
+        Generate2DConfig(family="heat")
+    assert Generate2DConfig(family="wave-square-mur").wave_dt * 2 * 62 <= 0.5 + 1e-12
+    a, b = draw_chunk(config("dcr-disk"), 1), draw_chunk(config("dcr-disk"), 1)
+    np.testing.assert_array_equal(a.params.u0.numpy(), b.params.u0.numpy())  # seeded per chunk
