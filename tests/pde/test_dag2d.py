@@ -162,3 +162,23 @@ def test_user_sdf_domain():
     vals = v.g.function_values[1, :, 2]
     pts = v.g.function_values[1, :, :2]
     np.testing.assert_allclose(vals, np.abs(pts[:, 0] - 0.5) + np.abs(pts[:, 1] - 0.5) - 0.3, atol=1e-6)
+
+
+def test_2d_derivatives_of_unknowns_and_sdfs_are_one_node_each():
+    """u_t, d_k u and d_k sdf are shared by the equation and every condition (Mur on four edges)."""
+    pde = PDE(domain=Domain.square(periodic=False), resolution=16)
+    u = pde.unknown()
+    pde.ic(u, np.zeros(16 * 16))
+    pde.eq(pde.dt(u) - pde.laplacian(u))
+    for side in ("left", "right", "bottom", "top"):
+        pde.bc(u, side, "mur", speed=2.0)
+    v = View(pde)
+    (uf,) = v.of("uf")
+    children = [i for i, p in v.preds.items() if uf in p]
+    assert sorted(v.types[i] for i in children) == ["dt", "dx", "dy", "ic"]
+    omega = next(s for s in v.of("sdf") if s in v.preds[uf])
+    assert sorted(v.types[i] for i, p in v.preds.items() if omega in p) == ["dx", "dy", "uf"]
+    # and the text API writes the same graph
+    text = parse_pde2d("u_t - (u_xx + u_yy) = 0", "0", "square", ["*: u_t + 2*u_n = 0"], resolution=16)
+    for key in ("node_type", "spatial_pos", "node_scalar"):
+        np.testing.assert_array_equal(getattr(View(text).g, key), getattr(v.g, key))

@@ -14,11 +14,9 @@ from foundry.pde.data.generate2d import (
     generate2d,
 )
 from foundry.pde.data.mv_dcr2d import solve_mv_dcr
-from foundry.pde.data.pde2d_builders import _Conditions
 from foundry.pde.data.spectral2d import solve_dcr
 from foundry.pde.graph.dag import GRAPH_KEYS, NODE_TYPE_ID
 from foundry.pde.graph.domain import Domain
-from foundry.pde.graph.symbolic import PDE
 
 G, T = 16, 5
 # coarse steps and one solve per member (no refinement) keep the files cheap (about 3 s for all six)
@@ -129,17 +127,6 @@ def test_wave_system_graph(files):
         eq0 = np.flatnonzero(types == NODE_TYPE_ID["eq0"])
         assert (d["out_degree"][0][eq0] == 1).all()  # sinks: 1 + out-degree 0
         assert (d["var"] == 0).all()
-
-
-def test_conditions_write_what_pde_bc_writes():
-    cases = [("dirichlet", {"value": 0.3}), ("neumann", {"value": -0.2}), ("mur", {"speed": 1.5})]
-    cases += [("robin", {"value": 0.1, "alpha": 1.0, "beta": 0.4}), ("robin", {"alpha": 0.7})]
-    for kind, kw in cases:
-        a, b = (PDE(domain=Domain.square(periodic=False), resolution=8) for _ in range(2))
-        ua, ub = a.unknown(), b.unknown()
-        a.bc(ua, "top", kind, **kw)
-        _Conditions(b).bc(ub, "top", kind, **kw)
-        assert repr(a.boundary[0].expr) == repr(b.boundary[0].expr), kind
 
 
 def test_resume_and_determinism(tmp_path):

@@ -68,7 +68,7 @@ Family = Literal[
 ]
 FAMILIES: tuple[str, ...] = Family.__args__
 PERIODIC = ("dcr-periodic", "wave-periodic", "mvdcr-periodic")
-GRAPH_SIZES = GraphSizes(max_n_scalar_nodes=96, max_n_function_nodes=8)
+GRAPH_SIZES = GraphSizes.for_dim(2)
 # stored dtypes of the graph arrays (values fit: types < 128, degrees < 32, spatial positions < 16)
 GRAPH_DTYPES = {
     "node_type": np.uint8,

@@ -5,8 +5,8 @@ Each builder takes the solver arguments of a batch (the family batch dataclasses
 the reference writes the family (reference §8): zero coefficients are dropped (no node for a zero
 term), ``u``, ``u^2``, ``u^3`` are one node each shared by f0 and the fluxes (as the 1-D
 `sinus.params_to_pde`), a flux is one ``dx``/``dy`` of its sum, the source is a ``cf`` field and each
-boundary piece gets the expression `PDE.bc` writes for its condition. On the square the conditions
-share the nodes d_k u, d_k sdf_Ω and u_t (`_Conditions`; the same expressions as `PDE.bc`, whose
+boundary piece gets the expression `PDE.bc` writes for its condition (in 2-D the nodes d_k u,
+d_k sdf_Ω and u_t are one node each, shared by all conditions and equations: `PDE.derivative`;
 fresh copies per edge would need over 110 graph nodes for a Mur wave, more than the 96 slots used).
 
 Grids. The fields are given on the solver grid, which is twice as fine as the function grid G of
@@ -47,7 +47,7 @@ from foundry.pde.data.families2d import DCRBatch, WaveBatch
 from foundry.pde.data.fd2d import Disk, SquareBC
 from foundry.pde.data.mv_dcr2d import MVDCRBatch, pairs
 from foundry.pde.graph.domain import SQUARE_EDGES, Domain
-from foundry.pde.graph.symbolic import PDE, Expr, add, coef, mul
+from foundry.pde.graph.symbolic import PDE, Expr
 
 Tensor = torch.Tensor
 # conditions on the circle the disk solver supports now; "robin"/"neumann" need branch pde2-disk
@@ -116,55 +116,6 @@ def impose_disk(u0: Tensor, disk: Disk) -> Tensor:
     return m * u0 + (1 - m) * disk.value.to(u0.device, u0.dtype)[:, None, None]
 
 
-# ---- boundary conditions with shared gradient nodes ---------------------------------------------
-class _Conditions:
-    """`PDE.bc`'s expressions, with d_k u, d_k sdf_Ω and u_t built once per unknown and shared.
-
-    `PDE.bc` builds a fresh ``sum_k (d_k u)(d_k sdf)`` per condition: four Robin or Mur edges of two
-    unknowns then take over 110 graph nodes, more than the 96 scalar slots used for the dataset. The
-    expressions here are the same trees (same kinds, coefficients and order; ``repr`` equal to
-    `PDE.bc`'s), but the derivative nodes of u and of the domain's SDF are shared objects, so the
-    graph holds each once (the graph builder merges identical objects).
-    """
-
-    def __init__(self, pde: PDE) -> None:
-        self.pde = pde
-        self.sdf_grad = pde.grad(pde.sdf("domain"))
-        self._grad: dict[int, list[Expr]] = {}
-        self.dt: dict[int, Expr] = {}
-
-    def dt_of(self, u: Expr) -> Expr:
-        return self.dt.setdefault(id(u), self.pde.dt(u))
-
-    def dn(self, u: Expr, c: float = 1.0) -> Expr:
-        grad = self._grad.setdefault(id(u), self.pde.grad(u))
-        factor = () if c == 1 else (coef(c),)
-        return add(*(mul(*factor, de, ds) for de, ds in zip(grad, self.sdf_grad, strict=True)))
-
-    def bc(
-        self,
-        u: Expr,
-        side: str,
-        kind: str,
-        value: float = 0.0,
-        alpha: float = 1.0,
-        beta: float = 1.0,
-        speed: float = 1.0,
-    ) -> None:
-        if kind == "dirichlet":
-            terms = u
-        elif kind == "neumann":
-            terms = self.dn(u)
-        elif kind == "robin":
-            own = [u if alpha == 1 else alpha * u] if alpha else []
-            terms = add(*own, *([self.dn(u, beta)] if beta else []))
-        elif kind == "mur":
-            terms = add(self.dt_of(u), self.dn(u, speed))
-        else:
-            raise ValueError(f"unknown condition kind {kind!r}")
-        self.pde.bc_eq(u, side, terms - coef(value) if value != 0 else terms, kind)
-
-
 # ---- DCR -----------------------------------------------------------------------------------------
 def _dcr_equation(
     pde: PDE, u: Expr, a: float, c0, c1, c2, source: np.ndarray | None, dt: Expr | None = None
@@ -206,17 +157,16 @@ def dcr_square_pde(p: DCRBatch, edges: SquareEdges, b: int, resolution: int = 32
     u = pde.unknown("u")
     pde.ic(u, _values(p.u0[b], resolution))
     _dcr_equation(pde, u, *_dcr_scalars(p, b), _values(p.source[b], resolution))
-    cond = _Conditions(pde)
     for e, side in enumerate(SQUARE_EDGES):
         kind, k, c = int(edges.kind[b, e]), float(edges.coef[b, e]), float(edges.c[b, e])
         if kind == D_TYPE and k == 0.0:
-            cond.bc(u, side, "dirichlet", value=-c)
+            pde.bc(u, side, "dirichlet", value=-c)
         elif kind == D_TYPE:
-            cond.bc(u, side, "robin", value=-c, alpha=1.0, beta=k)
+            pde.bc(u, side, "robin", value=-c, alpha=1.0, beta=k)
         elif k == 0.0:
-            cond.bc(u, side, "neumann", value=-c)
+            pde.bc(u, side, "neumann", value=-c)
         else:
-            cond.bc(u, side, "robin", value=-c, alpha=k, beta=1.0)
+            pde.bc(u, side, "robin", value=-c, alpha=k, beta=1.0)
     return pde
 
 
@@ -239,15 +189,13 @@ def dcr_disk_pde(p: DCRBatch, disk: Disk, b: int, resolution: int = 32, bc_kind:
 
 
 # ---- Wave ----------------------------------------------------------------------------------------
-def _wave_system(
-    pde: PDE, p: WaveBatch, b: int, resolution: int, cond: _Conditions | None = None
-) -> tuple[Expr, Expr]:
+def _wave_system(pde: PDE, p: WaveBatch, b: int, resolution: int) -> tuple[Expr, Expr]:
     """u_t - v = 0 and v_t + mu v - c2 Δu + s = 0, with initial u0 and v0."""
     u, v = pde.unknown("u"), pde.unknown("v")
     pde.ic(u, _values(p.u0[b], resolution))
     pde.ic(v, _values(p.v0[b], resolution))
-    pde.eq((cond.dt_of(u) if cond else pde.dt(u)) - v)
-    terms = [cond.dt_of(v) if cond else pde.dt(v)]
+    pde.eq(pde.dt(u) - v)
+    terms = [pde.dt(v)]
     mu = float(p.damping[b])
     if mu != 0.0:
         terms.append(mu * v)
@@ -269,12 +217,11 @@ def wave_periodic_pde(p: WaveBatch, b: int, resolution: int = 32) -> PDE:
 def wave_square_mur_pde(p: WaveBatch, b: int, resolution: int = 32) -> PDE:
     """Member ``b`` on the square with Mur edges u_t + c u_n = 0 and v_t + c v_n = 0, c = sqrt(c2)."""
     pde = PDE(domain=Domain.square(periodic=False), resolution=resolution)
-    cond = _Conditions(pde)
-    u, v = _wave_system(pde, p, b, resolution, cond)
+    u, v = _wave_system(pde, p, b, resolution)
     speed = float(np.sqrt(float(p.c2[b])))
     for side in SQUARE_EDGES:
-        cond.bc(u, side, "mur", speed=speed)
-        cond.bc(v, side, "mur", speed=speed)
+        pde.bc(u, side, "mur", speed=speed)
+        pde.bc(v, side, "mur", speed=speed)
     return pde
 
 

@@ -307,7 +307,7 @@ class _Parser:
             raise self.error(tok, "derivatives apply only to expressions in the unknowns")
         if var == "n":
             return self.pde.dn(v)
-        return PDE.dt(v) if var == "t" else Expr(f"d{var}", (v,))
+        return self.pde.derivative(f"d{var}", v)
 
 
 def _binary(op: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -274,6 +274,7 @@ class PDE:
                 raise ValueError("x is for 1-D PDEs; a 2-D PDE samples functions on domain.grid(resolution)")
             self.points = self.domain.grid(self.resolution)
         self._sdf: dict[str, Expr] = {}
+        self._derived: dict[tuple[str, int], Expr] = {}
 
     @property
     def dim(self) -> int:
@@ -309,25 +310,31 @@ class PDE:
             self._sdf[key] = Expr("sdf", value=SDFValue(key, Function(self.points, values)))
         return self._sdf[key]
 
-    @staticmethod
-    def dt(e: Expr) -> Expr:
-        return Expr("dt", (as_expr(e),))
+    def derivative(self, kind: str, e: Expr) -> Expr:
+        """``kind`` (dt, dx, dy, dz) of ``e``. In 2-D a derivative of an unknown or of an SDF is one
+        node however often it is written (u_t in an equation and in a Mur condition, d_k u and
+        d_k sdf in every normal derivative), as the reference's builders share them; in 1-D each
+        call is a new node, as PDEformer-1's graphs have them."""
+        e = as_expr(e)
+        if self.dim < 2 or e.kind not in ("uf", "sdf"):
+            return Expr(kind, (e,))
+        return self._derived.setdefault((kind, id(e)), Expr(kind, (e,)))
 
-    @staticmethod
-    def dx(e: Expr) -> Expr:
-        return Expr("dx", (as_expr(e),))
+    def dt(self, e: Expr) -> Expr:
+        return self.derivative("dt", e)
 
-    @staticmethod
-    def dy(e: Expr) -> Expr:
-        return Expr("dy", (as_expr(e),))
+    def dx(self, e: Expr) -> Expr:
+        return self.derivative("dx", e)
 
-    @staticmethod
-    def dz(e: Expr) -> Expr:
-        return Expr("dz", (as_expr(e),))
+    def dy(self, e: Expr) -> Expr:
+        return self.derivative("dy", e)
+
+    def dz(self, e: Expr) -> Expr:
+        return self.derivative("dz", e)
 
     def grad(self, e: Expr) -> list[Expr]:
         """The spatial derivatives of ``e`` along the domain's axes."""
-        return [Expr(f"d{a}", (as_expr(e),)) for a in self.domain.axes]
+        return [self.derivative(f"d{a}", e) for a in self.domain.axes]
 
     def laplacian(self, e: Expr) -> Expr:
         """``sum_k d_k d_k e`` over the domain's axes."""
