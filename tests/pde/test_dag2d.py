@@ -169,7 +169,7 @@ def test_2d_derivatives_of_unknowns_and_sdfs_are_one_node_each():
     pde = PDE(domain=Domain.square(periodic=False), resolution=16)
     u = pde.unknown()
     pde.ic(u, np.zeros(16 * 16))
-    pde.eq(pde.dt(u) - pde.laplacian(u))
+    pde.eq(pde.dt(u) - 1.0 * pde.laplacian(u))  # as the builders (and the text canonical form) write it
     for side in ("left", "right", "bottom", "top"):
         pde.bc(u, side, "mur", speed=2.0)
     v = View(pde)
@@ -182,3 +182,21 @@ def test_2d_derivatives_of_unknowns_and_sdfs_are_one_node_each():
     text = parse_pde2d("u_t - (u_xx + u_yy) = 0", "0", "square", ["*: u_t + 2*u_n = 0"], resolution=16)
     for key in ("node_type", "spatial_pos", "node_scalar"):
         np.testing.assert_array_equal(getattr(View(text).g, key), getattr(v.g, key))
+
+
+def test_equivalent_texts_give_the_family_builders_graph():
+    from foundry.pde.data.pde2d_builders import dcr_equation
+
+    texts = [
+        "u_t - 0.01*(u_xx + u_yy) + 0.5*u^2 + (0.3*u^2)_x + (0.2*u)_x - u^3 = 0",
+        "u_t + (0.2*u + 0.3*u^2)_x + 0.5*u^2 - u^3 = 0.01*u_yy + 0.01*u_xx",
+    ]
+    graphs = [View(parse_pde2d(t, "sin(2*pi*x)", resolution=16)).g for t in texts]
+    built = PDE(domain=Domain.square(), resolution=16)
+    u = built.unknown()
+    built.ic(u, np.sin(2 * np.pi * built.points[:, 0]))
+    dcr_equation(built, u, 0.01, [0.0, 0.5, -1.0], [0.2, 0.3, 0.0], [0.0, 0.0, 0.0], None)
+    graphs.append(View(built).g)
+    for g in graphs[1:]:
+        for key in ("node_type", "node_scalar", "spatial_pos"):
+            np.testing.assert_array_equal(getattr(g, key), getattr(graphs[0], key))

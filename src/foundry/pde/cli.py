@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 
 from foundry.config_cli import config_options
+from foundry.pde.data.generate2d_config import Generate2DConfig
 from foundry.pde.training.config import TrainConfig
 
 app = typer.Typer(help="PDEformer-1: symbolic PDE -> graph Transformer -> INR.", no_args_is_help=True)
@@ -69,6 +70,22 @@ def generate(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from e
     typer.echo(f"{out}: {n} samples")
+
+
+@app.command("generate2d")
+@config_options(Generate2DConfig, param="cfg")
+def generate2d_cmd(
+    cfg: Generate2DConfig,
+    out: Path = typer.Option(..., help="HDF5 file to write (resumed if it exists with the same settings)."),
+) -> None:
+    """Generate one PDEformer-2 family on 2-D domains (solutions and graphs) into HDF5."""
+    from foundry.pde.data.generate2d import generate2d
+
+    try:
+        n = generate2d(cfg, out)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from e
+    typer.echo(f"{out}: {n} rows of {cfg.family}")
 
 
 @app.command()
@@ -187,7 +204,8 @@ def predict(
 
     import numpy as np
 
-    if domain is not None or bc or re.search(r"(\by\b|_[txy]*y)", equation + " " + ic) or ";" in equation:
+    # 2-D when asked for (--domain, --bc) or when the equation has y in it; an IC alone does not decide
+    if domain is not None or bc or re.search(r"(\by\b|_[txy]*y)", equation) or ";" in equation:
         _predict2d(
             equation,
             ic,

@@ -34,14 +34,14 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from foundry.pde.data.families2d import C2_RANGE, DCRBatch, WaveBatch, sample_dcr, sample_wave
+from foundry.pde.data.families2d import DCRBatch, WaveBatch, sample_dcr, sample_wave
 from foundry.pde.data.fd2d import Disk, SquareBC, solve_dcr_disk, solve_dcr_square, solve_wave_square
+from foundry.pde.data.generate2d_config import FAMILIES, PERIODIC, Family, Generate2DConfig  # noqa: F401 (re-exported)
 from foundry.pde.data.mv_dcr2d import MVDCRBatch, sample_mv_dcr, solve_mv_dcr_refining
 from foundry.pde.data.pde2d_builders import (
     D_TYPE,
@@ -63,11 +63,6 @@ from foundry.pde.graph.dag import GRAPH_KEYS, GraphSizes, build_graph
 from foundry.pde.graph.symbolic import PDE
 
 FORMAT_VERSION = 1
-Family = Literal[
-    "dcr-periodic", "wave-periodic", "dcr-square", "dcr-disk", "wave-square-mur", "mvdcr-periodic"
-]
-FAMILIES: tuple[str, ...] = Family.__args__
-PERIODIC = ("dcr-periodic", "wave-periodic", "mvdcr-periodic")
 GRAPH_SIZES = GraphSizes.for_dim(2)
 # stored dtypes of the graph arrays (values fit: types < 128, degrees < 32, spatial positions < 16)
 GRAPH_DTYPES = {
@@ -81,73 +76,6 @@ GRAPH_DTYPES = {
 }
 DISK_RADIUS = (0.3, 0.5)
 BOUNDARY_VALUE = (-1.0, 1.0)
-
-
-class Generate2DConfig(BaseModel):
-    """What to generate (one family per file).
-
-    Attributes
-    ----------
-    family : one of `FAMILIES`
-    num_samples : rows wanted in the file (MV-DCR: K rows per member; the last member may be cut)
-    seed : base seed; chunk i draws from ``SeedSequence([seed, i])``
-    resolution : G, stored points per axis (solved on 2G periodic points or 2G - 1 nodes)
-    num_t : saved frames, uniform on [0, 1]
-    dt : first time step of the DCR/MV-DCR solvers; with ``refine`` failed members are re-solved at
-        dt/2 and dt/8 (MV-DCR: dt/2, dt/4, dt/8), the reference's n_sub sequence
-    refine : re-solve failed members at the smaller steps (else they are dropped after one try)
-    wave_cfl : sqrt(max c2) dt / h of the square's leapfrog (its dt is the largest divisor of the
-        save interval within this; stable up to 1/sqrt(2))
-    num_mod : modulation nodes per unknown in the graphs (= INR hidden layers of the model)
-    chunk_size : members drawn and solved as one batch
-    mv_components : K of the MV-DCR family
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    family: Family = "dcr-periodic"
-    num_samples: int = Field(1000, ge=1)
-    seed: int = Field(0, ge=0)
-    resolution: int = Field(32, ge=4)
-    num_t: int = Field(21, ge=2)
-    dt: float = Field(2.5e-3, gt=0)
-    refine: bool = True
-    wave_cfl: float = Field(0.5, gt=0, le=0.7)
-    num_mod: int = Field(3, ge=1, le=16)
-    chunk_size: int = Field(16, ge=1)
-    mv_components: int = Field(2, ge=2, le=4)
-
-    @model_validator(mode="after")
-    def _dt_divides(self) -> Generate2DConfig:
-        for dt in self.dts:
-            ratio = (1.0 / (self.num_t - 1)) / dt
-            if abs(ratio - round(ratio)) > 1e-6:
-                raise ValueError(f"dt: {dt:g} does not divide the save interval 1/{self.num_t - 1}")
-        return self
-
-    @property
-    def dts(self) -> tuple[float, ...]:
-        """The time steps tried in order by the DCR/MV-DCR solvers."""
-        if not self.refine:
-            return (self.dt,)
-        div = (1, 2, 4, 8) if self.family == "mvdcr-periodic" else (1, 2, 8)
-        return tuple(self.dt / d for d in div)
-
-    @property
-    def solver_n(self) -> int:
-        """Points per axis of the solver grid."""
-        return 2 * self.resolution if self.family in PERIODIC else 2 * self.resolution - 1
-
-    @property
-    def wave_dt(self) -> float:
-        """Leapfrog step of ``wave-square-mur``: save interval / k, the smallest k within `wave_cfl`."""
-        save, h = 1.0 / (self.num_t - 1), 1.0 / (self.solver_n - 1)
-        return save / math.ceil(save * math.sqrt(C2_RANGE[1]) / (self.wave_cfl * h))
-
-    @property
-    def num_rows(self) -> int:
-        """Rows per kept member."""
-        return self.mv_components if self.family == "mvdcr-periodic" else 1
 
 
 @dataclass

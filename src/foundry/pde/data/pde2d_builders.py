@@ -117,7 +117,7 @@ def impose_disk(u0: Tensor, disk: Disk) -> Tensor:
 
 
 # ---- DCR -----------------------------------------------------------------------------------------
-def _dcr_equation(
+def dcr_equation(
     pde: PDE, u: Expr, a: float, c0, c1, c2, source: np.ndarray | None, dt: Expr | None = None
 ) -> None:
     """u_t - a Δu + f0(u) + s + f1(u)_x + f2(u)_y = 0, zero terms dropped."""
@@ -144,7 +144,7 @@ def dcr_periodic_pde(p: DCRBatch, b: int, resolution: int = 32) -> PDE:
     pde = PDE(domain=Domain.square(periodic=True), resolution=resolution)
     u = pde.unknown("u")
     pde.ic(u, _values(p.u0[b], resolution))
-    _dcr_equation(pde, u, *_dcr_scalars(p, b), _values(p.source[b], resolution))
+    dcr_equation(pde, u, *_dcr_scalars(p, b), _values(p.source[b], resolution))
     return pde
 
 
@@ -156,7 +156,7 @@ def dcr_square_pde(p: DCRBatch, edges: SquareEdges, b: int, resolution: int = 32
     pde = PDE(domain=Domain.square(periodic=False), resolution=resolution)
     u = pde.unknown("u")
     pde.ic(u, _values(p.u0[b], resolution))
-    _dcr_equation(pde, u, *_dcr_scalars(p, b), _values(p.source[b], resolution))
+    dcr_equation(pde, u, *_dcr_scalars(p, b), _values(p.source[b], resolution))
     for e, side in enumerate(SQUARE_EDGES):
         kind, k, c = int(edges.kind[b, e]), float(edges.coef[b, e]), float(edges.c[b, e])
         if kind == D_TYPE and k == 0.0:
@@ -183,7 +183,7 @@ def dcr_disk_pde(p: DCRBatch, disk: Disk, b: int, resolution: int = 32, bc_kind:
     pde = PDE(domain=Domain.disk(float(disk.radius[b]), (0.5, 0.5)), resolution=resolution)
     u = pde.unknown("u")
     pde.ic(u, _values(p.u0[b], resolution))
-    _dcr_equation(pde, u, *_dcr_scalars(p, b), _values(p.source[b], resolution))
+    dcr_equation(pde, u, *_dcr_scalars(p, b), _values(p.source[b], resolution))
     pde.bc(u, "circle", "dirichlet", value=float(disk.value[b]))
     return pde
 
@@ -194,17 +194,20 @@ def _wave_system(pde: PDE, p: WaveBatch, b: int, resolution: int) -> tuple[Expr,
     u, v = pde.unknown("u"), pde.unknown("v")
     pde.ic(u, _values(p.u0[b], resolution))
     pde.ic(v, _values(p.v0[b], resolution))
+    wave_equations(pde, u, v, float(p.damping[b]), float(p.c2[b]), _values(p.source[b], resolution))
+    return u, v
+
+
+def wave_equations(pde: PDE, u: Expr, v: Expr, mu: float, c2: float, source: np.ndarray | None) -> None:
+    """u_t - v = 0 and v_t + mu v - c2 Δu + s = 0, zero terms dropped."""
     pde.eq(pde.dt(u) - v)
     terms = [pde.dt(v)]
-    mu = float(p.damping[b])
     if mu != 0.0:
         terms.append(mu * v)
-    terms.append(-float(p.c2[b]) * pde.laplacian(u))
-    source = _values(p.source[b], resolution)
-    if np.any(source != 0.0):
+    terms.append(-c2 * pde.laplacian(u))
+    if source is not None and np.any(source != 0.0):
         terms.append(pde.field(source))
     pde.eq(sum(terms[1:], terms[0]))
-    return u, v
 
 
 def wave_periodic_pde(p: WaveBatch, b: int, resolution: int = 32) -> PDE:

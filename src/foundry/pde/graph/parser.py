@@ -424,6 +424,7 @@ def parse_pde2d(
     bcs: list[str] | tuple[str, ...] = (),
     unknowns: str | list[str] = "u",
     resolution: int = 32,
+    canonical: bool = True,
 ) -> PDE:
     """Parse a 2-D PDE (a system: one equation and one initial condition per unknown).
 
@@ -445,6 +446,9 @@ def parse_pde2d(
         unless asked for another.
     resolution : int
         Grid points per axis on which functions are given to the model (the checkpoint's grid).
+    canonical : bool
+        Rewrite equations of the training families (DCR, the wave system) the way the family
+        builders write them (`_canonical2d`), so that equivalent texts give one graph.
     """
     eqs = [equations] if isinstance(equations, str) else list(equations)
     ic_texts = [ics] if isinstance(ics, str) else list(ics)
@@ -467,6 +471,8 @@ def parse_pde2d(
         if not isinstance(lhs, Expr) or not _contains_dt(lhs):
             raise PDEParseError(f"the equation {text!r} has no time derivative")
         pde.eq(lhs)
+    if canonical:
+        _canonical2d(pde)
     for (name, u), text in zip(us.items(), ic_texts, strict=True):
         values = parse_function(text, dim=2)(pde.points)
         bad = first_bad_point(values, pde.points)
@@ -522,3 +528,27 @@ def _is_normal_sum(e: Expr) -> bool:
         t.kind == "mul" and any(a.kind.startswith("d") and a.args[0].kind == "sdf" for a in t.args)
         for t in e.args
     )
+
+
+def _canonical2d(pde: PDE) -> None:
+    """Equations of the DCR form or of the wave system, rewritten as `pde2d_builders` writes them.
+
+    The graph is what the model reads: ``u^2 + (0.5*u^2)_x`` has one ``u^2`` node in the training
+    data (shared by reaction and flux) but two as typed, and ``(0.5*u^2)_x + (0.1*u)_x`` one flux.
+    Equations outside these forms are left as written.
+    """
+    from foundry.pde.data.pde2d_builders import dcr_equation, wave_equations
+    from foundry.pde.data.reference2d import read_dcr, read_wave
+    from foundry.pde.data.symbolic_solver import UnsupportedPDE
+
+    try:
+        if len(pde.unknowns) == 1:
+            f = read_dcr(pde)
+            pde.equations.clear()
+            dcr_equation(pde, pde.unknowns[0], f.a, f.c0, f.c1, f.c2, f.source)
+        elif len(pde.unknowns) == 2:
+            w = read_wave(pde)
+            pde.equations.clear()
+            wave_equations(pde, *pde.unknowns, w.mu, w.c2, w.source)
+    except UnsupportedPDE:
+        pass
