@@ -13,10 +13,12 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    train_data: Path = Field(description="HDF5 file from `foundry pde generate`.")
-    test_data: Path | None = Field(None, description="Held-out HDF5 file for evaluation.")
+    train_data: Path = Field(
+        description="HDF5 file from `foundry pde generate` (or generate2d), or a folder of such files."
+    )
+    test_data: Path | None = Field(None, description="Held-out HDF5 file (or folder) for evaluation.")
     out_dir: Path = Field(Path("out/pde/run"), description="Checkpoints and log go here.")
-    model_size: str = Field("XS", description="Preset name: XS, S, M, L or XL.")
+    model_size: str = Field("XS", description="Preset name: XS, S, M, L, XL; 2-D: 2-XS, 2-S, 2-M, 2-L.")
     batch_size: int = Field(16, gt=0, description="PDEs per step (per process under DDP).")
     num_query_points: int = Field(2048, gt=0, description="Random (t, x) points per PDE per step.")
     function_points: int | None = Field(

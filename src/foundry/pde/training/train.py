@@ -93,6 +93,10 @@ def train(cfg: TrainConfig, on_step: Callable[[int, dict], None] | None = None) 
     rank, world = _init_distributed(device)
     torch.manual_seed(cfg.seed)
     model_cfg = replace(PRESETS[cfg.model_size], log_scalars=cfg.log_scalars)
+    if model_cfg.function_encoder == "cnn" and cfg.function_points is not None:
+        raise ValueError(
+            f"function_points: the {cfg.model_size} CNN function encoder reads whole grids; leave it unset"
+        )
     model = PDEformer(model_cfg).to(device)
     if cfg.init_from is not None:  # finetuning: weights only; a resume below still takes precedence
         init = read_checkpoint(cfg.init_from, device)
