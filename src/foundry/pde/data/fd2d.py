@@ -11,24 +11,33 @@ Domains (both on the node grid x_i = i / (n - 1), i = 0..n-1, boundaries include
   ∂_n u + alpha u + beta = 0 (N-type Robin; Neumann for alpha = 0; D-type with b != 0 divided by b).
   ∂_n is the outward normal derivative. Robin edges use a ghost node and central differences;
   Dirichlet edge nodes hold -beta. Second order in space.
-* `Disk`: centre (0.5, 0.5), radius R per sample, Dirichlet u = value on the circle. Nodes with
-  signed distance >= 0 (outside or on the circle) hold the boundary value: a staircase boundary,
-  so the boundary position errs by O(h) and the solution is **first order** in space (measured in the
-  benchmark and tested); interior stencils are the standard 5-point ones.
+* `Disk`: centre (0.5, 0.5), radius R per sample, one condition on the circle per sample.
+  Dirichlet u = value: nodes with signed distance >= 0 (outside or on the circle) hold the boundary
+  value: a staircase boundary, so the boundary position errs by O(h) and the solution is **first
+  order** in space (measured in the benchmark and tested); interior stencils are the standard 5-point
+  ones. Robin ∂_n u + alpha u + beta = 0 (Neumann for alpha = 0; the reference's N- and D-type forms
+  via `Disk.from_n_type` / `Disk.from_d_type`): symmetric cut-cell finite volumes (Papac, Gibou and
+  Ratsch, JCP 229 (2010)) with the exact cell areas, face fractions and arc lengths of the circle;
+  **second order** in space (measured in the benchmark and tested); sum(V u) is conserved under
+  Neumann. A batch may mix the two kinds (it is split and each part solved as a batch).
 
 Time stepping: IMEX-SBDF2 (one SBDF1 start step). Implicit: diffusion a Δ_h and the linear reaction
-c01 u. Explicit: the rest of f0, the source and the flux derivatives (central differences inside,
-second-order one-sided on Robin edges). The implicit solve is direct on the square (Δ_h is a
-Kronecker sum of two 1D operators, each symmetrisable and diagonalised once per sample with `eigh`,
-so a solve is four batched n x n matmuls) and a fixed number of batched conjugate-gradient iterations
-on the disk (the masked 5-point operator is symmetric positive definite; the count is chosen once
-from its condition number bound, so the loop has no host synchronisation).
+c01 u (on the Robin disk also the boundary term alpha u). Explicit: the rest of f0, the source and
+the flux derivatives (central differences inside, second-order one-sided on Robin edges). The implicit
+solve is direct on the square (Δ_h is a Kronecker sum of two 1D operators, each symmetrisable and
+diagonalised once per sample with `eigh`, so a solve is four batched n x n matmuls) and a fixed number
+of batched conjugate-gradient iterations on the disk (the masked 5-point operator and the cut-cell
+matrix are symmetric positive definite; the count is chosen once before the loop, from the condition
+number bound (Dirichlet) or from a probe solve with a random right-hand side (Robin, Jacobi
+preconditioned), so the loop has no host synchronisation).
 
 The explicit central flux differences need a cell Peclet number |f'(u)| h / (2 a) of order 2 or less;
 beyond it they oscillate (see docs/pde2.md: many random members with a ~ 1e-3 fail on coarse grids).
 
 `solve_wave_square`: u_tt + mu u_t - c2 Δu + s = 0 on the square by leapfrog with the same ghost nodes
 and per-edge Mur conditions gamma u_t + ∂_n u + alpha u + beta = 0 (`SquareBC.gamma`).
+`solve_wave_disk`: the same on the disk, Dirichlet (staircase) or Robin/Mur (`Disk.gamma`,
+`Disk.from_mur`) with the cut cells, small cells stabilised by a corrected mass clamp (second order).
 
 Blow-ups are handled as in `spectral2d`: a sample leaving |u| <= U_MAX is flagged, frozen at its
 last good frame and its state zeroed; every operation is per sample.
