@@ -573,8 +573,14 @@ def _pcg(op: Callable[[Tensor], Tensor], diag: Tensor, b: Tensor, x: Tensor, ite
     return x
 
 
-def _pcg_count(op: Callable[[Tensor], Tensor], diag: Tensor, tol: float, cap: int = 5000) -> int:
-    """Iterations preconditioned CG needs on a random right-hand side to reach ``tol`` in every sample."""
+def _pcg_count(op: Callable[[Tensor], Tensor], diag: Tensor, tol: float, cap: int = 2000) -> int:
+    """Iterations preconditioned CG needs on a random right-hand side to reach ``tol`` in every sample.
+
+    Raises ValueError when that takes more than ``cap`` iterations or the diagonal is not positive
+    (the matrix is then not positive definite, e.g. for a strongly negative Robin alpha).
+    """
+    if not bool((diag > 0).all()):
+        raise ValueError("the implicit cut-cell matrix is not positive definite (Robin alpha too negative?)")
     gen = torch.Generator(device=diag.device).manual_seed(0)
     b = torch.randn(diag.shape, generator=gen, device=diag.device, dtype=diag.dtype)
     x = torch.zeros_like(b)
@@ -594,7 +600,9 @@ def _pcg_count(op: Callable[[Tensor], Tensor], diag: Tensor, tol: float, cap: in
         rz_new = (r * z).sum(dim=(-2, -1), keepdim=True)
         p = z + (rz_new / rz) * p
         rz = rz_new
-    return cap
+    raise ValueError(
+        f"preconditioned CG did not reach {tol} in {cap} iterations: is the matrix not definite?"
+    )
 
 
 def _solve_dcr_disk_robin(
