@@ -15,7 +15,17 @@
    with Mur edges (u_t + ∂_n u = 0) on x = 0, 1 and Neumann on y: max |u| at t = 1, after it has left
    (0 in the continuum; about 1 with Neumann everywhere).
 4. Seconds per sample for B = 8 random members, full t in [0, 1], dt = 2.5e-3 (DCR); wave: the random
-   members' u0 with v0 = 0, c2 U[1e-2, 4], Mur edges with gamma = 1 / c, dt = 0.32 h / 2.
+   members' u0 with v0 = 0, c2 U[1e-2, 4], Mur edges with gamma = 1 / c, dt = 0.32 h / 2. The disk with
+   Robin conditions (alpha U[0, 1], beta U[-0.5, 0.5]) and the wave on the disk with Mur (gamma = 1 / c)
+   likewise.
+5. Disk with Robin conditions (cut-cell finite volumes), n in {33, 65, 129}: the heat modes
+   J0(lam rho) exp(-a lam^2 t) (a = 0.05, R = 0.4, dt = 1e-3) for ∂_n u + u = 0 (-lam J1(lam R) + J0(lam R)
+   = 0) and for Neumann (lam R = j11), relative L2 at t = 1 on the nodes inside; the wave's standing
+   mode J0(lam rho) cos(lam t) (c2 = 1, ∂_n u + u = 0, dt = 0.32 h), relative L2 at t = 1; a Gaussian
+   pulse exp(-(rho / 0.1)^2) at rest at the centre with Mur u_t + ∂_n u = 0 on the circle against the
+   same solver at n = 257: relative L2 over the 11 frames t = 0.1 .. 1 on the nodes inside, and max |u|
+   inside at t = 1 (with Dirichlet instead, for comparison). The random members of 2 also with Robin
+   disks (section "disk_robin").
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/pde/fd2d.py [--json] [--batch 8]
 """
@@ -31,7 +41,7 @@ import time
 
 import torch
 from scipy.optimize import brentq
-from scipy.special import j0, jn_zeros
+from scipy.special import j0, j1, jn_zeros
 
 from foundry.pde.data.families2d import sample_dcr
 from foundry.pde.data.fd2d import (
@@ -40,11 +50,13 @@ from foundry.pde.data.fd2d import (
     node_grid,
     solve_dcr_disk,
     solve_dcr_square,
+    solve_wave_disk,
     solve_wave_square,
 )
 
 ZERO = torch.zeros(1, 3, dtype=torch.float64)
 NS = (17, 33, 65, 129)
+DISK_NS, DISK_REF = (33, 65, 129), 257  # section 5 and its refined pulse solution
 
 
 def vec(*v: float) -> torch.Tensor:
@@ -111,6 +123,55 @@ def wave_closed_forms() -> list[dict]:
     return rows
 
 
+def bessel_mode(radius: float, alpha: float, n: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """lam: first non-constant root of -lam J1(lam R) + alpha J0(lam R) = 0; rho, J0(lam rho) on the grid."""
+    lo, hi = (1e-6, jn_zeros(0, 1)[0] / radius) if alpha > 0 else (3.0 / radius, 5.0 / radius)
+    lam = brentq(lambda s: -s * j1(s * radius) + alpha * j0(s * radius), lo, hi)
+    x, y = node_grid(n)
+    rho = torch.sqrt((x - 0.5) ** 2 + (y - 0.5) ** 2)
+    return lam, rho, torch.from_numpy(j0(lam * rho.numpy()))
+
+
+def disk_robin_rows() -> list[dict]:
+    radius, a = 0.4, 0.05
+    zero2 = torch.zeros(2, 3, dtype=torch.float64)
+    disk = Disk(vec(radius, radius), alpha=vec(1.0, 0.0), beta=vec(0.0, 0.0))
+    rows = []
+
+    def pulse_run(n: int, cond: Disk) -> torch.Tensor:
+        x, y = node_grid(n)
+        u0 = torch.exp(-((x - 0.5) ** 2 + (y - 0.5) ** 2) / 0.1**2)[None]
+        return solve_wave_disk(u0, 0 * u0, cond, vec(1.0), num_t=11, dt=wave_dt(n))[0][0]
+
+    mur = Disk.from_mur(vec(radius), vec(0.0), vec(1.0), vec(0.0))
+    ref = pulse_run(DISK_REF, mur)
+    for n in DISK_NS:
+        row: dict = {"n": n}
+        (lam1, rho, m1), (lam0, _, m0) = bessel_mode(radius, 1.0, n), bessel_mode(radius, 0.0, n)
+        inside = rho < radius
+        start = time.perf_counter()
+        u, _ = solve_dcr_disk(torch.stack([m1, m0]), disk, vec(a, a), zero2, zero2, zero2, num_t=3)
+        row["heat_s"] = (time.perf_counter() - start) / 2
+        row["heat_robin"] = rel(u[0, -1][inside], math.exp(-a * lam1**2) * m1[inside])
+        row["heat_neumann"] = rel(u[1, -1][inside], math.exp(-a * lam0**2) * m0[inside])
+        dt = wave_dt(n)
+        start = time.perf_counter()
+        u, _ = solve_wave_disk(
+            m1[None], 0 * m1[None], disk.select(torch.tensor([0])), vec(1.0), num_t=3, dt=dt
+        )
+        row["wave_s"] = time.perf_counter() - start
+        row["wave_dt"] = dt
+        row["wave_robin"] = rel(u[0, -1][inside], math.cos(lam1) * m1[inside])
+        s = (DISK_REF - 1) // (n - 1)
+        u = pulse_run(n, mur)
+        r = ref[:, ::s, ::s]
+        row["mur_pulse"] = rel(u[1:, inside], r[1:, inside])
+        row["mur_max_t1"] = u[-1][inside].abs().max().item()
+        row["dirichlet_max_t1"] = pulse_run(n, Disk(vec(radius), vec(0.0)))[-1][inside].abs().max().item()
+        rows.append(row)
+    return rows
+
+
 def close_periodic(f: torch.Tensor) -> torch.Tensor:
     """[B, m, m] periodic grid values -> [B, m + 1, m + 1] on the node grid (x = 1 repeats x = 0)."""
     f = torch.cat([f, f[:, :1]], dim=1)
@@ -128,7 +189,9 @@ def random_members(batch: int, seed: int) -> dict:
         torch.rand(batch, 4, generator=gen) < 0.5, uni((batch, 4), 0, 1), uni((batch, 4), -0.5, 0.5)
     )
     disk = Disk(uni((batch,), 0.3, 0.5), uni((batch,), -0.5, 0.5))
+    robin = Disk(disk.radius, alpha=uni((batch,), 0, 1), beta=uni((batch,), -0.5, 0.5))
     return {
+        "disk_robin": robin,
         "u0": close_periodic(p.u0),
         "source": close_periodic(p.source),
         "coefs": (p.a, p.c0, p.c1, p.c2),
@@ -142,21 +205,21 @@ def run(m: dict, domain: str, n: int, dt: float) -> tuple[torch.Tensor, torch.Te
     u0, source = m["u0"][:, ::s, ::s], m["source"][:, ::s, ::s]
     if domain == "square":
         return solve_dcr_square(u0, m["bc"], *m["coefs"], source, dt=dt)
-    return solve_dcr_disk(u0, m["disk"], *m["coefs"], source, dt=dt)
+    return solve_dcr_disk(u0, m[domain], *m["coefs"], source, dt=dt)
 
 
 def error_vs_n(batch: int, seed: int) -> dict:
     m = random_members(batch, seed)
     out = {}
-    for domain in ("square", "disk"):
+    for domain in ("square", "disk", "disk_robin"):
         ref, ok_all = run(m, domain, 129, 1.25e-3)
         errs = {}
         for n in NS[:-1]:
             u, ok = run(m, domain, n, 1.25e-3)
             s = 128 // (n - 1)
             r = ref[..., ::s, ::s]
-            if domain == "disk":  # nodes inside the disk at both resolutions (the staircases differ)
-                keep = (m["disk"].mask(n) * m["disk"].mask(129)[:, ::s, ::s])[:, None]
+            if domain != "square":  # nodes inside the disk at both resolutions (the staircases differ)
+                keep = (m[domain].mask(n) * m[domain].mask(129)[:, ::s, ::s])[:, None]
                 u, r = u * keep, r * keep
             errs[n] = (u - r).flatten(1).norm(dim=1) / r.flatten(1).norm(dim=1)
             ok_all = ok_all & ok
@@ -180,7 +243,7 @@ def timing(seed: int) -> list[dict]:
     rows = []
     for n in (33, 65, 129):
         row: dict = {"n": n, "batch": 8}
-        for domain in ("square", "disk"):
+        for domain in ("square", "disk", "disk_robin"):
             start = time.perf_counter()
             _, ok = run(m, domain, n, 2.5e-3)
             row[f"{domain}_s"] = (time.perf_counter() - start) / 8
@@ -196,6 +259,11 @@ def timing(seed: int) -> list[dict]:
         _, ok = solve_wave_square(u0, 0 * u0, mur, c2, dt=wave_dt(n, 0.16))
         row["wave_s"] = (time.perf_counter() - start) / 8
         row["wave_ok"] = float(ok.double().mean())
+        mur_disk = Disk.from_mur(m["disk"].radius, torch.zeros(8, dtype=torch.float64), c2.sqrt(), 0 * c2)
+        start = time.perf_counter()
+        _, ok = solve_wave_disk(u0, 0 * u0, mur_disk, c2, dt=wave_dt(n, 0.16))
+        row["wave_disk_s"] = (time.perf_counter() - start) / 8
+        row["wave_disk_ok"] = float(ok.double().mean())
         rows.append(row)
     return rows
 
@@ -215,6 +283,7 @@ def main() -> None:
         "error_vs_n": error_vs_n(args.batch, args.seed),
         "wave_closed_forms": wave_closed_forms(),
         "seconds_per_sample": timing(args.seed + 1),
+        "disk_robin": disk_robin_rows(),
     }
     if args.json:
         print(json.dumps(result, indent=1))
@@ -234,11 +303,30 @@ def main() -> None:
     print("|---|---|---|---|")
     for r in result["wave_closed_forms"]:
         print(f"| {r['n']} | {r['dt']:.3e} | {r['standing']:.2e} | {r['mur_residual']:.2e} |")
-    print("\n| n | batch | square s/sample | bounded | disk s/sample | bounded | wave s/sample | bounded |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "\n| n | batch | square s/sample | bounded | disk s/sample | bounded | disk Robin s/sample | bounded"
+        " | wave s/sample | bounded | wave disk Mur s/sample | bounded |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in result["seconds_per_sample"]:
-        cells = [r["n"], r["batch"], f"{r['square_s']:.3f}", f"{r['square_ok']:.2f}", f"{r['disk_s']:.3f}"]
-        cells += [f"{r['disk_ok']:.2f}", f"{r['wave_s']:.3f}", f"{r['wave_ok']:.2f}"]
+        cells = [r["n"], r["batch"]]
+        for k in ("square", "disk", "disk_robin", "wave", "wave_disk"):
+            cells += [f"{r[k + '_s']:.3f}", f"{r[k + '_ok']:.2f}"]
+        print("| " + " | ".join(map(str, cells)) + " |")
+    print(
+        "\n| n | heat Robin J0 mode | heat Neumann J0 mode | heat s/mode | wave dt | wave Robin J0 mode"
+        f" | wave s | Mur pulse vs n={DISK_REF} | Mur max abs u, t=1 | Dirichlet max abs u, t=1 |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in result["disk_robin"]:
+        cells = [r["n"], f"{r['heat_robin']:.2e}", f"{r['heat_neumann']:.2e}", f"{r['heat_s']:.2f}"]
+        cells += [
+            f"{r['wave_dt']:.3e}",
+            f"{r['wave_robin']:.2e}",
+            f"{r['wave_s']:.2f}",
+            f"{r['mur_pulse']:.2e}",
+        ]
+        cells += [f"{r['mur_max_t1']:.2e}", f"{r['dirichlet_max_t1']:.2e}"]
         print("| " + " | ".join(map(str, cells)) + " |")
 
 

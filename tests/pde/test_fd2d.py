@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 from scipy.optimize import brentq
-from scipy.special import j0, jn_zeros
+from scipy.special import j0, j1, jn_zeros
 
 from foundry.pde.data.fd2d import (
     U_MAX,
@@ -14,6 +14,7 @@ from foundry.pde.data.fd2d import (
     node_grid,
     solve_dcr_disk,
     solve_dcr_square,
+    solve_wave_disk,
     solve_wave_square,
 )
 
@@ -279,3 +280,121 @@ def test_wave_batch_equals_samples_solved_alone_and_step_limit_is_checked():
         solve_wave_square(*args, num_t=3, t_end=0.2, dt=5e-2)
     with pytest.raises(ValueError, match="Mur"):
         solve_dcr_square(u0, cond, vec(0.01, 0.01, 0.01), *(torch.zeros(3, 3, dtype=torch.float64),) * 3)
+
+
+def bessel_robin_mode(radius, alpha, n):
+    """(lam, rho, J0(lam rho)) on the grid, -lam J1(lam R) + alpha J0(lam R) = 0: ∂_n u + alpha u = 0 at R."""
+    lo, hi = (1e-6, jn_zeros(0, 1)[0] / radius) if alpha > 0 else (3.0 / radius, 5.0 / radius)
+    lam = brentq(lambda s: -s * j1(s * radius) + alpha * j0(s * radius), lo, hi)
+    x, y = node_grid(n)
+    rho = torch.sqrt((x - 0.5) ** 2 + (y - 0.5) ** 2)
+    return lam, rho, torch.from_numpy(j0(lam * rho.numpy()))
+
+
+def test_disk_robin_bessel_mode_decays_at_second_order_and_reference_forms_agree():
+    # u_t = a Δu, ∂_n u + u = 0 on rho = 0.4: J0(lam rho) exp(-a lam^2 t); errors on the nodes inside
+    radius, a, t_end = 0.4, 0.05, 0.25
+    disk = Disk.from_d_type(vec(radius), vec(1.0), vec(0.0))  # u + ∂_n u = 0
+    assert not disk.dirichlet.any() and disk.alpha.item() == 1.0 and disk.beta.item() == 0.0
+    errs = []
+    for n in (17, 33, 65):
+        lam, rho, u0 = bessel_robin_mode(radius, 1.0, n)
+        u, ok = solve_dcr_disk(u0[None], disk, vec(a), ZERO, ZERO, ZERO, num_t=3, dt=5e-3, t_end=t_end)
+        inside = rho < radius
+        errs.append(rel(u[0, -1][inside], math.exp(-a * lam**2 * t_end) * u0[inside]))
+        assert ok.item() and (u[0, -1][disk.cell_volumes(n)[0] == 0] == 0).all()
+    assert errs[1] < 5e-4 and all(errs[i] / errs[i + 1] > 3.5 for i in range(2)), errs
+    n_type = Disk.from_n_type(vec(radius), vec(1.0), vec(0.0))
+    u_n, _ = solve_dcr_disk(u0[None], n_type, vec(a), ZERO, ZERO, ZERO, num_t=3, dt=5e-3, t_end=t_end)
+    torch.testing.assert_close(u_n, u, rtol=0, atol=1e-12)
+
+
+def test_disk_neumann_conserves_the_integral_and_robin_constant_is_steady():
+    n = 33
+    x, y = node_grid(n)
+    u0 = torch.sin(7 * x) * torch.cos(5 * y) + x
+    neumann = Disk(vec(0.37), alpha=vec(0.0), beta=vec(0.0))
+    u, ok = solve_dcr_disk(u0[None], neumann, vec(0.05), ZERO, ZERO, ZERO, num_t=3, dt=5e-3, t_end=0.2)
+    vol = neumann.cell_volumes(n)
+    assert abs(vol.sum().item() / (math.pi * 0.37**2) - 1) < 1e-12
+    mass = (vol[:, None] * u).flatten(2).sum(-1)[0]  # sum V u per frame
+    assert ok.item() and (mass - mass[0]).abs().max().item() < 1e-9 * mass.abs().max().item()
+    cells = vol[0] > 0
+    assert u[0, -1][cells].std().item() < 0.9 * u[0, 0][cells].std().item()  # it did diffuse
+    # 2 u + ∂_n u - 1.4 = 0 holds for u = 0.7 (with a reaction that vanishes there: c01 u + c02 u^2)
+    robin = Disk.from_n_type(vec(0.3, 0.5), vec(2.0, 2.0), vec(-1.4, -1.4))
+    c0 = vec(0.7, -1.0, 0.0)[None].repeat(2, 1)
+    u, ok = solve_dcr_disk(
+        torch.full((2, n, n), 0.7, dtype=torch.float64),
+        robin,
+        vec(0.01, 0.1),
+        c0,
+        ZERO.expand(2, 3),
+        ZERO.expand(2, 3),
+        num_t=3,
+        dt=1e-2,
+        t_end=0.2,
+    )
+    inside = robin.cell_volumes(n) > 0
+    assert ok.all() and (u[:, -1][inside] - 0.7).abs().max().item() < 1e-9
+
+
+def test_disk_mixed_conditions_batch_equals_samples_solved_alone():
+    n = 33
+    x, y = node_grid(n)
+    u0 = torch.stack([torch.sin(3 * x) * y, torch.cos(2 * y) + x, x * y - 0.3])
+    c0, c1, c2 = (vec(*c)[None].repeat(3, 1) for c in ((0.5, -0.5, 0.3), (0.3, 0.5, -0.2), (-0.4, 0.2, 0.3)))
+    disk = Disk.from_d_type(vec(0.45, 0.3, 0.4), vec(0.5, 0.0, 2.0), vec(0.1, 0.2, -0.3))
+    assert disk.dirichlet.tolist() == [False, True, False] and disk.value[1].item() == -0.2
+    args = (u0, disk, vec(0.01, 0.05, 0.02), c0, c1, c2, 0.1 * u0)
+    together, ok = solve_dcr_disk(*args, num_t=3, t_end=0.2, dt=5e-3)
+    for b in range(3):
+        idx = torch.tensor([b])
+        alone, _ = solve_dcr_disk(
+            u0[idx], disk.select(idx), *(v[idx] for v in args[2:]), num_t=3, t_end=0.2, dt=5e-3
+        )
+        torch.testing.assert_close(together[b], alone[0], rtol=0, atol=1e-8)  # to the CG tolerance
+    assert ok.all() and (together[1, -1][disk.select(torch.tensor([1])).mask(n)[0] == 0] == -0.2).all()
+    with pytest.raises(ValueError, match="Mur"):
+        solve_dcr_disk(u0, Disk.from_mur(disk.radius, *(vec(1, 1, 1),) * 3), *args[2:])
+
+
+def test_wave_disk_robin_standing_mode_at_second_order():
+    # u_tt = Δu, ∂_n u + u = 0 on rho = 0.4: J0(lam rho) cos(lam t); dt = 0.32 h
+    errs = []
+    for n in (33, 65):
+        lam, rho, u0 = bessel_robin_mode(0.4, 1.0, n)
+        u, ok = solve_wave_disk(
+            u0[None],
+            0 * u0[None],
+            Disk(vec(0.4), alpha=vec(1.0), beta=vec(0.0)),
+            vec(1.0),
+            num_t=3,
+            dt=0.5 / math.ceil(0.5 / (0.32 / (n - 1))),
+            t_end=0.5,
+        )
+        inside = rho < 0.4
+        errs.append(rel(u[0, -1][inside], math.cos(lam * 0.5) * u0[inside]))
+        assert ok.item()
+    assert errs[0] < 3e-3 and errs[0] / errs[1] > 3.5, errs
+
+
+def test_wave_disk_mur_lets_a_radial_pulse_leave_and_batch_equals_alone():
+    # a Gaussian at the centre spreads out and meets the circle at t ~ 0.4; Mur (u_t + ∂_n u = 0:
+    # reference a = c = 0, b = 1) lets it out, Dirichlet and Neumann reflect it
+    n = 65
+    x, y = node_grid(n)
+    rho = torch.sqrt((x - 0.5) ** 2 + (y - 0.5) ** 2)
+    u0 = torch.exp(-((rho / 0.05) ** 2)).expand(3, n, n)
+    one, zero = vec(1.0, 1.0, 1.0), vec(0.0, 0.0, 0.0)
+    disk = Disk(vec(0.4, 0.4, 0.4), zero, zero, zero, torch.tensor([False, True, False]), vec(1.0, 0.0, 0.0))
+    u, ok = solve_wave_disk(u0, 0 * u0, disk, one, num_t=3, dt=5e-3)
+    inside = rho < 0.4
+    norms = [u[b, -1][inside].norm().item() for b in range(3)]  # Mur, Dirichlet, Neumann
+    assert ok.all() and norms[0] < 0.1 * min(norms[1:]), norms
+    for b in range(3):
+        idx = torch.tensor([b])
+        alone, _ = solve_wave_disk(u0[idx], 0 * u0[idx], disk.select(idx), one[idx], num_t=3, dt=5e-3)
+        torch.testing.assert_close(u[b], alone[0], rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="leapfrog"):
+        solve_wave_disk(u0, 0 * u0, disk, one, num_t=3, dt=2.5e-2, t_end=0.1)
