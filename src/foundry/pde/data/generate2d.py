@@ -5,8 +5,9 @@ One file per family (`Generate2DConfig.family`):
 - ``dcr-periodic``: DCR on the periodic square, `spectral2d.solve_dcr_refining`;
 - ``wave-periodic``: Wave (the (u, v) system) on the periodic square, `spectral2d.solve_wave` (exact in t);
 - ``dcr-square``: DCR on the square, a random D-type/N-type Robin condition per edge
-  (`sample_edges`), `fd2d.solve_dcr_square` with refinement;
-- ``dcr-disk``: DCR on a disk of radius U[0.3, 0.5] about (0.5, 0.5), Dirichlet value U[-1, 1],
+  (`sample_conditions`), `fd2d.solve_dcr_square` with refinement;
+- ``dcr-disk``: DCR on a disk of radius U[0.3, 0.5] about (0.5, 0.5), one condition on the circle
+  drawn as on the square's edges (Dirichlet, Neumann or Robin; `sample_conditions`),
   `fd2d.solve_dcr_disk` with refinement;
 - ``wave-square-mur``: Wave on the square, Mur u_t + c u_n = 0 on every edge, `fd2d.solve_wave_square`;
 - ``mvdcr-periodic``: MV-DCR with K = ``mv_components`` unknowns, `mv_dcr2d.solve_mv_dcr_refining`.
@@ -46,7 +47,7 @@ from foundry.pde.data.mv_dcr2d import MVDCRBatch, sample_mv_dcr, solve_mv_dcr_re
 from foundry.pde.data.pde2d_builders import (
     D_TYPE,
     N_TYPE,
-    SquareEdges,
+    BoundaryForms,
     dcr_disk_pde,
     dcr_periodic_pde,
     dcr_square_pde,
@@ -75,7 +76,6 @@ GRAPH_DTYPES = {
     "attn_mask": np.bool_,
 }
 DISK_RADIUS = (0.3, 0.5)
-BOUNDARY_VALUE = (-1.0, 1.0)
 
 
 @dataclass
@@ -83,7 +83,7 @@ class Draw:
     """One chunk's members: the family batch (solver arguments on the solver grid) and domain data."""
 
     params: DCRBatch | WaveBatch | MVDCRBatch
-    edges: SquareEdges | None = None
+    edges: BoundaryForms | None = None  # the square's edges, or the disk's circle
     disk: Disk | None = None
 
 
@@ -107,16 +107,16 @@ def _zero_one_or(gen: torch.Generator, shape: tuple[int, ...], lo: float, hi: fl
     return torch.where(pick == 0, 0.0, torch.where(pick == 1, 1.0, _uniform(gen, shape, lo, hi)))
 
 
-def sample_edges(gen: torch.Generator, batch: int) -> SquareEdges:
-    """Random per-edge conditions: D-type u + b u_n + c or N-type a u + u_n + c (equal odds).
+def sample_conditions(gen: torch.Generator, batch: int, pieces: int) -> BoundaryForms:
+    """Random conditions per boundary piece: D-type u + b u_n + c or N-type a u + u_n + c (equal odds).
 
     b, a in {0, 1, U[0, 1]} (non-negative, so every Robin condition is dissipative; b = 0 is
     Dirichlet, a = 0 Neumann), c in {0, 1, U[-1, 1]}. Our choices; field-valued coefficients are
     not drawn (the solver takes scalars per edge).
     """
-    kind = torch.where(torch.rand(batch, 4, generator=gen) < 0.5, D_TYPE, N_TYPE)
-    return SquareEdges(
-        kind, _zero_one_or(gen, (batch, 4), 0.0, 1.0), _zero_one_or(gen, (batch, 4), -1.0, 1.0)
+    kind = torch.where(torch.rand(batch, pieces, generator=gen) < 0.5, D_TYPE, N_TYPE)
+    return BoundaryForms(
+        kind, _zero_one_or(gen, (batch, pieces), 0.0, 1.0), _zero_one_or(gen, (batch, pieces), -1.0, 1.0)
     )
 
 
@@ -136,20 +136,21 @@ def draw_chunk(cfg: Generate2DConfig, chunk: int) -> Draw:
     p = sample_dcr(gen, b, n - 1)
     p = DCRBatch(_close(p.u0), p.a, p.c0, p.c1, p.c2, _close(p.source))
     if fam == "dcr-square":
-        edges = sample_edges(gen, b)
+        edges = sample_conditions(gen, b, 4)
         p.u0 = impose_square_dirichlet(p.u0, edges.solver_bc())
         return Draw(p, edges=edges)
-    disk = Disk(_uniform(gen, (b,), *DISK_RADIUS), _uniform(gen, (b,), *BOUNDARY_VALUE))
+    circle = sample_conditions(gen, b, 1)
+    disk = circle.solver_disk(_uniform(gen, (b,), *DISK_RADIUS))
     p.u0 = impose_disk(p.u0, disk)
-    return Draw(p, disk=disk)
+    return Draw(p, edges=circle, disk=disk)
 
 
 def _square(u0, dirichlet, alpha, beta, a, c0, c1, c2, source, **kw):
     return solve_dcr_square(u0, SquareBC(dirichlet, alpha, beta), a, c0, c1, c2, source, **kw)
 
 
-def _disk(u0, radius, value, a, c0, c1, c2, source, **kw):
-    return solve_dcr_disk(u0, Disk(radius, value), a, c0, c1, c2, source, **kw)
+def _disk(u0, radius, value, alpha, beta, dirichlet, a, c0, c1, c2, source, **kw):
+    return solve_dcr_disk(u0, Disk(radius, value, alpha, beta, dirichlet), a, c0, c1, c2, source, **kw)
 
 
 def solve_draw(cfg: Generate2DConfig, d: Draw) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -165,7 +166,8 @@ def solve_draw(cfg: Generate2DConfig, d: Draw) -> tuple[torch.Tensor, torch.Tens
         args = (p.u0, bc.dirichlet, bc.alpha, bc.beta, p.a, p.c0, p.c1, p.c2, p.source)
         u, ok, dt = refine_failed(_square, args, cfg.dts, **kw)
     elif fam == "dcr-disk":
-        args = (p.u0, d.disk.radius, d.disk.value, p.a, p.c0, p.c1, p.c2, p.source)
+        k = d.disk
+        args = (p.u0, k.radius, k.value, k.alpha, k.beta, k.dirichlet, p.a, p.c0, p.c1, p.c2, p.source)
         u, ok, dt = refine_failed(_disk, args, cfg.dts, **kw)
     elif fam == "wave-periodic":
         u, ok = solve_wave(p.u0, p.v0, p.c2, p.damping, p.source, **kw)
@@ -189,7 +191,7 @@ def member_pde(cfg: Generate2DConfig, d: Draw, b: int) -> PDE:
         return wave_square_mur_pde(p, b, g)
     if fam == "dcr-square":
         return dcr_square_pde(p, d.edges, b, g)
-    return dcr_disk_pde(p, d.disk, b, g)
+    return dcr_disk_pde(p, d.disk, d.edges, b, g)
 
 
 def row_shapes(cfg: Generate2DConfig) -> dict[str, tuple[tuple[int, ...], Any]]:

@@ -19,8 +19,8 @@ of ``pde.points``.
 Families:
 
 * DCR ``u_t - a Δu + f0(u) + s + f1(u)_x + f2(u)_y = 0``: periodic square, square with one
-  condition per edge in the reference's forms (`SquareEdges`: D-type u + b u_n + c = 0, Dirichlet
-  when b = 0, and N-type a u + u_n + c = 0), or the disk with a Dirichlet value on the circle.
+  condition per edge in the reference's forms (`BoundaryForms`: D-type u + b u_n + c = 0, Dirichlet
+  when b = 0, and N-type a u + u_n + c = 0), or the disk with one such condition on its circle.
 * Wave as a first-order system of two unknowns (u, v): ``u_t - v = 0``,
   ``v_t + mu v - c2 Δu + s = 0``, initial u0 and v0 (v0 may be zero: the ``ic`` node is still
   there, its function row is zero). On the square with Mur edges both unknowns get
@@ -31,9 +31,8 @@ Families:
   ``d_t u_k - a_k Δu_k + sum_j C_kj u_j + sum_p Q0_kp P_p + s_k + d_x g_k + d_y h_k = 0``, the
   products P_p = u_i u_j one node each (``square`` for i = j), shared by all equations.
 
-Disk conditions other than Dirichlet (Robin/Neumann/Mur on the circle) and the disk wave need the
-solvers of branch ``pde2-disk`` (not merged when this was written); `dcr_disk_pde` raises for them
-(`DISK_BC_KINDS` is the hook to widen).
+Not drawn yet: the wave on a disk (`fd2d.solve_wave_disk` exists) and field-valued coefficients
+in conditions.
 """
 
 from __future__ import annotations
@@ -50,15 +49,14 @@ from foundry.pde.graph.domain import SQUARE_EDGES, Domain
 from foundry.pde.graph.symbolic import PDE, Expr
 
 Tensor = torch.Tensor
-# conditions on the circle the disk solver supports now; "robin"/"neumann" need branch pde2-disk
-DISK_BC_KINDS: tuple[str, ...] = ("dirichlet",)
 D_TYPE, N_TYPE = 0, 1
 
 
 @dataclass
-class SquareEdges:
-    """Per-edge conditions in the reference's forms; [B, 4] each, edges (left, right, bottom, top).
+class BoundaryForms:
+    """Conditions in the reference's forms, one per boundary piece; [B, P] each.
 
+    P = 4 on the square (edges left, right, bottom, top) or 1 on the disk (its circle).
     ``kind`` D_TYPE: u + coef u_n + c = 0 (Dirichlet u + c = 0 where coef = 0);
     ``kind`` N_TYPE: coef u + u_n + c = 0 (Neumann where coef = 0). u_n is the outward normal derivative.
     """
@@ -68,7 +66,7 @@ class SquareEdges:
     c: Tensor
 
     def solver_bc(self) -> SquareBC:
-        """The same conditions as `fd2d.SquareBC` (D-type divided by its b, as `SquareBC.from_d_type`)."""
+        """The square's conditions as `fd2d.SquareBC` (D-type divided by its b, as `SquareBC.from_d_type`)."""
         d = SquareBC.from_d_type(self.coef, self.c)
         n = SquareBC.from_n_type(self.coef, self.c)
         is_d = self.kind == D_TYPE
@@ -77,6 +75,32 @@ class SquareEdges:
             torch.where(is_d, d.alpha, n.alpha),
             torch.where(is_d, d.beta, n.beta),
         )
+
+    def solver_disk(self, radius: Tensor) -> Disk:
+        """The circle's conditions (P = 1) as `fd2d.Disk` of these radii [B]."""
+        kind, coef, c = self.kind[:, 0], self.coef[:, 0], self.c[:, 0]
+        d, n = Disk.from_d_type(radius, coef, c), Disk.from_n_type(radius, coef, c)
+        is_d = kind == D_TYPE
+        return Disk(
+            radius,
+            torch.where(is_d, d.value, n.value),
+            torch.where(is_d, d.alpha, n.alpha),
+            torch.where(is_d, d.beta, n.beta),
+            is_d & d.dirichlet,
+        )
+
+    def write(self, pde: PDE, u: Expr, b: int, sides: tuple[str, ...]) -> None:
+        """Member ``b``'s conditions on ``sides`` (piece order) with `PDE.bc`."""
+        for e, side in enumerate(sides):
+            kind, k, c = int(self.kind[b, e]), float(self.coef[b, e]), float(self.c[b, e])
+            if kind == D_TYPE and k == 0.0:
+                pde.bc(u, side, "dirichlet", value=-c)
+            elif kind == D_TYPE:
+                pde.bc(u, side, "robin", value=-c, alpha=1.0, beta=k)
+            elif k == 0.0:
+                pde.bc(u, side, "neumann", value=-c)
+            else:
+                pde.bc(u, side, "robin", value=-c, alpha=k, beta=1.0)
 
 
 def subsample(field: Tensor | np.ndarray, resolution: int) -> np.ndarray:
@@ -111,9 +135,15 @@ def impose_square_dirichlet(u0: Tensor, bc: SquareBC) -> Tensor:
 
 
 def impose_disk(u0: Tensor, disk: Disk) -> Tensor:
-    """u0 [B, n, n] with the nodes outside the disk set to the boundary value (as `solve_dcr_disk`)."""
-    m = disk.mask(u0.shape[-1], u0.device, u0.dtype)
-    return m * u0 + (1 - m) * disk.value.to(u0.device, u0.dtype)[:, None, None]
+    """u0 [B, n, n] as `solve_dcr_disk` holds it: outside the disk the Dirichlet value, and 0 at the
+    nodes of Robin samples whose cell misses the disk."""
+    n = u0.shape[-1]
+    dirichlet, value, *_ = disk.conditions(u0.device, u0.dtype)
+    inside_d = disk.mask(n, u0.device, u0.dtype)
+    inside_r = (disk.cell_volumes(n, u0.device, u0.dtype) > 0).to(u0.dtype)
+    held = torch.where(dirichlet[:, None, None], value[:, None, None], torch.zeros_like(value)[:, None, None])
+    inside = torch.where(dirichlet[:, None, None], inside_d, inside_r)
+    return inside * u0 + (1 - inside) * held
 
 
 # ---- DCR -----------------------------------------------------------------------------------------
@@ -148,7 +178,7 @@ def dcr_periodic_pde(p: DCRBatch, b: int, resolution: int = 32) -> PDE:
     return pde
 
 
-def dcr_square_pde(p: DCRBatch, edges: SquareEdges, b: int, resolution: int = 32) -> PDE:
+def dcr_square_pde(p: DCRBatch, edges: BoundaryForms, b: int, resolution: int = 32) -> PDE:
     """Member ``b`` on the non-periodic square (fields on 2G - 1 nodes), one condition per edge.
 
     ``p.u0`` should already carry the Dirichlet edge values (`impose_square_dirichlet`).
@@ -157,34 +187,20 @@ def dcr_square_pde(p: DCRBatch, edges: SquareEdges, b: int, resolution: int = 32
     u = pde.unknown("u")
     pde.ic(u, _values(p.u0[b], resolution))
     dcr_equation(pde, u, *_dcr_scalars(p, b), _values(p.source[b], resolution))
-    for e, side in enumerate(SQUARE_EDGES):
-        kind, k, c = int(edges.kind[b, e]), float(edges.coef[b, e]), float(edges.c[b, e])
-        if kind == D_TYPE and k == 0.0:
-            pde.bc(u, side, "dirichlet", value=-c)
-        elif kind == D_TYPE:
-            pde.bc(u, side, "robin", value=-c, alpha=1.0, beta=k)
-        elif k == 0.0:
-            pde.bc(u, side, "neumann", value=-c)
-        else:
-            pde.bc(u, side, "robin", value=-c, alpha=k, beta=1.0)
+    edges.write(pde, u, b, SQUARE_EDGES)
     return pde
 
 
-def dcr_disk_pde(p: DCRBatch, disk: Disk, b: int, resolution: int = 32, bc_kind: str = "dirichlet") -> PDE:
-    """Member ``b`` on the disk of `fd2d.Disk` (centre (0.5, 0.5)) with u = value on the circle.
+def dcr_disk_pde(p: DCRBatch, disk: Disk, circle: BoundaryForms, b: int, resolution: int = 32) -> PDE:
+    """Member ``b`` on the disk of `fd2d.Disk` (centre (0.5, 0.5)) with ``circle``'s condition.
 
-    ``p.u0`` should already hold the boundary value outside the disk (`impose_disk`).
+    ``p.u0`` should already be as the solver holds it outside the disk (`impose_disk`).
     """
-    if bc_kind not in DISK_BC_KINDS:
-        raise NotImplementedError(
-            f"disk condition {bc_kind!r}: the disk solver has only {DISK_BC_KINDS} (Robin/Neumann on the "
-            "circle come with branch pde2-disk; extend DISK_BC_KINDS and this builder then)"
-        )
     pde = PDE(domain=Domain.disk(float(disk.radius[b]), (0.5, 0.5)), resolution=resolution)
     u = pde.unknown("u")
     pde.ic(u, _values(p.u0[b], resolution))
     dcr_equation(pde, u, *_dcr_scalars(p, b), _values(p.source[b], resolution))
-    pde.bc(u, "circle", "dirichlet", value=float(disk.value[b]))
+    circle.write(pde, u, b, ("circle",))
     return pde
 
 
