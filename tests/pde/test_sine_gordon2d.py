@@ -93,3 +93,10 @@ def test_grid_baselines_shape_and_one_sample_fit(kind):
     after = normalized_rmse(model(u[:1, 0], t, x, x).flatten(1), u[:1].flatten(1)).item()
     assert after < before and res.last_loss < res.first_loss
     assert len(res.per_sample) == 1 and res.curve[-1][0] == 15
+    with_params = build_grid_model(kind, (5, 16, 16), num_params=2)  # coefficients as channels
+    params = torch.tensor([[0.5, 1.0], [0.2, 2.0]])
+    assert with_params(u0, t, x, x, params).shape == (2, 5, 16, 16)
+    res = train_grid_baseline(
+        with_params, u[:1], u[1:], t, x, x, steps=2, p_train=params[:1], p_test=params[1:]
+    )
+    assert np.isfinite(res.test_rel_l2)
