@@ -11,7 +11,7 @@ truth needs no interpolation; the graph's functions are every second solver poin
 Problems (``kind``):
 
 - ``wave``: u_t - v = 0, v_t + mu v - c2 (u_xx + u_yy) = 0; unknowns c2 (and mu), v0 = 0;
-- ``dcr``: u_t - a Δu + c01 u = 0; unknowns a (diffusivity) and c01 (linear reaction);
+- ``dcr``: u_t - a Δu + c01 u = 0, |c01| in [0.3, 1]; unknowns a (diffusivity) and c01 (reaction);
 - ``source``: u_t - a Δu + s(x, y) = 0 with a known; the unknown is the field s on the G x G grid.
 """
 
@@ -209,7 +209,8 @@ def make_problem2d(
         zeros = torch.zeros(num_ics, 3, dtype=torch.float64)
         if kind == "dcr":
             names = unknowns or ("a", "c01")
-            c01 = -1.0 + 2.0 * float(torch.rand(1, generator=gen))
+            r = float(torch.rand(1, generator=gen))  # |c01| in [0.3, 1], either sign: a reaction to see
+            c01 = (0.3 + 1.4 * r) if r < 0.5 else -(0.3 + 1.4 * (r - 0.5))
             c0 = zeros.clone()
             c0[:, 0] = c01
             u, ok = solve_dcr(u0, tile(a), c0, zeros, zeros, None, num_t=NUM_T)
