@@ -1,4 +1,4 @@
-"""PDEformer as a batched, differentiable forward map for inverse problems.
+"""PDEformer as a batched, differentiable forward map for inverse problems (1-D and 2-D graphs).
 
 An inverse problem asks the same PDE (same graph shape) many questions: one set of unknown
 coefficients against many initial conditions, many candidate coefficients (a PSO swarm, or
@@ -83,7 +83,10 @@ def scalar_slots(
 
 
 class Surrogate:
-    """u(t, x) at observation points as a differentiable function of the unknowns.
+    """u(t, x[, y]) at observation points as a differentiable function of the unknowns.
+
+    Works for 1-D graphs (weighted-DeepSet function encoder, (t, x) queries) and 2-D graphs
+    (CNN function encoder, (t, x, y) queries): a function row's values are its last column.
 
     Parameters
     ----------
@@ -91,10 +94,12 @@ class Surrogate:
         A trained model (put in eval mode; its weights are not trained here).
     graph : PDEGraph
         The PDE's graph at any value of the unknowns (only its structure and functions are used).
-    ics : (n_ic, n_pts) array
-        Initial conditions on the points ``graph.function_values[0, :, 0]`` (row 0 is the IC).
-    coords : (n_ic, Q, 2) array
-        Observation points (t, x) of each IC.
+    ics : (n_ic, n_pts) or (n_ic, R, n_pts) array
+        Initial conditions on the points of ``graph.function_values``: one row (row 0, the IC of
+        the first unknown) or the first R rows (the ICs of the first R unknowns, in unknown order,
+        e.g. u0 and v0 of the 2-D wave system). Rows after R keep the graph's values.
+    coords : (n_ic, Q, num_coords) array
+        Observation points (t, x) or (t, x, y) of each IC (the model's ``num_coords`` columns).
     """
 
     def __init__(self, model: PDEformer, graph: PDEGraph, ics: np.ndarray, coords: np.ndarray) -> None:
@@ -102,14 +107,20 @@ class Surrogate:
         for p in model.parameters():
             p.requires_grad_(False)
         ics = np.asarray(ics, dtype=np.float32)
-        if ics.ndim != 2 or ics.shape[1] != graph.function_values.shape[1]:
+        n_pts, n_fn = graph.function_values.shape[1], graph.function_values.shape[0]
+        if ics.ndim == 2:
+            ics = ics[:, None]
+        if ics.ndim != 3 or ics.shape[2] != n_pts or not 1 <= ics.shape[1] <= n_fn:
             raise ValueError(
-                f"ics must be (n_ic, {graph.function_values.shape[1]}) to match the PDE's function points, "
+                f"ics must be (n_ic, {n_pts}) or (n_ic, R, {n_pts}) to match the PDE's function points, "
                 f"got {ics.shape}"
             )
-        if coords.shape[0] != ics.shape[0] or coords.ndim != 3 or coords.shape[2] != 2:
-            raise ValueError(f"coords must be (n_ic={ics.shape[0]}, Q, 2), got {coords.shape}")
+        n_coords = model.config.num_coords
+        coords = np.asarray(coords)
+        if coords.ndim != 3 or coords.shape[0] != ics.shape[0] or coords.shape[2] != n_coords:
+            raise ValueError(f"coords must be (n_ic={ics.shape[0]}, Q, {n_coords}), got {coords.shape}")
         self.num_ic = ics.shape[0]
+        self.num_ic_rows = ics.shape[1]
         self.device = next(model.parameters()).device
         tens = {k: torch.as_tensor(np.asarray(getattr(graph, k)), device=self.device) for k in GRAPH_KEYS}
         keep = torch.nonzero(tens["node_type"] > 0).flatten()  # drop padding nodes
@@ -124,11 +135,11 @@ class Surrogate:
             bias = ge.attention_bias(long["spatial_pos"], tens["attn_mask"].bool()[None])
             self.bias = bias[:, :, keep][:, :, :, keep].contiguous()  # [1, H, m, m]
             fv = tens["function_values"].float()
-            self.function_values = fv  # [F, P, 2]
+            self.function_values = fv  # [F, P, d + 1], values in the last column
             self.fixed_tokens = model.function_encoder(fv[None])[0]  # [F * nb, d], fields at base values
-            rows = fv[None].repeat(self.num_ic, 1, 1, 1)[:, :1].clone()
-            rows[:, 0, :, 1] = torch.as_tensor(ics, device=self.device)
-            self.ic_tokens = model.function_encoder(rows)  # [n_ic, nb, d]
+            rows = fv[None, : self.num_ic_rows].repeat(self.num_ic, 1, 1, 1)
+            rows[..., -1] = torch.as_tensor(ics, device=self.device)
+            self.ic_tokens = model.function_encoder(rows)  # [n_ic, R * nb, d]
             self.scalar_base = tens["node_scalar"].float()
         self.coords = torch.as_tensor(coords, dtype=torch.float32, device=self.device)
 
@@ -142,13 +153,16 @@ class Surrogate:
             self.model.scalar_features(node_scalar[:, self.scalar_keep])
         )  # [S, ns, d]
         fun = self.fixed_tokens[None, None].expand(s, self.num_ic, -1, -1)  # [S, n_ic, F*nb, d]
-        parts = [self.ic_tokens[None].expand(s, -1, -1, -1), fun[:, :, nb:]]
+        r = self.num_ic_rows
+        parts = [self.ic_tokens[None].expand(s, -1, -1, -1), fun[:, :, r * nb :]]
         if field_rows:
             fun = list(parts[1].split(nb, dim=2))
             for row, values in field_rows.items():  # values [S, P]
+                if not r <= row < self.function_values.shape[0]:
+                    raise ValueError(f"field row {row} must be a function row after the {r} IC row(s)")
                 pts = self.function_values[row][None].expand(s, -1, -1)
-                pts = torch.stack([pts[..., 0], values], -1)
-                fun[row - 1] = self.model.function_encoder(pts[:, None])[:, None].expand(
+                pts = torch.cat([pts[..., :-1], values[..., None]], -1)
+                fun[row - r] = self.model.function_encoder(pts[:, None])[:, None].expand(
                     -1, self.num_ic, -1, -1
                 )
             parts[1] = torch.cat(fun, dim=2)
@@ -159,11 +173,14 @@ class Surrogate:
     def predict(
         self, node_scalar: torch.Tensor, field_rows: dict[int, torch.Tensor] | None = None
     ) -> torch.Tensor:
-        """Predictions [S, n_ic, Q] at the observation points for S candidates."""
+        """Predictions [S, n_ic, Q] at the observation points for S candidates.
+
+        ``field_rows`` maps a function row (after the IC rows) to its candidate values [S, n_pts].
+        """
         s = node_scalar.shape[0]
         h = self.tokens(node_scalar, field_rows) + self.structure
         mods = self.model.graph_encoder.mix(h, self.bias)[:, : self.model.config.num_mod]
-        coords = self.coords[None].expand(s, -1, -1, -1).reshape(s * self.num_ic, -1, 2)
+        coords = self.coords[None].expand(s, -1, -1, -1).reshape(s * self.num_ic, -1, self.coords.shape[-1])
         return self.model.decode(mods, coords).reshape(s, self.num_ic, -1)
 
     def misfit(
