@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 from foundry.cli import app
 from foundry.pde.checkpoint import save_checkpoint
 from foundry.pde.data import spectral2d
-from foundry.pde.data.reference2d import read_boundary, read_dcr, read_wave, solve_reference2d
+from foundry.pde.data.reference2d import _fine, read_boundary, read_dcr, read_wave, solve_reference2d
 from foundry.pde.data.symbolic_solver import UnsupportedPDE
 from foundry.pde.graph.parser import parse_pde2d
 from foundry.pde.inference import default_checkpoint, predict_grid
@@ -156,3 +156,23 @@ def test_a_1d_checkpoint_refuses_a_2d_pde(tmp_path):
          "--out", str(tmp_path / "e.npz")],
     )  # fmt: skip
     assert res.exit_code == 2 and "2-D PDE needs a 2-D checkpoint" in res.output
+
+
+def test_disk_robin_reference_is_the_cut_cell_solver_on_that_member():
+    """The text condition u + 0.5 u_n = 0.1 is u_n + 2 u - 0.2 = 0 for `fd2d.Disk`."""
+    from foundry.pde.data import fd2d
+
+    pde = parse_pde2d(
+        "u_t - 0.01*(u_xx + u_yy) + 0.5*u = 0", "exp(-20*((x-0.5)^2+(y-0.5)^2))", "disk:0.4",
+        ["circle: u + 0.5*u_n = 0.1"], resolution=16,
+    )  # fmt: skip
+    ref = solve_reference2d(pde, num_t=3)
+    u0 = _fine(pde.initial[0].values, 16, periodic=False)[None]  # the IC carried to the 31-node grid
+    one = torch.ones(1, dtype=torch.float64)
+    disk = fd2d.Disk(0.4 * one, 0 * one, 2.0 * one, -0.2 * one, torch.zeros(1, dtype=torch.bool))
+    z = torch.zeros(1, 3, dtype=torch.float64)
+    c0 = torch.tensor([[0.5, 0.0, 0.0]], dtype=torch.float64)
+    u, ok = fd2d.solve_dcr_disk(u0, disk, 0.01 * one, c0, z, z, num_t=3, dt=1e-3)
+    inside = ref["mask"][None]
+    np.testing.assert_allclose(ref["u"] * inside, u[0, :, ::2, ::2].numpy() * inside, atol=1e-9)
+    assert ok[0] and 0.3 < inside.mean() < 0.7

@@ -4,7 +4,8 @@ The equation is read back into the form of a family the project's solvers handle
 
 * DCR, one unknown: ``c u_t - a (u_xx + u_yy) + f0(u) + s + f1(u)_x + f2(u)_y = 0`` with f_i cubic
   polynomials and s a constant or a field: `spectral2d.solve_dcr_refining` on a periodic square,
-  `fd2d.solve_dcr_square` on a square with Dirichlet/Robin edges, `fd2d.solve_dcr_disk` on a disk.
+  `fd2d.solve_dcr_square` on a square with Dirichlet/Robin edges, `fd2d.solve_dcr_disk` on a disk
+  centred in the square (Dirichlet: staircase, first order; Neumann/Robin: cut cells, second order).
 * Wave as a first-order system of two unknowns (u, v): ``u_t - v = 0``,
   ``v_t + mu v - c2 (u_xx + u_yy) + s = 0``: `spectral2d.solve_wave` (exact in time) on a periodic
   square, `fd2d.solve_wave_square` with Dirichlet/Robin/Mur edges.
@@ -288,13 +289,17 @@ def solve_reference2d(pde: PDE, num_t: int = 21, target: int = 0) -> dict[str, n
                 fd2d.solve_dcr_square, (u0, square_bc(pde.unknowns[0]), a, c0, c1, c2, s), dts, num_t=num_t
             )
         else:
-            form_b = read_boundary(pde, pde.unknowns[0], "circle")
-            if form_b.beta != 0:
-                raise UnsupportedPDE("the disk reference solves Dirichlet conditions (u = value) only")
+            fb = read_boundary(pde, pde.unknowns[0], "circle")
+            if fb.gamma:
+                raise UnsupportedPDE("u_t in a boundary condition (Mur) is solved for waves only")
             cx, cy, radius = dom.params
             if (cx, cy) != (0.5, 0.5):
                 raise UnsupportedPDE("the disk reference solves disks centred at (0.5, 0.5)")
-            disk = fd2d.Disk(radius * one, -form_b.c / form_b.alpha * one)
+            if fb.beta == 0:  # u = -c / alpha on the circle
+                disk = fd2d.Disk(radius * one, -fb.c / fb.alpha * one)
+            else:  # u_n + (alpha / beta) u + c / beta = 0: the cut-cell Robin solver
+                alpha, beta = fb.alpha / fb.beta * one, fb.c / fb.beta * one
+                disk = fd2d.Disk(radius * one, 0 * one, alpha, beta, torch.zeros(1, dtype=torch.bool))
             u, ok, _ = spectral2d.refine_failed(
                 lambda u0_, a_, c0_, c1_, c2_, s_, dt, **kw: fd2d.solve_dcr_disk(
                     u0_, disk, a_, c0_, c1_, c2_, s_, dt=dt, **kw
