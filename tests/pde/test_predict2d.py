@@ -176,3 +176,17 @@ def test_disk_robin_reference_is_the_cut_cell_solver_on_that_member():
     inside = ref["mask"][None]
     np.testing.assert_allclose(ref["u"] * inside, u[0, :, ::2, ::2].numpy() * inside, atol=1e-9)
     assert ok[0] and 0.3 < inside.mean() < 0.7
+
+
+def test_eval_scores_2d_files_and_refuses_a_1d_checkpoint(ckpt, tmp_path):
+    from foundry.pde.data.generate2d import generate2d
+    from foundry.pde.data.generate2d_config import Generate2DConfig
+
+    data = tmp_path / "w.h5"
+    generate2d(
+        Generate2DConfig(family="wave-periodic", num_samples=3, num_t=3, chunk_size=4), data, progress=False
+    )
+    ok = runner.invoke(app, ["pde", "eval", "--data", str(data), "--checkpoint", str(ckpt)])
+    assert ok.exit_code == 0 and "3 samples: mean rel-L2" in ok.output
+    bad = runner.invoke(app, ["pde", "eval", "--data", str(data), "--checkpoint", str(default_checkpoint())])
+    assert bad.exit_code == 2 and "1-D model" in bad.output and "2-D data" in bad.output

@@ -137,16 +137,18 @@ def train(cfg: TrainConfig) -> None:
 
 @app.command("eval")
 def evaluate_cmd(
-    data: Path = typer.Option(..., help="HDF5 file to evaluate on (full grid)."),
-    checkpoint: Path | None = typer.Option(None, help="Checkpoint; default: the shipped XS model."),
+    data: Path = typer.Option(..., help="HDF5 file or folder to evaluate on (full grid)."),
+    checkpoint: Path | None = typer.Option(
+        None, help="Checkpoint; default: the shipped 1-D or 2-D XS model."
+    ),
     limit: int | None = typer.Option(None, help="Evaluate only the first N samples."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
 ) -> None:
-    """Relative L2 error of a checkpoint on every sample of a file (full (t, x) grid)."""
+    """Relative L2 error of a checkpoint on every sample of a file or folder (full grid, inside domains)."""
     import numpy as np
 
     from foundry.pde.data.dataset import PDEDataset
-    from foundry.pde.inference import load_model
+    from foundry.pde.inference import default_checkpoint2d, load_model
     from foundry.pde.training.evaluate import evaluate
     from foundry.pde.training.train import select_device
 
@@ -155,13 +157,21 @@ def evaluate_cmd(
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--device") from None
     try:
+        ds = PDEDataset(data, limit=limit)
+    except (FileNotFoundError, ValueError) as e:
+        raise typer.BadParameter(str(e), param_hint="--data") from None
+    if checkpoint is None and ds.dim == 2:
+        checkpoint = default_checkpoint2d()
+    try:
         model, _ = load_model(checkpoint, dev)
     except (FileNotFoundError, ValueError) as e:
         raise typer.BadParameter(str(e), param_hint="--checkpoint") from None
-    try:
-        ds = PDEDataset(data, num_mod=model.config.num_mod, limit=limit)
-    except (FileNotFoundError, ValueError) as e:
-        raise typer.BadParameter(str(e), param_hint="--data") from None
+    if model.config.num_coords - 1 != ds.dim or int(ds.attrs["num_mod"]) != model.config.num_mod:
+        raise typer.BadParameter(
+            f"the checkpoint is a {model.config.num_coords - 1}-D model with num_mod={model.config.num_mod}; "
+            f"{data} holds {ds.dim}-D data with num_mod={int(ds.attrs['num_mod'])}",
+            param_hint="--checkpoint",
+        )
     err = evaluate(model, ds, device=dev)
     lo, hi = np.percentile(err, [1, 99])
     inside = err[(err >= lo) & (err <= hi)]

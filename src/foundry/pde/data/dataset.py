@@ -86,9 +86,10 @@ def _read(path: Path, num_mod: int | None, rows: slice = slice(None)) -> dict:
 
     try:
         with h5py.File(path, "r") as f:
-            if num_mod is not None and int(f.attrs["num_mod"]) != num_mod:
+            file_mod = int(f.attrs["num_mod"])  # every generated file has it (KeyError: not one)
+            if num_mod is not None and file_mod != num_mod:
                 raise ValueError(
-                    f"{path} stores graphs with num_mod={int(f.attrs['num_mod'])} but the model "
+                    f"{path} stores graphs with num_mod={file_mod} but the model "
                     f"needs {num_mod}; regenerate with --num-mod {num_mod}"
                 )
             if f["u"].shape[0] == 0:
