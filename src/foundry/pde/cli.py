@@ -149,6 +149,7 @@ def evaluate_cmd(
 
     from foundry.pde.data.dataset import PDEDataset
     from foundry.pde.inference import default_checkpoint2d, load_model
+    from foundry.pde.models.pdeformer import PDEformer
     from foundry.pde.training.evaluate import evaluate
     from foundry.pde.training.train import select_device
 
@@ -156,16 +157,20 @@ def evaluate_cmd(
         dev = select_device(device)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--device") from None
+
+    def load(path: Path | None) -> PDEformer:
+        try:
+            return load_model(path, dev)[0]
+        except (FileNotFoundError, ValueError) as e:
+            raise typer.BadParameter(str(e), param_hint="--checkpoint") from None
+
+    model = load(checkpoint) if checkpoint is not None else None  # a bad file is refused before the data
     try:
         ds = PDEDataset(data, limit=limit)
     except (FileNotFoundError, ValueError) as e:
         raise typer.BadParameter(str(e), param_hint="--data") from None
-    if checkpoint is None and ds.dim == 2:
-        checkpoint = default_checkpoint2d()
-    try:
-        model, _ = load_model(checkpoint, dev)
-    except (FileNotFoundError, ValueError) as e:
-        raise typer.BadParameter(str(e), param_hint="--checkpoint") from None
+    if model is None:  # the shipped checkpoint of the data's dimension
+        model = load(default_checkpoint2d() if ds.dim == 2 else None)
     if model.config.num_coords - 1 != ds.dim or int(ds.attrs["num_mod"]) != model.config.num_mod:
         raise typer.BadParameter(
             f"the checkpoint is a {model.config.num_coords - 1}-D model with num_mod={model.config.num_mod}; "
