@@ -190,3 +190,19 @@ def test_eval_scores_2d_files_and_refuses_a_1d_checkpoint(ckpt, tmp_path):
     assert ok.exit_code == 0 and "3 samples: mean rel-L2" in ok.output
     bad = runner.invoke(app, ["pde", "eval", "--data", str(data), "--checkpoint", str(default_checkpoint())])
     assert bad.exit_code == 2 and "1-D model" in bad.output and "2-D data" in bad.output
+
+
+def test_the_shipped_2d_checkpoint_loads_and_predicts_the_readme_example():
+    from foundry.pde.inference import default_checkpoint2d, load_model
+    from foundry.pde.models.pdeformer import PRESETS, preset_name
+
+    path = default_checkpoint2d()
+    assert path.stat().st_size <= 20 * 2**20
+    model, meta = load_model(path)
+    assert preset_name(meta["model_config"]) == "2-XS" and model.config == PRESETS["2-XS"]
+    pde = parse_pde2d(
+        "u_t - 0.01*(u_xx + u_yy) + 0.5*u^2 = 0", "exp(-20*((x-0.5)^2 + (y-0.5)^2))", "disk:0.4",
+        ["circle: u + 0.5*u_n = 0.1"], resolution=model.config.function_grid,
+    )  # fmt: skip
+    u = predict_grid(model, pde, [np.linspace(0, 1, 3), np.linspace(0, 1, 8), np.linspace(0, 1, 8)])
+    assert u.shape == (3, 8, 8) and np.isfinite(u).all()

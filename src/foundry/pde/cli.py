@@ -195,8 +195,10 @@ def predict(
         Path("out/pde/u.npz"), help="Output .npz (arrays t, x, u[len(t), len(x)]); a .png beside it."
     ),
     checkpoint: Path | None = typer.Option(None, help="Checkpoint; default: the shipped XS model."),
-    nt: int = typer.Option(101, help="Uniform t points on [0, 1]."),
-    nx: int = typer.Option(128, help="Uniform periodic x points on [-1, 1)."),
+    nt: int | None = typer.Option(None, help="Uniform t points on [0, 1] [1-D: 101, 2-D: 21]."),
+    nx: int | None = typer.Option(
+        None, help="Uniform x points on [-1, 1) (2-D: x and y on [0, 1]) [128; 64]."
+    ),
     t_points: str | None = typer.Option(None, help="Comma-separated t values (overrides --nt)."),
     x_points: str | None = typer.Option(None, help="Comma-separated x values (overrides --nx)."),
     reference: bool = typer.Option(False, help="Also solve numerically (u_ref) and report the relative L2."),
@@ -226,8 +228,8 @@ def predict(
             ic,
             out,
             checkpoint,
-            nt,
-            nx,
+            nt if nt is not None else 21,
+            nx if nx is not None else 64,
             reference,
             plot,
             domain or "periodic",
@@ -251,6 +253,7 @@ def predict(
             raise typer.BadParameter(f"--{name}: need values in [{lo}, {hi}]")
         return v
 
+    nt, nx = (nt if nt is not None else 101), (nx if nx is not None else 128)
     if nt < 1 or nx < 2:
         raise typer.BadParameter("--nt must be >= 1 and --nx >= 2")
     t = points(t_points, np.linspace(0, 1, nt), "t-points", 0.0, 1.0)
