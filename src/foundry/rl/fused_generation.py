@@ -17,6 +17,7 @@ stage and chooses R_t (`choose_threshold`), from the lengths seen so far on the 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -54,10 +55,15 @@ class FusionStats:
     infer_before_gen_end_s: float = 0.0  # of which done while samples were still generating (hidden)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"fusion_threshold": self.threshold, "migrated_samples": self.migrated_samples,
-                "migrated_at_s": self.migrated_at, "survivors": len(self.survivors),
-                "gen_inference_s": self.infer_end, "inference_s": self.infer_s,
-                "inference_hidden_s": self.infer_before_gen_end_s}
+        return {
+            "fusion_threshold": self.threshold,
+            "migrated_samples": self.migrated_samples,
+            "migrated_at_s": self.migrated_at,
+            "survivors": len(self.survivors),
+            "gen_inference_s": self.infer_end,
+            "inference_s": self.infer_s,
+            "inference_hidden_s": self.infer_before_gen_end_s,
+        }
 
 
 def survivor_count(unfinished: int, workers: int, ptl: PerTokenLatency, max_batch: int) -> int:
@@ -66,8 +72,9 @@ def survivor_count(unfinished: int, workers: int, ptl: PerTokenLatency, max_batc
     return min(workers - 1, num_survivor_instances(unfinished, 0.0, workers, ptl, max_batch, FusionCosts()))
 
 
-def gather_fused(ctl: Controller, b: int, q: queue.Queue, assigned: list[int], threshold: float,
-                 on_group: Any = None) -> tuple[list[Group], float, float, FusionStats]:
+def gather_fused(
+    ctl: Controller, b: int, q: queue.Queue, assigned: list[int], threshold: float, on_group: Any = None
+) -> tuple[list[Group], float, float, FusionStats]:
     """Run batch `b`'s generation (already launched with progress reports) and its inference stage to the
     end; returns the groups (each sample carrying its inference results), the time the last group
     arrived, the workers' generation seconds, and what fusion did. `assigned[w]`: samples worker `w`
@@ -100,7 +107,7 @@ def gather_fused(ctl: Controller, b: int, q: queue.Queue, assigned: list[int], t
         if not idle:
             return
         for i, w in enumerate(idle):
-            chunk = to_infer[i * len(to_infer) // len(idle):(i + 1) * len(to_infer) // len(idle)]
+            chunk = to_infer[i * len(to_infer) // len(idle) : (i + 1) * len(to_infer) // len(idle)]
             if chunk:
                 inferring.add(w)
                 threading.Thread(target=infer_on, args=(w, chunk), daemon=True).start()
@@ -113,7 +120,8 @@ def gather_fused(ctl: Controller, b: int, q: queue.Queue, assigned: list[int], t
         stats.survivors = ranked[:m]
         stats.migrated_at = time.monotonic() - launched
         for w in ranked[m:]:
-            backend.get(ctl.workers[w].signal("preempt"))
+            with contextlib.suppress(ActorDied):  # dead: its pump reports what it owed, regenerated then
+                backend.get(ctl.workers[w].signal("preempt"))
 
     def hand_over(partials: list[PartialGroup]) -> None:
         """Each prompt to the survivor with the fewest samples left (largest first); its running
@@ -122,11 +130,19 @@ def gather_fused(ctl: Controller, b: int, q: queue.Queue, assigned: list[int], t
             w = min(stats.survivors, key=lambda s: (left[s], s))
             left[w] += pg.unfinished
             stats.migrated_samples += pg.unfinished
-            ctl._pump_items[w].append((pg.index, pg.prompt))
-            if not backend.get(ctl.workers[w].signal("adopt", [pg])):
+            item = (pg.index, pg.prompt)
+            ctl._pump_items[w].append(item)
+            try:
+                adopted = backend.get(ctl.workers[w].signal("adopt", [pg]))
+            except ActorDied:
+                # the survivor died; its pump may have reported its losses before this prompt joined
+                # them, so the prompt gets a pump of its own: it fails at once and the controller
+                # regenerates the prompt on the restarted worker (once: the group arrives once)
+                ctl._pump_items[w].remove(item)
+                adopted = False
+            if not adopted:
                 generating.add(w)
-                ctl._start_pump(w, b, [(pg.index, pg.prompt)], q, "resume",
-                                (b, [pg], True, cfg.migrate_kv))
+                ctl._start_pump(w, b, [(pg.index, pg.prompt)], q, "resume", (b, [pg], True, cfg.migrate_kv))
 
     while len(groups) < cfg.prompts_per_step or generating or inferring or to_infer:
         item = q.get()
