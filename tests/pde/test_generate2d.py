@@ -150,3 +150,29 @@ def test_config_checks():
     assert Generate2DConfig(family="wave-square-mur").wave_dt * 2 * 62 <= 0.5 + 1e-12
     a, b = draw_chunk(config("dcr-disk"), 1), draw_chunk(config("dcr-disk"), 1)
     np.testing.assert_array_equal(a.params.u0.numpy(), b.params.u0.numpy())  # seeded per chunk
+
+
+@pytest.mark.parametrize("fam", ["wave-periodic", "dcr-disk"])
+def test_2d_batches_hold_the_solution_at_their_points_inside_the_domain(fam, tmp_path):
+    """Host (`PDEDataset.sample`) and device (`DeviceSampler`) batches: labels are u at the drawn
+    (t, x, y), and on a disk every drawn point is inside it."""
+    from foundry.pde.data.dataset import DeviceSampler, PDEDataset
+
+    generate2d(config(fam, num_samples=4), tmp_path / "d.h5", progress=False)
+    ds = PDEDataset(tmp_path / "d.h5")
+    idx = np.array([2, 0, 3])
+    batches = [
+        ds.sample(idx, 200, np.random.default_rng(0)),
+        DeviceSampler(ds, "cpu", seed=1).sample(idx, 200),
+    ]
+    for graph, coords, labels in batches:
+        c = coords.numpy()
+        ti = np.searchsorted(ds.t, c[..., 0])
+        xi = np.rint(c[..., 1] * (len(ds.x) - (0 if fam == "wave-periodic" else 1))).astype(int)
+        yi = np.rint(c[..., 2] * (len(ds.y) - (0 if fam == "wave-periodic" else 1))).astype(int)
+        np.testing.assert_allclose(ds.x[xi], c[..., 1], atol=1e-6)
+        for b, i in enumerate(idx):
+            np.testing.assert_allclose(labels[b].numpy(), ds.u[i, ti[b], xi[b], yi[b]], atol=1e-6)
+            if ds.mask is not None:
+                assert ds.mask[i, xi[b], yi[b]].all()
+        assert graph["function_values"].shape[-1] == 3
