@@ -17,6 +17,8 @@ of optimizer steps (``--steps``, default 200) and the same loss (`normalized_rms
   (t, x, y) points per sample per step (`foundry.pde.training.train` with ``init_from``);
 - fno3d: `baselines.spatial2d.FNO3D` (neuraloperator FNO over (t, x, y), modes 12 per axis capped
   by the grid, width 20, 4 layers; u0 tiled over t plus t, x, y channels), random init;
+- fno2d: `baselines.spatial2d.FNO2DFrames` (neuraloperator FNO over (x, y), modes 12, width 20, 4 layers;
+  u0, x, y in, 21 frames out as channels), random init;
 - unet: `baselines.spatial2d.UNetFrames` (2-D U-Net over (x, y), u0, x, y in, 21 frames out), random init.
 
 The baselines see u0 and, unless ``--baseline-ic-only``, the coefficients (c2, k) as constant input
@@ -56,7 +58,7 @@ from foundry.pde.training.evaluate import evaluate
 from foundry.pde.training.train import train
 
 BATCH = 16
-LEARNERS = ("finetune", "fno3d", "unet")
+LEARNERS = ("finetune", "fno3d", "fno2d", "unet")
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,7 @@ def what_each_saw(results: dict) -> list[str]:
         f"finetune: the checkpoint plus the n training solutions: {steps} Adam steps, batch {BATCH} "
         f"drawn with replacement from the n samples, {q} random (t, x, y) points of each per step; "
         "graphs as above.",
-        f"fno3d, unet: random init, the same n solutions on the whole 21x32x32 grid, {steps} Adam "
+        f"fno3d, fno2d, unet: random init, the same n solutions on the whole 21x32x32 grid, {steps} Adam "
         f"steps of min({BATCH}, n) samples; inputs {coefs}; never the equation.",
         f"all: scored after the last step on the {results['num_test']} test PDEs (seed 101), mean "
         "relative L2 on the full grid; nothing is chosen on the test set.",
@@ -194,9 +196,9 @@ def what_each_saw(results: dict) -> list[str]:
 
 def table(results: dict) -> str:
     lines = [
-        f"| n | PDEformer-{results['model_size']} finetuned | FNO3D | U-Net |",
-        "|---|---|---|---|",
-        f"| 0 (zero-shot) | {results['zero_shot']['final']:.4f} | | |",
+        f"| n | PDEformer-{results['model_size']} finetuned | FNO3D | FNO2D | U-Net |",
+        "|---|---|---|---|---|",
+        f"| 0 (zero-shot) | {results['zero_shot']['final']:.4f} | | | |",
     ]
     for n, runs in results["runs"].items():
         cells = [f"{runs[k]['final']:.4f}" if runs.get(k) else "n/a" for k in LEARNERS]
@@ -212,7 +214,12 @@ def plot(results: dict, path: Path) -> None:
 
     sizes = [int(n) for n in results["runs"]]
     fig, ax = plt.subplots(figsize=(5.2, 3.8))
-    labels = {"finetune": f"PDEformer-{results['model_size']} finetuned", "fno3d": "FNO3D", "unet": "U-Net"}
+    labels = {
+        "finetune": f"PDEformer-{results['model_size']} finetuned",
+        "fno3d": "FNO3D",
+        "fno2d": "FNO2D",
+        "unet": "U-Net",
+    }
     for i, name in enumerate(LEARNERS):
         pts = [
             (n, results["runs"][str(n)][name]["final"]) for n in sizes if results["runs"][str(n)].get(name)

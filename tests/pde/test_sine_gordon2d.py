@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from foundry.pde.baselines.spatial2d import FNO3D, UNetFrames, build_grid_model, train_grid_baseline
+from foundry.pde.baselines.spatial2d import (
+    FNO3D,
+    FNO2DFrames,
+    UNetFrames,
+    build_grid_model,
+    train_grid_baseline,
+)
 from foundry.pde.data.dataset import PDEDataset
 from foundry.pde.data.families2d import random_field
 from foundry.pde.data.generate2d import GRAPH_SIZES
@@ -79,14 +85,14 @@ def test_file_loads_in_pdedataset(tmp_path):
     np.testing.assert_allclose(ic, d.u[0, 0], atol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["fno3d", "unet"])
+@pytest.mark.parametrize("kind", ["fno3d", "fno2d", "unet"])
 def test_grid_baselines_shape_and_one_sample_fit(kind):
     gen = torch.Generator().manual_seed(0)
     t, x = torch.linspace(0, 1, 5), torch.arange(16) / 16
     u0 = random_field(gen, 2, 16).float()
     u = torch.stack([u0 * math.cos(2 * s) for s in t.tolist()], 1)  # [2, 5, 16, 16]
     model = build_grid_model(kind, (5, 16, 16))
-    assert isinstance(model, FNO3D if kind == "fno3d" else UNetFrames)
+    assert isinstance(model, {"fno3d": FNO3D, "fno2d": FNO2DFrames, "unet": UNetFrames}[kind])
     assert model(u0, t, x, x).shape == (2, 5, 16, 16)
     before = normalized_rmse(model(u[:1, 0], t, x, x).flatten(1), u[:1].flatten(1)).item()
     res = train_grid_baseline(model, u[:1], u[1:], t, x, x, steps=15, lr=3e-3)

@@ -89,6 +89,20 @@ class FNO3D(nn.Module):
         return self.fno(grid_inputs3d(u0, t, x, y, params))[:, 0]
 
 
+def _frame_inputs(u0: Tensor, x: Tensor, y: Tensor, params: Tensor | None) -> Tensor:
+    """[B, X, Y] -> [B, 3 + P, X, Y]: u0, x, y (and the PDE parameters) as channels."""
+    b, nx, ny = u0.shape
+    xx = x.view(1, 1, -1, 1).expand(b, 1, nx, ny)
+    yy = y.view(1, 1, 1, -1).expand(b, 1, nx, ny)
+    return torch.cat([u0[:, None], xx, yy, *_param_channels(params, (b, 1, nx, ny))], dim=1)
+
+
+def _check_frames(out: Tensor, t: Tensor, name: str) -> Tensor:
+    if out.shape[1] != t.shape[0]:
+        raise ValueError(f"{name} predicts {out.shape[1]} frames, asked for {t.shape[0]}")
+    return out
+
+
 class UNetFrames(nn.Module):
     """u0 [B, X, Y] -> u [B, T, X, Y]: a 2-D U-Net over (x, y) with the T frames as output channels."""
 
@@ -97,23 +111,49 @@ class UNetFrames(nn.Module):
         self.unet = UNet2d(width, in_channels=3 + num_params, out_channels=num_t)
 
     def forward(self, u0: Tensor, t: Tensor, x: Tensor, y: Tensor, params: Tensor | None = None) -> Tensor:
-        b, nx, ny = u0.shape
-        xx = x.view(1, 1, -1, 1).expand(b, 1, nx, ny)
-        yy = y.view(1, 1, 1, -1).expand(b, 1, nx, ny)
-        h = torch.cat([u0[:, None], xx, yy, *_param_channels(params, (b, 1, nx, ny))], dim=1)
-        out = self.unet.net(h)
-        if out.shape[1] != t.shape[0]:
-            raise ValueError(f"UNetFrames predicts {out.shape[1]} frames, asked for {t.shape[0]}")
-        return out
+        return _check_frames(self.unet.net(_frame_inputs(u0, x, y, params)), t, "UNetFrames")
+
+
+class FNO2DFrames(nn.Module):
+    """u0 [B, X, Y] -> u [B, T, X, Y]: a 2-D FNO over (x, y) with the T frames as output channels.
+
+    The reference's FNO2D baseline on 2-D data (modes 12, width 20, 4 layers; modes capped by the grid):
+    like `UNetFrames`, one pass maps the initial field to every frame, not an autoregressive rollout.
+    """
+
+    def __init__(
+        self,
+        grid: tuple[int, int, int],
+        modes: int = 12,
+        width: int = 20,
+        num_layers: int = 4,
+        num_params: int = 0,
+    ) -> None:
+        super().__init__()
+        from neuralop.models import FNO
+
+        self.fno = FNO(
+            n_modes=tuple(min(modes, n) for n in grid[1:]),
+            in_channels=3 + num_params,
+            out_channels=grid[0],
+            hidden_channels=width,
+            n_layers=num_layers,
+            positional_embedding=None,  # the coordinates are explicit input channels
+        )
+
+    def forward(self, u0: Tensor, t: Tensor, x: Tensor, y: Tensor, params: Tensor | None = None) -> Tensor:
+        return _check_frames(self.fno(_frame_inputs(u0, x, y, params)), t, "FNO2DFrames")
 
 
 def build_grid_model(kind: str, grid: tuple[int, int, int], num_params: int = 0) -> nn.Module:
-    """``"fno3d"`` or ``"unet"`` for data on the (T, X, Y) grid, default sizes."""
+    """``"fno3d"``, ``"fno2d"`` or ``"unet"`` for data on the (T, X, Y) grid, default sizes."""
     if kind == "fno3d":
         return FNO3D(grid, num_params=num_params)
+    if kind == "fno2d":
+        return FNO2DFrames(grid, num_params=num_params)
     if kind == "unet":
         return UNetFrames(grid[0], num_params=num_params)
-    raise ValueError(f"kind must be 'fno3d' or 'unet', got {kind!r}")
+    raise ValueError(f"kind must be 'fno3d', 'fno2d' or 'unet', got {kind!r}")
 
 
 @torch.no_grad()
