@@ -54,6 +54,20 @@ def grid_inputs3d(u0: Tensor, t: Tensor, x: Tensor, y: Tensor, params: Tensor | 
     )
 
 
+def _fno(axes: tuple[int, ...], in_channels: int, out_channels: int, modes: int, width: int, num_layers: int):
+    """neuraloperator's FNO over ``axes`` (their lengths cap the modes kept); coordinates come as channels."""
+    from neuralop.models import FNO
+
+    return FNO(
+        n_modes=tuple(min(modes, n) for n in axes),
+        in_channels=in_channels,
+        out_channels=out_channels,
+        hidden_channels=width,
+        n_layers=num_layers,
+        positional_embedding=None,  # the coordinates are explicit input channels
+    )
+
+
 class FNO3D(nn.Module):
     """u0 [B, X, Y] -> u [B, T, X, Y] with a 3-D FNO over (t, x, y).
 
@@ -73,17 +87,7 @@ class FNO3D(nn.Module):
         num_params: int = 0,
     ) -> None:
         super().__init__()
-        from neuralop.models import FNO
-
-        self.n_modes = tuple(min(modes, n) for n in grid)
-        self.fno = FNO(
-            n_modes=self.n_modes,
-            in_channels=4 + num_params,
-            out_channels=1,
-            hidden_channels=width,
-            n_layers=num_layers,
-            positional_embedding=None,  # the coordinates are explicit input channels
-        )
+        self.fno = _fno(grid, 4 + num_params, 1, modes, width, num_layers)
 
     def forward(self, u0: Tensor, t: Tensor, x: Tensor, y: Tensor, params: Tensor | None = None) -> Tensor:
         return self.fno(grid_inputs3d(u0, t, x, y, params))[:, 0]
@@ -130,16 +134,7 @@ class FNO2DFrames(nn.Module):
         num_params: int = 0,
     ) -> None:
         super().__init__()
-        from neuralop.models import FNO
-
-        self.fno = FNO(
-            n_modes=tuple(min(modes, n) for n in grid[1:]),
-            in_channels=3 + num_params,
-            out_channels=grid[0],
-            hidden_channels=width,
-            n_layers=num_layers,
-            positional_embedding=None,  # the coordinates are explicit input channels
-        )
+        self.fno = _fno(grid[1:], 3 + num_params, grid[0], modes, width, num_layers)
 
     def forward(self, u0: Tensor, t: Tensor, x: Tensor, y: Tensor, params: Tensor | None = None) -> Tensor:
         return _check_frames(self.fno(_frame_inputs(u0, x, y, params)), t, "FNO2DFrames")

@@ -488,6 +488,8 @@ def solve_dcr_disk(
         raise ValueError("disk radius must be <= 0.5")
     if disk.gamma is not None and bool((disk.gamma != 0).any()):
         raise ValueError("u_t (Mur) terms in the boundary conditions are only supported by solve_wave_disk")
+    if 1.0 + dt * float(c0[:, 0].min()) <= 0:  # both solvers' implicit matrices need it
+        raise ValueError("c01 too negative for this dt: the implicit matrix is not positive definite")
     dirichlet = disk.conditions("cpu", dtype)[0]
     kw = {"num_t": num_t, "dt": dt, "t_end": t_end, "cg_tol": cg_tol, "device": device, "dtype": dtype}
 
@@ -633,8 +635,6 @@ def _solve_dcr_disk_robin(
     kop = _fv_operator(gx, gy, alpha[:, None, None] * length)
     lift = aa * (-beta[:, None, None] * length) / torch.where(vol > 0, vol, 1.0) * active
     explicit_grid = _explicit_terms(c0, c1, c2, source, h, lift)
-    if 1.0 + dt * c0[:, 0].min().item() <= 0:
-        raise ValueError("c01 too negative for this dt: the implicit matrix is not positive definite")
     outside = 1 - active
     face_sum = gx[:, 1:] + gx[:, :-1] + gy[:, :, 1:] + gy[:, :, :-1]
 
@@ -688,9 +688,7 @@ def _solve_dcr_disk_dirichlet(
 
     # one host read before the loop: the CG iteration count from the largest condition number bound
     # (eigenvalues of coef - scale (a Δ_h - c) lie in [coef + scale c, coef + scale (8 a / h^2 + c)])
-    c_lo, c_hi = c0[:, 0].min().item(), c0[:, 0].max().item()
-    if 1.0 + dt * c_lo <= 0:
-        raise ValueError("c01 too negative for this dt: the implicit matrix is not positive definite")
+    c_lo, c_hi = c0[:, 0].min().item(), c0[:, 0].max().item()  # 1 + dt c_lo > 0: `solve_dcr_disk`
     a_hi = a.max().item()
 
     def cg_iters(coef: float, scale: float) -> int:
