@@ -134,6 +134,7 @@ def _collect(pde: PDE, num_mod: int, target: int = 0) -> _RawGraph:
         return node
 
     domain = visit(pde.sdf("domain")) if pde.domain.sdf is not None else None
+    num_ics = 0  # initial conditions lead the function list, in unknown order
     for i, u in enumerate(pde.unknowns):
         node = new("uf")
         memo[id(u)] = node
@@ -141,10 +142,13 @@ def _collect(pde: PDE, num_mod: int, target: int = 0) -> _RawGraph:
             g.edges.append((domain, node))
         for m in mods[i]:
             g.edges.append((m, node))
+        if i not in pde.initial:  # a steady or constraint unknown: no ``ic`` node
+            continue
         ic = new("ic")
         g.edges.append((node, ic))
         f = pde.initial[i]
-        g.functions.insert(i, (ic, f.points, f.values))
+        g.functions.insert(num_ics, (ic, f.points, f.values))
+        num_ics += 1
     for lhs in pde.equations:
         g.edges.append((visit(lhs), new("eq0")))
     for bc in pde.boundary:

@@ -419,14 +419,14 @@ def parse_domain(text: str) -> Domain:
 
 def parse_pde2d(
     equations: str | list[str],
-    ics: str | list[str],
+    ics: str | list[str] = (),
     domain: str | Domain = "periodic",
     bcs: list[str] | tuple[str, ...] = (),
     unknowns: str | list[str] = "u",
     resolution: int = 32,
     canonical: bool = True,
 ) -> PDE:
-    """Parse a 2-D PDE (a system: one equation and one initial condition per unknown).
+    """Parse a 2-D PDE (a system: one equation per unknown, an initial condition per evolved unknown).
 
     Parameters
     ----------
@@ -434,7 +434,9 @@ def parse_pde2d(
         e.g. ``"u_t - 0.01*(u_xx + u_yy) + u^3 = 0"``; for a system one per unknown, e.g.
         ``["u_t - v = 0", "v_t - (u_xx + u_yy) = 0"]``.
     ics : str or list of str
-        u(0, x, y) per unknown, e.g. ``"sin(2*pi*x)*cos(2*pi*y)"``.
+        u(0, x, y) per unknown with a time derivative, in order, e.g. ``"sin(2*pi*x)*cos(2*pi*y)"``;
+        empty for a time-independent problem (``"-0.1*(u_xx + u_yy) + u = sin(pi*x)"``), none for
+        a constraint variable (the pressure p of ``"u_x + v_y = 0"``).
     domain : str or Domain
         See `parse_domain`.
     bcs : list of str
@@ -458,27 +460,20 @@ def parse_pde2d(
             raise PDEParseError(f"{n!r} cannot name an unknown")
     if len(set(names)) != len(names):
         raise PDEParseError(f"unknown names repeat: {names}")
-    if not (len(eqs) == len(ic_texts) == len(names)):
+    if len(eqs) != len(names):
         raise PDEParseError(
-            f"{len(names)} unknown(s) ({', '.join(names)}) need as many equations and initial conditions; "
-            f"got {len(eqs)} and {len(ic_texts)}"
+            f"{len(names)} unknown(s) ({', '.join(names)}) need as many equations; got {len(eqs)}"
         )
     dom = parse_domain(domain) if isinstance(domain, str) else domain
     pde = PDE(domain=dom, resolution=resolution)
     us = {n: pde.unknown(n) for n in names}
     for text in eqs:
         lhs = _Parser(text, pde, us, dim=2).equation()
-        if not isinstance(lhs, Expr) or not _contains_dt(lhs):
-            raise PDEParseError(f"the equation {text!r} has no time derivative")
+        if not isinstance(lhs, Expr) or not any(_contains(lhs, u) for u in us.values()):
+            raise PDEParseError(f"the equation {text!r} does not contain an unknown")
         pde.eq(lhs)
     if canonical:
         _canonical2d(pde)
-    for (name, u), text in zip(us.items(), ic_texts, strict=True):
-        values = parse_function(text, dim=2)(pde.points)
-        bad = first_bad_point(values, pde.points)
-        if bad is not None:
-            raise PDEParseError(f"the initial condition of {name} {text!r} is not finite: {bad}")
-        pde.ic(u, values)
     for text in bcs:
         side, sep, cond = text.partition(":")
         side = side.strip()
@@ -502,6 +497,19 @@ def parse_pde2d(
                 pde.bc_eq(us[owners[0]], piece, lhs, "text")
             except ValueError as e:
                 raise PDEParseError(f"{text!r}: {e}") from None
+    # initial conditions belong to the unknowns with a time derivative, in order (none when steady)
+    evolved = [n for n, e in zip(names, pde.evolved, strict=True) if e]
+    if len(ic_texts) != len(evolved):
+        which = f"one each for {', '.join(evolved)}" if evolved else "none: the problem is time-independent"
+        raise PDEParseError(
+            f"{len(ic_texts)} initial condition(s) given; the unknowns with a time derivative need {which}"
+        )
+    for name, text in zip(evolved, ic_texts, strict=True):
+        values = parse_function(text, dim=2)(pde.points)
+        bad = first_bad_point(values, pde.points)
+        if bad is not None:
+            raise PDEParseError(f"the initial condition of {name} {text!r} is not finite: {bad}")
+        pde.ic(us[name], values)
     try:
         pde.check()
     except ValueError as e:

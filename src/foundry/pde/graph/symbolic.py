@@ -227,7 +227,10 @@ class PDE:
 
     Written the way the PDEformer code builds its graphs (§2.1): create unknowns, give each an
     initial condition, add equations "sum of terms = 0" and, for non-periodic problems, boundary
-    conditions. In 1-D (the default domain) one condition per unknown and end; with none the
+    conditions. An unknown whose time derivative appears nowhere takes no initial condition: every
+    unknown of a time-independent (steady) problem, or a constraint variable such as a pressure
+    (PDEformer-2's DC-DCR and steady elasticity families; its graph has no ``ic`` node). In 1-D
+    (the default domain) one condition per unknown and end; with none the
     problem is periodic. In 2-D the `Domain` says which boundary pieces exist; each unknown needs a
     condition on each of them.
 
@@ -452,6 +455,21 @@ class PDE:
     def periodic(self) -> bool:
         return not self.boundary
 
+    @property
+    def evolved(self) -> list[bool]:
+        """Per unknown: does ``dt`` of it appear in an equation or a boundary condition?
+
+        Those unknowns need an initial condition. The others are time-independent: every unknown of
+        a steady problem, or a constraint variable such as the pressure of incompressible flow.
+        """
+        exprs = self.equations + [b.expr for b in self.boundary]
+        return [any(_differentiated_in_time(e, u) for e in exprs) for u in self.unknowns]
+
+    @property
+    def steady(self) -> bool:
+        """True when no unknown has a time derivative: the solution is a function of space only."""
+        return not any(self.evolved)
+
     def check(self) -> None:
         """Raise ValueError naming what is missing for a well-posed problem."""
         if not self.unknowns:
@@ -465,9 +483,15 @@ class PDE:
                 raise ValueError(
                     f"{', '.join(sorted(bad))} on a {self.dim}-D domain (axes {', '.join(self.domain.axes)})"
                 )
+        evolved = self.evolved
         for i, u in enumerate(self.unknowns):
-            if i not in self.initial:
+            if evolved[i] and i not in self.initial:
                 raise ValueError(f"unknown {u.value!r} has no initial condition; call pde.ic()")
+            if not evolved[i] and i in self.initial:
+                raise ValueError(
+                    f"unknown {u.value!r} has no time derivative (a steady or constraint variable, e.g. a "
+                    "pressure): it takes no initial condition"
+                )
             sides = {b.side for b in self.boundary if b.unknown is u}
             if self.dim == 1:
                 if self.boundary and sides != {"left", "right"}:
@@ -505,3 +529,14 @@ def _derivatives(e: Expr) -> set[str]:
     for a in e.args:
         out |= _derivatives(a)
     return out
+
+
+def _differentiated_in_time(e: Expr, u: Expr) -> bool:
+    """Does ``dt(...)`` of an expression containing ``u`` occur in ``e``?"""
+    if e.kind == "dt" and _mentions(e.args[0], u):
+        return True
+    return any(_differentiated_in_time(a, u) for a in e.args)
+
+
+def _mentions(e: Expr, u: Expr) -> bool:
+    return e is u or any(_mentions(a, u) for a in e.args)
