@@ -200,3 +200,55 @@ def test_equivalent_texts_give_the_family_builders_graph():
     for g in graphs[1:]:
         for key in ("node_type", "node_scalar", "spatial_pos"):
             np.testing.assert_array_equal(getattr(g, key), getattr(graphs[0], key))
+
+
+def test_a_steady_problem_has_no_initial_condition_and_no_ic_node():
+    pde = parse_pde2d(
+        "-0.1*(u_xx + u_yy) + u = sin(pi*x)*cos(pi*y)", domain="disk:0.4", bcs=["circle: u + 0.5*u_n = 0"]
+    )
+    assert pde.steady and pde.evolved == [False] and not pde.initial
+    v = View(pde)
+    assert v.of("ic") == [] and v.of("dt") == []
+    (uf,) = v.of("uf")
+    assert v.pred_types(uf) == ["Mod0", "Mod1", "Mod2", "sdf"]
+    # functions: the domain sdf and the source field, no initial condition
+    assert (np.abs(v.g.function_values).sum(axis=(1, 2)) > 0).sum() == 2
+    with pytest.raises(ValueError, match="no time derivative"):
+        pde.ic(pde.unknowns[0], lambda p: p[:, 0])
+        pde.check()
+
+
+def test_a_pressure_is_an_unknown_without_initial_condition():
+    text = [
+        "u_t - 0.01*(u_xx + u_yy) + (u^2)_x + (u*v)_y + p_x = 0",
+        "v_t - 0.01*(v_xx + v_yy) + (u*v)_x + (v^2)_y + p_y = 0",
+        "u_x + v_y = 0",
+    ]
+    pde = parse_pde2d(text, ["sin(2*pi*y)", "sin(2*pi*x)"], unknowns="u,v,p")
+    assert pde.evolved == [True, True, False] and not pde.steady
+    v = View(pde, target=2)
+    assert len(v.of("ic")) == 2 and len(v.of("eq0")) == 3
+    # the target's Mod nodes come first and feed p's uf, which has no ic successor
+    p_uf = [i for i in v.of("uf") if v.pred_types(i) == ["Mod0", "Mod1", "Mod2"] and 0 in v.preds[i]]
+    assert len(p_uf) == 1
+    assert not any(v.types[j] == "ic" for j in v.types if p_uf[0] in v.preds[j])
+    # initial conditions lead the function list, in unknown order
+    fv = v.g.function_values
+    np.testing.assert_allclose(fv[0, :, 2], np.sin(2 * np.pi * pde.points[:, 1]), atol=1e-6)
+    np.testing.assert_allclose(fv[1, :, 2], np.sin(2 * np.pi * pde.points[:, 0]), atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("-u_xx - u_yy + u = 1", "x", "periodic", []), "none: the problem is time-independent"),
+        (
+            (["u_t - v = 0", "v_t - u_xx = 0", "u_x + v_y + w = 0"], ["x"], "periodic", [], "u,v,w"),
+            "one each for u, v",
+        ),
+        (("1 = 0", (), "periodic", []), "does not contain an unknown"),
+    ],
+)
+def test_initial_conditions_belong_to_the_evolved_unknowns(args, message):
+    with pytest.raises(PDEParseError, match=message):
+        parse_pde2d(*args)

@@ -190,7 +190,11 @@ def evaluate_cmd(
 @app.command()
 def predict(
     equation: str = typer.Argument(..., help='PDE in text form, e.g. "u_t + (0.5*u^2)_x - 0.01*u_xx = 0".'),
-    ic: str = typer.Option(..., help='Initial condition u(0, x), e.g. "sin(pi*x)".'),
+    ic: str | None = typer.Option(
+        None,
+        help='Initial condition u(0, x), e.g. "sin(pi*x)"; 2-D: one per unknown with a time derivative '
+        "(';'-separated), none for a time-independent problem.",
+    ),
     out: Path = typer.Option(
         Path("out/pde/u.npz"), help="Output .npz (arrays t, x, u[len(t), len(x)]); a .png beside it."
     ),
@@ -225,10 +229,10 @@ def predict(
     if domain is not None or bc or re.search(r"(\by\b|_[txy]*y)", equation) or ";" in equation:
         _predict2d(
             equation,
-            ic,
+            ic or "",
             out,
             checkpoint,
-            nt if nt is not None else 21,
+            nt,
             nx if nx is not None else 64,
             reference,
             plot,
@@ -241,6 +245,9 @@ def predict(
         return
 
     from foundry.pde.graph.parser import PDEParseError, parse_pde
+
+    if ic is None:
+        raise typer.BadParameter("a 1-D PDE needs its initial condition", param_hint="--ic")
 
     def points(text: str | None, default: np.ndarray, name: str, lo: float, hi: float) -> np.ndarray:
         if text is None:
@@ -307,7 +314,7 @@ def _predict2d(
     ic: str,
     out: Path,
     checkpoint: Path | None,
-    nt: int,
+    nt: int | None,
     nx: int,
     reference: bool,
     plot: bool,
@@ -334,7 +341,7 @@ def _predict2d(
             f"the checkpoint is a {model.config.num_coords - 1}-D model; a 2-D PDE needs a 2-D checkpoint",
             param_hint="--checkpoint",
         )
-    if nt < 1 or nx < 2:
+    if (nt is not None and nt < 1) or nx < 2:
         raise typer.BadParameter("--nt must be >= 1 and --nx >= 2")
     try:
         pde = parse_pde2d(
@@ -350,7 +357,12 @@ def _predict2d(
     except PDEParseError as e:
         raise typer.BadParameter(str(e)) from e
     dom = pde.domain
-    t = np.linspace(0, 1, nt)
+    if pde.steady:  # u(x, y) alone: the model reads it at t = 0, as PDEformer-2's steady data
+        if nt not in (None, 1):
+            raise typer.BadParameter(f"--nt {nt}: the PDE has no time derivative (one frame, t = 0)")
+        nt = 1
+    nt = nt if nt is not None else 21
+    t = np.linspace(0, 1, nt) if nt > 1 else np.zeros(1)
     axis = np.linspace(0, 1, nx, endpoint=not all(dom.periodic))
     start = time.perf_counter()
     u = predict_grid(model, pde, [t, axis, axis], target=target)

@@ -162,15 +162,29 @@ class PDEDataset:
                         f"{f}: {key} has shape {part[key].shape[1:]} per sample, {files[0]} has "
                         f"{first[key].shape[1:]}; a folder must hold files of one dimension and graph size"
                     )
-            if not np.array_equal(part["t"], first["t"]):
-                raise ValueError(f"{f}: its time grid differs from {files[0]}'s")
+        # time grids: one shared grid, or t = [0] for time-independent (steady) files, whose solution
+        # is repeated over the frames and drawn at t = 0 only (`num_frames`)
+        t_full = max((p["t"] for p in parts), key=len)
+        for f, part in zip(files, parts, strict=True):
+            steady = len(part["t"]) == 1 and part["t"][0] == 0
+            if not (steady or np.array_equal(part["t"], t_full)):
+                raise ValueError(f"{f}: its time grid differs from the folder's other files")
 
         def cat(key: str) -> np.ndarray:
             return np.concatenate([p[key] for p in parts])
 
+        for part in parts:
+            if len(part["t"]) < len(t_full):
+                part["frames"] = np.ones(len(part["u"]), dtype=np.int64)
+                part["u"] = np.repeat(part["u"], len(t_full), axis=1)
+            else:
+                part["frames"] = np.full(len(part["u"]), len(t_full), dtype=np.int64)
         self.u = cat("u").astype(np.float32)  # [N, T, *S]
+        frames = cat("frames")
+        # frames of each sample drawn and scored (None: all); a steady sample has one, t = 0
+        self.num_frames = frames if (frames < len(t_full)).any() else None
         self.graph = {k: cat(k) for k in GRAPH_KEYS}
-        self.t, self.x = first["t"], first["x"]
+        self.t, self.x = t_full, first["x"]
         self.y = first.get("y")
         self.dim = self.u.ndim - 2
         self.mask = None
@@ -259,7 +273,7 @@ class PDEDataset:
             coords = np.stack([self.t[ti], self.x[xi]], axis=-1)
         else:
             shift = None
-            ti = rng.integers(0, len(self.t), size=(len(idx), num_points))
+            ti = self.frame_index(idx, rng.random((len(idx), num_points)))
             si = self.spatial_index(idx, rng.random((len(idx), num_points)))
             labels = self.u.reshape(len(self.u), len(self.t), -1)[idx[:, None], ti, si]
             coords = np.stack([self.t[ti], *self.spatial_coordinates(si)], axis=-1)
@@ -272,6 +286,11 @@ class PDEDataset:
             torch.as_tensor(coords, device=device),
             torch.as_tensor(labels, device=device),
         )
+
+    def frame_index(self, idx: np.ndarray, r: np.ndarray) -> np.ndarray:
+        """Frame indices [B, Q] from uniforms ``r`` in [0, 1): t = 0 only for a steady sample."""
+        frames = len(self.t) if self.num_frames is None else self.num_frames[idx, None]
+        return np.minimum((r * frames).astype(np.int64), frames - 1)
 
     def spatial_index(self, idx: np.ndarray, r: np.ndarray) -> np.ndarray:
         """Flat spatial indices [B, Q] from uniforms ``r`` in [0, 1): inside each sample's domain."""
@@ -288,11 +307,20 @@ class PDEDataset:
         return [self.x[ix], self.y[iy]]
 
     def full_grid_mask(self, idx: np.ndarray) -> np.ndarray | None:
-        """[B, T * prod(S)] bool: the `full_grid` points inside each domain (None: all are)."""
-        if self.mask is None:
+        """[B, T * prod(S)] bool: the `full_grid` points inside each domain and, for a steady sample,
+        at t = 0 (None: all points count)."""
+        if self.mask is None and self.num_frames is None:
             return None
-        m = self.mask[idx].reshape(len(idx), 1, -1)
-        return np.broadcast_to(m, (len(idx), len(self.t), m.shape[-1])).reshape(len(idx), -1)
+        size = int(np.prod(self.spatial_shape))
+        m = (
+            np.ones((len(idx), 1, size), dtype=bool)
+            if self.mask is None
+            else self.mask[idx].reshape(len(idx), 1, -1)
+        )
+        m = np.broadcast_to(m, (len(idx), len(self.t), size))
+        if self.num_frames is not None:
+            m = m & (np.arange(len(self.t))[None, :, None] < self.num_frames[idx, None, None])
+        return m.reshape(len(idx), -1)
 
     def full_grid(
         self, idx: np.ndarray, device: torch.device | str = "cpu"
@@ -329,6 +357,9 @@ class DeviceSampler:
         self.num_inside = (
             torch.as_tensor(data.num_inside, device=self.device) if data.num_inside is not None else None
         )
+        self.num_frames = (
+            torch.as_tensor(data.num_frames, device=self.device) if data.num_frames is not None else None
+        )
         # compact dtypes on the device (uint8 types and distances, bool mask); widened per batch
         self.graph = {k: torch.as_tensor(v, device=self.device) for k, v in data.graph.items()}
         self.gen = torch.Generator(device=self.device)
@@ -364,7 +395,12 @@ class DeviceSampler:
             coords = torch.stack([self.t[ti], self.x[xi]], dim=-1)
         else:  # as `PDEDataset.spatial_index`: uniform over each sample's inside points
             shift, nt, ny = None, self.u.shape[1], self.u.shape[3]
-            ti = torch.randint(0, nt, (b, num_points), generator=gen, device=dev)
+            if self.num_frames is None:
+                ti = torch.randint(0, nt, (b, num_points), generator=gen, device=dev)
+            else:  # as `PDEDataset.frame_index`: t = 0 only for a steady sample
+                frames = self.num_frames[i][:, None]
+                rt = torch.rand((b, num_points), generator=gen, device=dev)
+                ti = torch.minimum((rt * frames).long(), frames - 1)
             r = torch.rand((b, num_points), generator=gen, device=dev)
             if self.inside is None:
                 size = self.u.shape[2] * ny
