@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from foundry.pde.data.generate2d import (
+    DISK,
     FAMILIES,
     GRAPH_SIZES,
+    STEADY,
     Generate2DConfig,
     draw_chunk,
     generate2d,
@@ -27,6 +29,9 @@ SETTINGS = {
     "dcr-disk": {"dt": 0.0125, "refine": False, "chunk_size": 8},
     "wave-square-mur": {},
     "mvdcr-periodic": {"dt": 0.00625, "refine": False},
+    "steady-periodic": {},
+    "steady-square": {},
+    "steady-disk": {},
 }
 
 
@@ -50,9 +55,11 @@ def files(tmp_path_factory) -> dict[str, tuple[Generate2DConfig, dict]]:
 def test_shapes_dtypes_and_ic_rows(files):
     n = GRAPH_SIZES.num_nodes
     for fam, (cfg, d) in files.items():
-        rows = cfg.num_samples
-        assert d["u"].shape == (rows, T, G, G) and d["u"].dtype == np.float32
-        assert d["var"].dtype == np.int8 and d["t"].shape == (T,) and d["x"].shape == d["y"].shape == (G,)
+        rows, frames = cfg.num_samples, 1 if fam in STEADY else T
+        assert d["u"].shape == (rows, frames, G, G) and d["u"].dtype == np.float32
+        assert (
+            d["var"].dtype == np.int8 and d["t"].shape == (frames,) and d["x"].shape == d["y"].shape == (G,)
+        )
         expect = {
             "node_type": np.uint8,
             "spatial_pos": np.uint8,
@@ -64,19 +71,22 @@ def test_shapes_dtypes_and_ic_rows(files):
         assert d["node_type"].shape == (rows, n) and d["attn_mask"].shape == (rows, n, n)
         assert d["function_values"].shape == (rows, 8, G * G, 3) and d["function_values"].dtype == np.float32
         assert set(GRAPH_KEYS) <= set(d)
-        assert ("mask" in d) == (fam == "dcr-disk")
+        assert ("mask" in d) == (fam in DISK)
         a = d["attrs"]
         assert a["family"] == fam and a["dim"] == 2 and a["resolution"] == G and a["num_mod"] == 3
         assert np.all(np.isfinite(d["u"])) and np.abs(d["u"]).max() <= 10
         # the initial condition of the target (function row = unknown index) is frame 0, on Domain.grid
-        dom = Domain.square(periodic=fam in ("dcr-periodic", "wave-periodic", "mvdcr-periodic"))
+        dom = Domain.square(periodic=fam.endswith("periodic"))
+        np.testing.assert_allclose(
+            np.stack(np.meshgrid(d["x"], d["y"], indexing="ij"), -1).reshape(-1, 2), dom.grid(G)
+        )
+        if fam in STEADY:  # no initial condition, one frame at t = 0
+            assert d["t"][0] == 0 and not (d["node_type"] == NODE_TYPE_ID["ic"]).any()
+            continue
         for r in range(rows):
             fv = d["function_values"][r, d["var"][r]]
             np.testing.assert_allclose(fv[:, :2], dom.grid(G), atol=1e-6)
             np.testing.assert_array_equal(fv[:, 2], d["u"][r, 0].reshape(-1))
-        np.testing.assert_allclose(
-            np.stack(np.meshgrid(d["x"], d["y"], indexing="ij"), -1).reshape(-1, 2), dom.grid(G)
-        )
 
 
 def test_periodic_dcr_row_matches_direct_solve(files):
@@ -106,14 +116,16 @@ def test_mv_rows_are_the_unknowns(files):
     ).all()
 
 
-def test_disk_mask_is_the_sdf_sign(files):
-    cfg, d = files["dcr-disk"]
+@pytest.mark.parametrize("fam", DISK)
+def test_disk_mask_is_the_sdf_sign(files, fam):
+    cfg, d = files[fam]
     grid = Domain.square(periodic=False).grid(G)
+    fn_row = 1 if fam == "dcr-disk" else 0  # after the initial condition, if any
     for r in range(len(d["u"])):
         m = int(d["member"][r])
         radius = float(draw_chunk(cfg, m // cfg.chunk_size).disk.radius[m % cfg.chunk_size])
         sdf = np.hypot(grid[:, 0] - 0.5, grid[:, 1] - 0.5) - radius
-        np.testing.assert_allclose(d["function_values"][r, 1, :, 2], sdf, atol=1e-6)  # row 1: the domain sdf
+        np.testing.assert_allclose(d["function_values"][r, fn_row, :, 2], sdf, atol=1e-6)  # the domain sdf
         np.testing.assert_array_equal(d["mask"][r].reshape(-1), (sdf < 0).astype(np.uint8))
         assert 0 < d["mask"][r].sum() < G * G
 
@@ -176,3 +188,35 @@ def test_2d_batches_hold_the_solution_at_their_points_inside_the_domain(fam, tmp
             if ds.mask is not None:
                 assert ds.mask[i, xi[b], yi[b]].all()
         assert graph["function_values"].shape[-1] == 3
+
+
+def test_steady_rows_are_the_direct_solve(files):
+    from foundry.pde.data.steady2d import solve_steady
+
+    for fam in STEADY:
+        cfg, d = files[fam]
+        m = int(d["member"][0])
+        u, ok = solve_steady(draw_chunk(cfg, m // cfg.chunk_size).params)
+        assert ok[m % cfg.chunk_size]
+        np.testing.assert_allclose(d["u"][0, 0], u[m % cfg.chunk_size, ::2, ::2].numpy(), rtol=0, atol=1e-5)
+
+
+def test_a_folder_mixes_steady_and_time_dependent_files(files, tmp_path):
+    """Steady rows repeat their one frame over the folder's time grid but are drawn and scored at
+    t = 0 only; the time-dependent rows use every frame."""
+    from foundry.pde.data.dataset import DeviceSampler, PDEDataset
+
+    for fam in ("steady-disk", "wave-periodic"):
+        generate2d(files[fam][0], tmp_path / f"{fam}.h5", progress=False)
+    ds = PDEDataset(tmp_path)  # name order: steady-disk rows first
+    assert ds.u.shape[1] == T and list(ds.num_frames) == [1] * 4 + [T] * 4
+    idx = np.arange(8)
+    for _, coords, _ in (
+        ds.sample(idx, 300, np.random.default_rng(0)),
+        DeviceSampler(ds, "cpu").sample(idx, 300),
+    ):
+        t = coords[..., 0].numpy()
+        assert (t[:4] == 0).all() and len(np.unique(t[4:])) == T
+    mask = ds.full_grid_mask(idx).reshape(8, T, G, G)
+    assert not mask[:4, 1:].any() and mask[4:].all()
+    np.testing.assert_array_equal(mask[:4, 0], ds.mask[:4])

@@ -157,7 +157,8 @@ class PDEDataset:
         first = parts[0]
         for f, part in zip(files[1:], parts[1:], strict=True):
             for key in ("u", *GRAPH_KEYS):
-                if part[key].shape[1:] != first[key].shape[1:]:
+                frames = 2 if key == "u" else 1  # the frame count may differ (steady files: one)
+                if part[key].shape[frames:] != first[key].shape[frames:]:
                     raise ValueError(
                         f"{f}: {key} has shape {part[key].shape[1:]} per sample, {files[0]} has "
                         f"{first[key].shape[1:]}; a folder must hold files of one dimension and graph size"

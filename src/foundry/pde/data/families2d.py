@@ -44,7 +44,8 @@ class WaveBatch:
     source: Tensor
 
 
-def _uniform(gen: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> Tensor:
+def uniform(gen: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> Tensor:
+    """U[lo, hi] float64 draws of ``shape``."""
     return lo + (hi - lo) * torch.rand(shape, generator=gen, dtype=torch.float64)
 
 
@@ -61,8 +62,8 @@ def random_field(gen: torch.Generator, batch: int, n: int, sigma: float = 1.0) -
 
 def sample_dcr(gen: torch.Generator, batch: int, n: int) -> DCRBatch:
     """Draw ``batch`` DCR members on the n x n grid (CPU, float64)."""
-    log_a = _uniform(gen, (batch,), math.log(A_RANGE[0]), math.log(A_RANGE[1]))
-    coefs = _uniform(gen, (3, batch, 3), -1.0, 1.0)
+    log_a = uniform(gen, (batch,), math.log(A_RANGE[0]), math.log(A_RANGE[1]))
+    coefs = uniform(gen, (3, batch, 3), -1.0, 1.0)
     coefs = coefs * (torch.rand(coefs.shape, generator=gen, dtype=torch.float64) < 0.5)
     source = _present(gen, batch) * random_field(gen, batch, n, sigma=0.5)
     return DCRBatch(random_field(gen, batch, n), log_a.exp(), coefs[0], coefs[1], coefs[2], source)
@@ -70,8 +71,8 @@ def sample_dcr(gen: torch.Generator, batch: int, n: int) -> DCRBatch:
 
 def sample_wave(gen: torch.Generator, batch: int, n: int) -> WaveBatch:
     """Draw ``batch`` Wave members on the n x n grid (CPU, float64)."""
-    c2 = _uniform(gen, (batch,), *C2_RANGE)
-    damping = _present(gen, batch)[:, 0, 0] * _uniform(gen, (batch,), 0.0, 1.0)
+    c2 = uniform(gen, (batch,), *C2_RANGE)
+    damping = _present(gen, batch)[:, 0, 0] * uniform(gen, (batch,), 0.0, 1.0)
     v0 = _present(gen, batch) * random_field(gen, batch, n)
     source = _present(gen, batch) * random_field(gen, batch, n, sigma=0.5)
     return WaveBatch(random_field(gen, batch, n), v0, c2, damping, source)

@@ -10,7 +10,10 @@ One file per family (`Generate2DConfig.family`):
   drawn as on the square's edges (Dirichlet, Neumann or Robin; `sample_conditions`),
   `fd2d.solve_dcr_disk` with refinement;
 - ``wave-square-mur``: Wave on the square, Mur u_t + c u_n = 0 on every edge, `fd2d.solve_wave_square`;
-- ``mvdcr-periodic``: MV-DCR with K = ``mv_components`` unknowns, `mv_dcr2d.solve_mv_dcr_refining`.
+- ``mvdcr-periodic``: MV-DCR with K = ``mv_components`` unknowns, `mv_dcr2d.solve_mv_dcr_refining`;
+- ``steady-periodic``, ``steady-square``, ``steady-disk``: the time-independent DCR problem
+  -a Δu + c0 u + (c1 u)_x + (c2 u)_y + s = 0 of `steady2d` (conditions on the square and the disk
+  drawn as for the DCR files), one direct sparse solve per member; one frame, t = 0.
 
 Members are drawn by `families2d` / `mv_dcr2d` (non-periodic fields: periodic draws on 2G - 2
 points closed to 2G - 1 nodes), solved on a grid twice as fine as the stored one (2G periodic
@@ -40,13 +43,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from foundry.pde.data.families2d import DCRBatch, WaveBatch, sample_dcr, sample_wave
+from foundry.pde.data.conditions2d import DISK_RADIUS, close_nodes, sample_conditions
+from foundry.pde.data.families2d import DCRBatch, WaveBatch, sample_dcr, sample_wave, uniform
 from foundry.pde.data.fd2d import Disk, SquareBC, solve_dcr_disk, solve_dcr_square, solve_wave_square
-from foundry.pde.data.generate2d_config import FAMILIES, PERIODIC, Family, Generate2DConfig  # noqa: F401 (re-exported)
+from foundry.pde.data.generate2d_config import (  # noqa: F401 (re-exported)
+    DISK,
+    FAMILIES,
+    PERIODIC,
+    STEADY,
+    Family,
+    Generate2DConfig,
+)
 from foundry.pde.data.mv_dcr2d import MVDCRBatch, sample_mv_dcr, solve_mv_dcr_refining
 from foundry.pde.data.pde2d_builders import (
-    D_TYPE,
-    N_TYPE,
     BoundaryForms,
     dcr_disk_pde,
     dcr_periodic_pde,
@@ -60,6 +69,7 @@ from foundry.pde.data.pde2d_builders import (
     wave_square_mur_pde,
 )
 from foundry.pde.data.spectral2d import refine_failed, solve_dcr_refining, solve_wave
+from foundry.pde.data.steady2d import SteadyBatch, sample_steady, solve_steady, steady_pde
 from foundry.pde.graph.dag import GRAPH_KEYS, GraphSizes, build_graph
 from foundry.pde.graph.symbolic import PDE
 
@@ -75,49 +85,19 @@ GRAPH_DTYPES = {
     "spatial_pos": np.uint8,
     "attn_mask": np.bool_,
 }
-DISK_RADIUS = (0.3, 0.5)
 
 
 @dataclass
 class Draw:
     """One chunk's members: the family batch (solver arguments on the solver grid) and domain data."""
 
-    params: DCRBatch | WaveBatch | MVDCRBatch
+    params: DCRBatch | WaveBatch | MVDCRBatch | SteadyBatch
     edges: BoundaryForms | None = None  # the square's edges, or the disk's circle
     disk: Disk | None = None
 
 
 def chunk_generator(seed: int, chunk: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, chunk]).generate_state(1)[0]))
-
-
-def _close(f: torch.Tensor) -> torch.Tensor:
-    """[B, m, m] periodic values -> [B, m + 1, m + 1] node values (x = 1 repeats x = 0)."""
-    f = torch.cat([f, f[:, :1]], dim=1)
-    return torch.cat([f, f[:, :, :1]], dim=2)
-
-
-def _uniform(gen: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> torch.Tensor:
-    return lo + (hi - lo) * torch.rand(shape, generator=gen, dtype=torch.float64)
-
-
-def _zero_one_or(gen: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> torch.Tensor:
-    """Each entry 0, 1 or U[lo, hi] with equal odds (the reference's {0, 1, scalar} choices)."""
-    pick = torch.randint(0, 3, shape, generator=gen)
-    return torch.where(pick == 0, 0.0, torch.where(pick == 1, 1.0, _uniform(gen, shape, lo, hi)))
-
-
-def sample_conditions(gen: torch.Generator, batch: int, pieces: int) -> BoundaryForms:
-    """Random conditions per boundary piece: D-type u + b u_n + c or N-type a u + u_n + c (equal odds).
-
-    b, a in {0, 1, U[0, 1]} (non-negative, so every Robin condition is dissipative; b = 0 is
-    Dirichlet, a = 0 Neumann), c in {0, 1, U[-1, 1]}. Our choices; field-valued coefficients are
-    not drawn (the solver takes scalars per edge).
-    """
-    kind = torch.where(torch.rand(batch, pieces, generator=gen) < 0.5, D_TYPE, N_TYPE)
-    return BoundaryForms(
-        kind, _zero_one_or(gen, (batch, pieces), 0.0, 1.0), _zero_one_or(gen, (batch, pieces), -1.0, 1.0)
-    )
 
 
 def draw_chunk(cfg: Generate2DConfig, chunk: int) -> Draw:
@@ -130,17 +110,20 @@ def draw_chunk(cfg: Generate2DConfig, chunk: int) -> Draw:
         return Draw(sample_wave(gen, b, n))
     if fam == "mvdcr-periodic":
         return Draw(sample_mv_dcr(gen, b, n, k=cfg.mv_components))
+    if fam in STEADY:
+        p = sample_steady(gen, b, n, fam.removeprefix("steady-"))
+        return Draw(p, edges=p.edges, disk=p.disk)
     if fam == "wave-square-mur":
         w = sample_wave(gen, b, n - 1)
-        return Draw(WaveBatch(_close(w.u0), _close(w.v0), w.c2, w.damping, _close(w.source)))
+        return Draw(WaveBatch(close_nodes(w.u0), close_nodes(w.v0), w.c2, w.damping, close_nodes(w.source)))
     p = sample_dcr(gen, b, n - 1)
-    p = DCRBatch(_close(p.u0), p.a, p.c0, p.c1, p.c2, _close(p.source))
+    p = DCRBatch(close_nodes(p.u0), p.a, p.c0, p.c1, p.c2, close_nodes(p.source))
     if fam == "dcr-square":
         edges = sample_conditions(gen, b, 4)
         p.u0 = impose_square_dirichlet(p.u0, edges.solver_bc())
         return Draw(p, edges=edges)
     circle = sample_conditions(gen, b, 1)
-    disk = circle.solver_disk(_uniform(gen, (b,), *DISK_RADIUS))
+    disk = circle.solver_disk(uniform(gen, (b,), *DISK_RADIUS))
     p.u0 = impose_disk(p.u0, disk)
     return Draw(p, edges=circle, disk=disk)
 
@@ -161,6 +144,9 @@ def solve_draw(cfg: Generate2DConfig, d: Draw) -> tuple[torch.Tensor, torch.Tens
     elif fam == "mvdcr-periodic":
         u, ok, dt = solve_mv_dcr_refining(p, dts=cfg.dts, **kw)
         return u, ok, dt
+    elif fam in STEADY:
+        u, ok = solve_steady(p)
+        return u[:, None, None], ok, torch.full(ok.shape, math.nan, dtype=torch.float64)
     elif fam == "dcr-square":
         bc = d.edges.solver_bc()
         args = (p.u0, bc.dirichlet, bc.alpha, bc.beta, p.a, p.c0, p.c1, p.c2, p.source)
@@ -187,6 +173,8 @@ def member_pde(cfg: Generate2DConfig, d: Draw, b: int) -> PDE:
         return wave_periodic_pde(p, b, g)
     if fam == "mvdcr-periodic":
         return mv_dcr_pde(p, b, g)
+    if fam in STEADY:
+        return steady_pde(p, b, g)
     if fam == "wave-square-mur":
         return wave_square_mur_pde(p, b, g)
     if fam == "dcr-square":
@@ -208,9 +196,9 @@ def row_shapes(cfg: Generate2DConfig) -> dict[str, tuple[tuple[int, ...], Any]]:
         "attn_mask": (n, n),
     }
     out = {k: (shapes[k], GRAPH_DTYPES[k]) for k in GRAPH_KEYS}
-    out |= {"u": ((cfg.num_t, g, g), np.float32), "var": ((), np.int8)}
+    out |= {"u": ((cfg.frames, g, g), np.float32), "var": ((), np.int8)}
     out |= {"member": ((), np.int64), "dt": ((), np.float64)}
-    if cfg.family == "dcr-disk":
+    if cfg.family in DISK:
         out["mask"] = ((g, g), np.uint8)
     return out
 
@@ -258,7 +246,7 @@ def _config_json(cfg: Generate2DConfig) -> str:
 
 
 def _create(f, cfg: Generate2DConfig) -> None:
-    g, t = cfg.resolution, np.linspace(0.0, 1.0, cfg.num_t)
+    g, t = cfg.resolution, np.linspace(0.0, 1.0, cfg.num_t) if cfg.frames > 1 else np.zeros(1)
     xs = np.arange(g) / g if cfg.family in PERIODIC else np.arange(g) / (g - 1)
     f.create_dataset("t", data=t)
     f.create_dataset("x", data=xs)
@@ -276,6 +264,7 @@ def _create(f, cfg: Generate2DConfig) -> None:
     f.attrs["solver_n"] = cfg.solver_n
     # the steps tried in order (wave: the leapfrog step; NaN: the periodic wave is exact in time)
     steps = {"wave-square-mur": (cfg.wave_dt,), "wave-periodic": (math.nan,)}.get(cfg.family, cfg.dts)
+    steps = (math.nan,) if cfg.family in STEADY else steps  # a direct solve: no time step
     f.attrs["dts"] = np.asarray(steps, dtype=np.float64)
     f.attrs["next_chunk"] = 0
     f.attrs["chunk_taken"] = 0
@@ -292,11 +281,12 @@ def generate2d(cfg: Generate2DConfig, path: str | Path, progress: bool = True) -
       [N, 96], ``function_values`` float32 [N, 8, G*G, 3] (x, y, f on ``Domain.grid(G)``),
       ``in_degree``/``out_degree`` uint8 [N, 128], ``spatial_pos`` uint8 [N, 128, 128],
       ``attn_mask`` bool [N, 128, 128];
-    - ``u`` float32 [N, T, G, G]: the row's target unknown, ``u[r, t, i, j]`` at (x[i], y[j]);
+    - ``u`` float32 [N, T, G, G]: the row's target unknown, ``u[r, t, i, j]`` at (x[i], y[j]) (T = 1,
+      t = 0, for a steady family);
     - ``var`` int8 [N]: the target's index among the PDE's unknowns (the graph's ``target``);
     - ``member`` int64 [N]: the candidate's index, chunk * chunk_size + position in the chunk;
     - ``dt`` float64 [N]: the solver step used (NaN: the exact periodic wave);
-    - ``mask`` uint8 [N, G, G], disk only: 1 where the point is inside the domain (SDF < 0);
+    - ``mask`` uint8 [N, G, G], disks only: 1 where the point is inside the domain (SDF < 0);
     - ``t`` [T] = linspace(0, 1), ``x`` = ``y`` [G]: i / G (periodic) or i / (G - 1);
     - attributes: the config's fields (not ``num_samples``), ``config`` (JSON of the same), ``dim`` = 2,
       ``format_version``, ``graph_sizes`` (JSON), ``solver_n``, ``dts`` (the steps tried in order),

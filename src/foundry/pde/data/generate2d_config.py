@@ -8,10 +8,20 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Family = Literal[
-    "dcr-periodic", "wave-periodic", "dcr-square", "dcr-disk", "wave-square-mur", "mvdcr-periodic"
+    "dcr-periodic",
+    "wave-periodic",
+    "dcr-square",
+    "dcr-disk",
+    "wave-square-mur",
+    "mvdcr-periodic",
+    "steady-periodic",
+    "steady-square",
+    "steady-disk",
 ]
 FAMILIES: tuple[str, ...] = Family.__args__
-PERIODIC = ("dcr-periodic", "wave-periodic", "mvdcr-periodic")
+PERIODIC = ("dcr-periodic", "wave-periodic", "mvdcr-periodic", "steady-periodic")
+STEADY = ("steady-periodic", "steady-square", "steady-disk")  # one frame, t = 0
+DISK = ("dcr-disk", "steady-disk")  # files with a per-row inside mask
 C2_MAX = 4.0  # the largest squared wave speed `families2d` draws (its C2_RANGE)
 
 
@@ -24,7 +34,7 @@ class Generate2DConfig(BaseModel):
     num_samples : rows wanted in the file (MV-DCR: K rows per member; the last member may be cut)
     seed : base seed; chunk i draws from ``SeedSequence([seed, i])``
     resolution : G, stored points per axis (solved on 2G periodic points or 2G - 1 nodes)
-    num_t : saved frames, uniform on [0, 1]
+    num_t : saved frames, uniform on [0, 1] (steady families store one, t = 0)
     dt : first time step of the DCR/MV-DCR solvers; with ``refine`` failed members are re-solved at
         dt/2 and dt/8 (MV-DCR: dt/2, dt/4, dt/8), the reference's n_sub sequence
     refine : re-solve failed members at the smaller steps (else they are dropped after one try)
@@ -37,7 +47,7 @@ class Generate2DConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    family: str = Field("dcr-periodic", description="Which 2-D family (docs/pde2.md lists the six).")
+    family: str = Field("dcr-periodic", description="Which 2-D family (docs/pde2.md lists them).")
     num_samples: int = Field(1000, ge=1, description="Rows wanted (MV-DCR: K rows per member).")
     seed: int = Field(0, ge=0, description="Base seed; the file depends only on the config.")
     resolution: int = Field(32, ge=4, description="Stored points per axis G (solved on a 2x grid).")
@@ -82,6 +92,11 @@ class Generate2DConfig(BaseModel):
         """Leapfrog step of ``wave-square-mur``: save interval / k, the smallest k within `wave_cfl`."""
         save, h = 1.0 / (self.num_t - 1), 1.0 / (self.solver_n - 1)
         return save / math.ceil(save * math.sqrt(C2_MAX) / (self.wave_cfl * h))
+
+    @property
+    def frames(self) -> int:
+        """Stored frames: ``num_t``, or 1 (t = 0) for a time-independent family."""
+        return 1 if self.family in STEADY else self.num_t
 
     @property
     def num_rows(self) -> int:

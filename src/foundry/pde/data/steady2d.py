@@ -45,8 +45,8 @@ square and disk c0 = 0 with probability 1/2 (else U[0.1, 1]), except members who
 all Neumann (no Dirichlet piece, every alpha = 0), which always get c0 > 0 (unique solution);
 s a `families2d.random_field` (GRF or sine sum, sigma = 1), always present (with zero boundary data
 the solution would otherwise vanish); on the square/disk it is drawn periodic on n - 1 points and
-closed to n nodes (`generate2d._close`). Conditions: `generate2d.sample_conditions` (4 edges, or 1
-circle), disk radius U`generate2d.DISK_RADIUS`, as the DCR square/disk files. About 2% of the
+closed to n nodes (`conditions2d.close_nodes`). Conditions: `conditions2d.sample_conditions` (4 edges, or 1
+circle), disk radius U`conditions2d.DISK_RADIUS`, as the DCR square/disk files. About 2% of the
 members come out not ok (measured at n = 63/64): |u| > U_MAX where c0 is 0 or small and a is small.
 
 Builders `steady_equation` / `steady_pde` write a member as `pde2d_builders.dcr_equation` /
@@ -64,9 +64,9 @@ import scipy.sparse as sp
 import torch
 from scipy.sparse.linalg import splu
 
-from foundry.pde.data.families2d import random_field
+from foundry.pde.data.conditions2d import DISK_RADIUS, close_nodes, sample_conditions
+from foundry.pde.data.families2d import random_field, uniform
 from foundry.pde.data.fd2d import U_MAX, Disk, SquareBC, _disk_geometry
-from foundry.pde.data.generate2d import DISK_RADIUS, _close, sample_conditions
 from foundry.pde.data.pde2d_builders import BoundaryForms, _values
 from foundry.pde.data.spectral2d import wavenumbers
 from foundry.pde.graph.domain import SQUARE_EDGES, Domain
@@ -310,10 +310,6 @@ class SteadyBatch:
     disk: Disk | None = None
 
 
-def _uniform(gen: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> Tensor:
-    return lo + (hi - lo) * torch.rand(shape, generator=gen, dtype=torch.float64)
-
-
 def _half_zero(gen: torch.Generator, v: Tensor) -> Tensor:
     return v * (torch.rand(v.shape, generator=gen, dtype=torch.float64) < 0.5)
 
@@ -322,13 +318,13 @@ def sample_steady(gen: torch.Generator, batch: int, n: int, domain: str) -> Stea
     """Draw ``batch`` steady members on the n-point solver grid of ``domain`` (choices: module docstring)."""
     if domain not in ("periodic", "square", "disk"):
         raise ValueError(f"domain={domain!r}: 'periodic', 'square' or 'disk'")
-    a = _uniform(gen, (batch,), math.log(A_RANGE[0]), math.log(A_RANGE[1])).exp()
-    c0 = _uniform(gen, (batch,), *C0_RANGE)
-    c1 = _half_zero(gen, _uniform(gen, (batch,), -1.0, 1.0))
-    c2 = _half_zero(gen, _uniform(gen, (batch,), -1.0, 1.0))
+    a = uniform(gen, (batch,), math.log(A_RANGE[0]), math.log(A_RANGE[1])).exp()
+    c0 = uniform(gen, (batch,), *C0_RANGE)
+    c1 = _half_zero(gen, uniform(gen, (batch,), -1.0, 1.0))
+    c2 = _half_zero(gen, uniform(gen, (batch,), -1.0, 1.0))
     if domain == "periodic":
         return SteadyBatch(domain, a, c0, c1, c2, random_field(gen, batch, n))
-    source = _close(random_field(gen, batch, n - 1))
+    source = close_nodes(random_field(gen, batch, n - 1))
     zero_c0 = torch.rand(batch, generator=gen, dtype=torch.float64) < 0.5
     if domain == "square":
         edges = sample_conditions(gen, batch, 4)
@@ -336,7 +332,7 @@ def sample_steady(gen: torch.Generator, batch: int, n: int, domain: str) -> Stea
         neumann = ~bc.dirichlet.any(1) & (bc.alpha == 0).all(1)
         return SteadyBatch(domain, a, torch.where(zero_c0 & ~neumann, 0.0, c0), c1, c2, source, edges)
     circle = sample_conditions(gen, batch, 1)
-    disk = circle.solver_disk(_uniform(gen, (batch,), *DISK_RADIUS))
+    disk = circle.solver_disk(uniform(gen, (batch,), *DISK_RADIUS))
     dirichlet, _, alpha, _, _ = disk.conditions("cpu", torch.float64)
     neumann = ~dirichlet & (alpha == 0)
     return SteadyBatch(domain, a, torch.where(zero_c0 & ~neumann, 0.0, c0), c1, c2, source, circle, disk)
