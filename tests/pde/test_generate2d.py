@@ -29,6 +29,7 @@ SETTINGS = {
     "dcr-disk": {"dt": 0.0125, "refine": False, "chunk_size": 8},
     "wave-square-mur": {},
     "mvdcr-periodic": {"dt": 0.00625, "refine": False},
+    "ins-periodic": {"num_samples": 6, "chunk_size": 2, "refine": False},
     "steady-periodic": {},
     "steady-square": {},
     "steady-disk": {},
@@ -84,6 +85,8 @@ def test_shapes_dtypes_and_ic_rows(files):
             assert d["t"][0] == 0 and not (d["node_type"] == NODE_TYPE_ID["ic"]).any()
             continue
         for r in range(rows):
+            if fam == "ins-periodic" and d["var"][r] == 2:  # the pressure has no initial condition
+                continue
             fv = d["function_values"][r, d["var"][r]]
             np.testing.assert_allclose(fv[:, :2], dom.grid(G), atol=1e-6)
             np.testing.assert_array_equal(fv[:, 2], d["u"][r, 0].reshape(-1))
@@ -220,3 +223,20 @@ def test_a_folder_mixes_steady_and_time_dependent_files(files, tmp_path):
     mask = ds.full_grid_mask(idx).reshape(8, T, G, G)
     assert not mask[:4, 1:].any() and mask[4:].all()
     np.testing.assert_array_equal(mask[:4, 0], ds.mask[:4])
+
+
+def test_ins_rows_are_u_v_and_p_of_one_member(files):
+    from foundry.pde.data.ins2d import solve_ins
+
+    cfg, d = files["ins-periodic"]
+    assert list(d["var"][:3]) == [0, 1, 2] and len(set(d["member"][:3])) == 1
+    m = int(d["member"][0])
+    p = draw_chunk(cfg, m // cfg.chunk_size).params
+    b = slice(m % cfg.chunk_size, m % cfg.chunk_size + 1)
+    s_u = p.s_u[b] if p.s_u is not None else None
+    s_v = p.s_v[b] if p.s_v is not None else None
+    uvp, ok = solve_ins(p.u0[b], p.v0[b], p.nu[b], s_u, s_v, num_t=T, dt=float(d["dt"][0]))
+    assert ok.all()
+    for k in range(3):
+        np.testing.assert_allclose(d["u"][k], uvp[0, :, k, ::2, ::2].numpy(), rtol=0, atol=1e-5)
+    assert (d["node_type"][2] == NODE_TYPE_ID["ic"]).sum() == 2

@@ -11,6 +11,8 @@ One file per family (`Generate2DConfig.family`):
   `fd2d.solve_dcr_disk` with refinement;
 - ``wave-square-mur``: Wave on the square, Mur u_t + c u_n = 0 on every edge, `fd2d.solve_wave_square`;
 - ``mvdcr-periodic``: MV-DCR with K = ``mv_components`` unknowns, `mv_dcr2d.solve_mv_dcr_refining`;
+- ``ins-periodic``: incompressible Navier-Stokes (u, v, p; DC-DCR's NS member) of `ins2d`,
+  `ins2d.solve_ins_refining`; three rows per member (targets u, v and p);
 - ``steady-periodic``, ``steady-square``, ``steady-disk``: the time-independent DCR problem
   -a Δu + c0 u + (c1 u)_x + (c2 u)_y + s = 0 of `steady2d` (conditions on the square and the disk
   drawn as for the DCR files), one direct sparse solve per member; one frame, t = 0.
@@ -22,8 +24,8 @@ Their PDEs come from `pde2d_builders` and their graphs from `build_graph` with `
 Members that left |u| <= 10 or turned non-finite at every time step tried, or whose graph does not
 fit `GRAPH_SIZES`, are dropped and counted.
 
-Rows: one per unknown the file targets. MV-DCR gives K rows per member (the graph built with
-``target=k``, ``u`` = unknown k). The wave gives one row, u (``target=0``): the solvers return u
+Rows: one per unknown the file targets. MV-DCR gives K rows per member and INS three (the graph
+built with ``target=k``, ``u`` = unknown k). The wave gives one row, u (``target=0``): the solvers return u
 only, so v = u_t is in the graph (an unknown with its initial condition) but not a stored target.
 
 Work is cut into chunks of ``chunk_size`` members; chunk i draws from a torch generator seeded with
@@ -54,6 +56,7 @@ from foundry.pde.data.generate2d_config import (  # noqa: F401 (re-exported)
     Family,
     Generate2DConfig,
 )
+from foundry.pde.data.ins2d import INSBatch, ins_pde, sample_ins, solve_ins_refining
 from foundry.pde.data.mv_dcr2d import MVDCRBatch, sample_mv_dcr, solve_mv_dcr_refining
 from foundry.pde.data.pde2d_builders import (
     BoundaryForms,
@@ -91,7 +94,7 @@ GRAPH_DTYPES = {
 class Draw:
     """One chunk's members: the family batch (solver arguments on the solver grid) and domain data."""
 
-    params: DCRBatch | WaveBatch | MVDCRBatch | SteadyBatch
+    params: DCRBatch | WaveBatch | MVDCRBatch | INSBatch | SteadyBatch
     edges: BoundaryForms | None = None  # the square's edges, or the disk's circle
     disk: Disk | None = None
 
@@ -110,6 +113,8 @@ def draw_chunk(cfg: Generate2DConfig, chunk: int) -> Draw:
         return Draw(sample_wave(gen, b, n))
     if fam == "mvdcr-periodic":
         return Draw(sample_mv_dcr(gen, b, n, k=cfg.mv_components))
+    if fam == "ins-periodic":
+        return Draw(sample_ins(gen, b, n))
     if fam in STEADY:
         p = sample_steady(gen, b, n, fam.removeprefix("steady-"))
         return Draw(p, edges=p.edges, disk=p.disk)
@@ -144,6 +149,8 @@ def solve_draw(cfg: Generate2DConfig, d: Draw) -> tuple[torch.Tensor, torch.Tens
     elif fam == "mvdcr-periodic":
         u, ok, dt = solve_mv_dcr_refining(p, dts=cfg.dts, **kw)
         return u, ok, dt
+    elif fam == "ins-periodic":
+        return solve_ins_refining(p, dts=cfg.dts, **kw)
     elif fam in STEADY:
         u, ok = solve_steady(p)
         return u[:, None, None], ok, torch.full(ok.shape, math.nan, dtype=torch.float64)
@@ -173,6 +180,8 @@ def member_pde(cfg: Generate2DConfig, d: Draw, b: int) -> PDE:
         return wave_periodic_pde(p, b, g)
     if fam == "mvdcr-periodic":
         return mv_dcr_pde(p, b, g)
+    if fam == "ins-periodic":
+        return ins_pde(p, b, g)
     if fam in STEADY:
         return steady_pde(p, b, g)
     if fam == "wave-square-mur":
