@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from foundry.pde.data import fd2d
 from foundry.pde.data.symbolic_solver import UnsupportedPDE
 from foundry.pde.graph.symbolic import PDE, Expr
 
@@ -61,13 +62,19 @@ def _degree(factors: tuple[Expr, ...], u: Expr) -> int | None:
 
 @dataclass
 class DCRForm:
-    """``u_t - a Δu + f0(u) + s + f1(u)_x + f2(u)_y = 0`` (time coefficient divided out)."""
+    """``u_t - a Δu + f0(u) + s + f1(u)_x + f2(u)_y = 0`` (time coefficient divided out), or its
+    steady form without u_t."""
 
     a: float = 0.0
     c0: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     c1: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     c2: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     source: np.ndarray | None = None  # on the PDE's points
+    steady: bool = False  # no u_t: -a Δu + f0(u) + s + f1(u)_x + f2(u)_y = 0
+
+    @property
+    def linear(self) -> bool:
+        return not any(c[1] or c[2] for c in (self.c0, self.c1, self.c2))
 
 
 def read_dcr(pde: PDE) -> DCRForm:
@@ -101,8 +108,11 @@ def read_dcr(pde: PDE) -> DCRForm:
             raise UnsupportedPDE(
                 f"the term {' * '.join(map(repr, fac))} is outside the DCR form the reference solves"
             )
-    if ct == 0:
+    if ct == 0 and not pde.steady:
         raise UnsupportedPDE("the equation needs a u_t term")
+    if ct == 0:  # steady: scaled so that the diffusion coefficient is positive
+        ct = -1.0 if lap["dx"] > 0 else 1.0
+        form.steady = True
     if not np.isclose(lap["dx"], lap["dy"]):
         raise UnsupportedPDE(f"anisotropic diffusion (u_xx {lap['dx']:g}, u_yy {lap['dy']:g}) is not solved")
     if -lap["dx"] / ct < 0:
@@ -162,12 +172,13 @@ def read_wave(pde: PDE) -> WaveForm:
 
 @dataclass
 class BoundaryForm:
-    """``gamma u_t + alpha u + beta u_n + c = 0`` on one boundary piece."""
+    """``gamma u_t + alpha u + beta u_n + c = 0`` on one boundary piece; ``c`` a number or a field
+    (values on the PDE's points, of which the solver uses those on or near the piece)."""
 
     gamma: float = 0.0
     alpha: float = 0.0
     beta: float = 0.0
-    c: float = 0.0
+    c: float | np.ndarray = 0.0
 
 
 def read_boundary(pde: PDE, u: Expr, side: str) -> BoundaryForm:
@@ -180,7 +191,9 @@ def read_boundary(pde: PDE, u: Expr, side: str) -> BoundaryForm:
         if k == 1:
             form.alpha += c
         elif not fac:
-            form.c += c
+            form.c = form.c + c
+        elif len(fac) == 1 and fac[0].kind == "cf":  # a field-valued boundary value
+            form.c = form.c + c * fac[0].value.values
         elif len(fac) == 1 and fac[0].kind == "dt" and fac[0].args[0] is u:
             form.gamma += c
         elif len(fac) == 2 and {f.kind for f in fac} <= {"dx", "dy"} and fac[0].kind == fac[1].kind:
@@ -194,7 +207,7 @@ def read_boundary(pde: PDE, u: Expr, side: str) -> BoundaryForm:
         else:
             raise UnsupportedPDE(
                 f"the boundary term {' * '.join(map(repr, fac))} on {side!r} is not solved by the reference "
-                "(scalar u, u_n, u_t and constant terms only)"
+                "(u, u_n and u_t with scalar coefficients, and a scalar or field value)"
             )
     if normal:
         if len(normal) != pde.dim or not np.allclose(list(normal.values()), next(iter(normal.values()))):
@@ -222,6 +235,51 @@ def _fine(values: np.ndarray, g: int, periodic: bool) -> torch.Tensor:
     )[0, 0]
 
 
+def _node_field(c: float | np.ndarray, g: int) -> torch.Tensor:
+    """A boundary value on the solver's node grid: [1] for a number, [1, 2G - 1, 2G - 1] for a field."""
+    if np.ndim(c) == 0:
+        return torch.tensor([float(c)], dtype=torch.float64)
+    return _fine(np.asarray(c), g, periodic=False)[None]
+
+
+def _edge_values(cs: list[float | np.ndarray], g: int) -> torch.Tensor:
+    """The square's boundary values (left, right, bottom, top) for `fd2d.SquareBC.beta`: [1, 4] numbers,
+    or [1, 4, 2G - 1] along the edges' nodes when one is a field (linear between the G function points)."""
+    if all(np.ndim(c) == 0 for c in cs):
+        return torch.tensor([[float(c) for c in cs]], dtype=torch.float64)
+    fine, coarse = np.linspace(0.0, 1.0, 2 * g - 1), np.linspace(0.0, 1.0, g)
+    rows = []
+    for c, edge in zip(cs, (np.s_[0, :], np.s_[-1, :], np.s_[:, 0], np.s_[:, -1]), strict=True):
+        along = np.full(g, float(c)) if np.ndim(c) == 0 else np.asarray(c).reshape(g, g)[edge]
+        rows.append(np.interp(fine, coarse, along))
+    return torch.tensor(np.stack(rows)[None], dtype=torch.float64)
+
+
+def _solve_steady(
+    form: DCRForm, g: int, periodic: bool, bc: fd2d.SquareBC | None, disk: fd2d.Disk | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The steady DCR problem -a Δu + c0 u + (c1 u)_x + (c2 u)_y + s = 0 by `steady2d`'s direct solvers
+    on the periodic square, the square (conditions ``bc``) or the disk (``disk``)."""
+    from foundry.pde.data import steady2d
+
+    if not form.linear:
+        raise UnsupportedPDE("the steady reference solves linear problems (no u^2 or u^3 terms)")
+    n = 2 * g if periodic else 2 * g - 1
+    one = torch.ones(1, dtype=torch.float64)
+    args = [form.a * one] + [c[0] * one for c in (form.c0, form.c1, form.c2)]
+    s = _fine(form.source, g, periodic)[None] if form.source is not None else torch.zeros(1, n, n)
+    s = s.to(torch.float64)
+    if periodic:
+        if form.c0[0] <= 0:
+            raise UnsupportedPDE(
+                "a steady problem on the periodic square needs a u term with positive coefficient"
+            )
+        return steady2d.solve_steady_periodic(*args, s)
+    if bc is not None:
+        return steady2d.solve_steady_square(bc, *args, s)
+    return steady2d.solve_steady_disk(disk, *args, s)
+
+
 def solve_reference2d(pde: PDE, num_t: int = 21, target: int = 0) -> dict[str, np.ndarray]:
     """Solve a 2-D PDE with the project's solvers; returns t, x, y, u [num_t, G, G] (the target
     unknown, on the PDE's function grid) and mask [G, G] (points inside the domain)."""
@@ -240,8 +298,21 @@ def solve_reference2d(pde: PDE, num_t: int = 21, target: int = 0) -> dict[str, n
     if wave and target != 0:
         raise UnsupportedPDE("the wave reference gives u (unknown 0) only")
     one = torch.ones(1, dtype=torch.float64)
-    u0 = _fine(pde.initial[0].values, g, periodic)[None]
+    u0 = _fine(pde.initial[0].values, g, periodic)[None] if 0 in pde.initial else None
     t = np.linspace(0.0, 1.0, num_t)
+
+    def circle_disk() -> fd2d.Disk:
+        fb = read_boundary(pde, pde.unknowns[0], "circle")
+        if fb.gamma:
+            raise UnsupportedPDE("u_t in a boundary condition (Mur) is solved for waves only")
+        cx, cy, radius = dom.params
+        if (cx, cy) != (0.5, 0.5):
+            raise UnsupportedPDE("the disk reference solves disks centred at (0.5, 0.5)")
+        if fb.beta == 0:  # u = -c / alpha on the circle
+            return fd2d.Disk(radius * one, _node_field(-fb.c / fb.alpha, g))
+        # u_n + (alpha / beta) u + c / beta = 0: the cut-cell Robin solver
+        alpha, beta = fb.alpha / fb.beta * one, _node_field(fb.c / fb.beta, g)
+        return fd2d.Disk(radius * one, 0 * one, alpha, beta, torch.zeros(1, dtype=torch.bool))
 
     def square_bc(u: Expr) -> fd2d.SquareBC:
         forms = [read_boundary(pde, u, side) for side in ("left", "right", "bottom", "top")]
@@ -249,7 +320,7 @@ def solve_reference2d(pde: PDE, num_t: int = 21, target: int = 0) -> dict[str, n
             raise UnsupportedPDE("u_t in a boundary condition (Mur) is solved for waves only")
         dirichlet = torch.tensor([[f.beta == 0 for f in forms]])
         alpha = torch.tensor([[f.alpha / f.beta if f.beta else 0.0 for f in forms]], dtype=torch.float64)
-        beta = torch.tensor([[f.c / (f.beta or f.alpha) for f in forms]], dtype=torch.float64)
+        beta = _edge_values([f.c / (f.beta or f.alpha) for f in forms], g)
         gamma = torch.tensor([[f.gamma / f.beta if f.beta else 0.0 for f in forms]], dtype=torch.float64)
         if any(f.gamma and not f.beta for f in forms):
             raise UnsupportedPDE("a Mur condition needs the u_n term")
@@ -281,36 +352,34 @@ def solve_reference2d(pde: PDE, num_t: int = 21, target: int = 0) -> dict[str, n
         a = form.a * one
         c0, c1, c2 = (torch.tensor([cs], dtype=torch.float64) for cs in (form.c0, form.c1, form.c2))
         s = _fine(form.source, g, periodic)[None] if form.source is not None else None
-        dts = (1e-3, 2.5e-4, 6.25e-5)
-        if periodic:
-            u, ok, _ = spectral2d.solve_dcr_refining(u0, a, c0, c1, c2, s, dts=dts, num_t=num_t)
-        elif dom.kind == "square":
-            u, ok, _ = spectral2d.refine_failed(
-                fd2d.solve_dcr_square, (u0, square_bc(pde.unknowns[0]), a, c0, c1, c2, s), dts, num_t=num_t
-            )
+        disk = circle_disk() if dom.kind == "disk" else None
+        if form.steady:
+            bc = square_bc(pde.unknowns[0]) if dom.kind == "square" and not periodic else None
+            u, ok = _solve_steady(form, g, periodic, bc, disk)
+            t = np.zeros(1)
         else:
-            fb = read_boundary(pde, pde.unknowns[0], "circle")
-            if fb.gamma:
-                raise UnsupportedPDE("u_t in a boundary condition (Mur) is solved for waves only")
-            cx, cy, radius = dom.params
-            if (cx, cy) != (0.5, 0.5):
-                raise UnsupportedPDE("the disk reference solves disks centred at (0.5, 0.5)")
-            if fb.beta == 0:  # u = -c / alpha on the circle
-                disk = fd2d.Disk(radius * one, -fb.c / fb.alpha * one)
-            else:  # u_n + (alpha / beta) u + c / beta = 0: the cut-cell Robin solver
-                alpha, beta = fb.alpha / fb.beta * one, fb.c / fb.beta * one
-                disk = fd2d.Disk(radius * one, 0 * one, alpha, beta, torch.zeros(1, dtype=torch.bool))
-            u, ok, _ = spectral2d.refine_failed(
-                lambda u0_, a_, c0_, c1_, c2_, s_, dt, **kw: fd2d.solve_dcr_disk(
-                    u0_, disk, a_, c0_, c1_, c2_, s_, dt=dt, **kw
-                ),
-                (u0, a, c0, c1, c2, s),
-                dts,
-                num_t=num_t,
-            )
+            dts = (1e-3, 2.5e-4, 6.25e-5)
+            if periodic:
+                u, ok, _ = spectral2d.solve_dcr_refining(u0, a, c0, c1, c2, s, dts=dts, num_t=num_t)
+            elif dom.kind == "square":
+                u, ok, _ = spectral2d.refine_failed(
+                    fd2d.solve_dcr_square,
+                    (u0, square_bc(pde.unknowns[0]), a, c0, c1, c2, s),
+                    dts,
+                    num_t=num_t,
+                )
+            else:
+                u, ok, _ = spectral2d.refine_failed(
+                    lambda u0_, a_, c0_, c1_, c2_, s_, dt, **kw: fd2d.solve_dcr_disk(
+                        u0_, disk, a_, c0_, c1_, c2_, s_, dt=dt, **kw
+                    ),
+                    (u0, a, c0, c1, c2, s),
+                    dts,
+                    num_t=num_t,
+                )
     if not bool(ok[0]):
         raise UnsupportedPDE("the solution grows beyond the solvers' bound (|u| > U_MAX) or is not finite")
-    u = u[0, :, ::2, ::2].numpy()
+    u = (u[0, None] if u.ndim == 3 else u[0])[:, ::2, ::2].numpy()  # steady solvers: [B, n, n]
     axis = np.linspace(0.0, 1.0, g, endpoint=not periodic)
     mask = (
         np.ones((g, g), dtype=bool)

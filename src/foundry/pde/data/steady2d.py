@@ -170,14 +170,15 @@ def _axis(
 
 
 def _square_dirichlet(n: int, dirichlet, beta) -> tuple[np.ndarray, np.ndarray]:
-    """Held mask [n, n] and values: x-edges first, then y-edges (a Dirichlet y-edge wins a corner)."""
+    """Held mask [n, n] and values (``beta`` [4, n] along the edges): x-edges first, then y-edges (a
+    Dirichlet y-edge wins a corner)."""
     held = np.zeros((n, n), dtype=bool)
     val = np.zeros((n, n))
     for e, (axis, idx) in enumerate(((0, 0), (0, n - 1), (1, 0), (1, n - 1))):
         if dirichlet[e]:
             sl = (idx, slice(None)) if axis == 0 else (slice(None), idx)
             held[sl] = True
-            val[sl] = -float(beta[e])
+            val[sl] = -beta[e]
     return held, val
 
 
@@ -186,7 +187,8 @@ def solve_steady_square(
 ) -> tuple[Tensor, Tensor]:
     """Solve -a Δu + c0 u + c1 u_x + c2 u_y + s = 0 on the unit square's node grid, per-edge conditions.
 
-    bc : `fd2d.SquareBC` ([B, 4] fields; ``gamma`` must be None or zero); a, c0, c1, c2 : [B];
+    bc : `fd2d.SquareBC` (``beta`` [B, 4] or [B, 4, n] along the edges; ``gamma`` None or zero);
+    a, c0, c1, c2 : [B];
     s : [B, n, n] on `fd2d.node_grid`. Returns u [B, n, n] (Dirichlet edges hold -beta) and ok [B].
     """
     if bc.gamma is not None and bool((bc.gamma != 0).any()):
@@ -196,20 +198,25 @@ def solve_steady_square(
     eye = sp.identity(n, format="csr")
     big_eye = sp.identity(n * n, format="csr")
     dirichlet = bc.dirichlet.detach().cpu().numpy()
-    alpha, beta, ss = _np(bc.alpha), _np(bc.beta), _np(s)
+    alpha, beta, ss = _np(bc.alpha), _np(bc.beta_nodes(n)), _np(s)  # beta [B, 4, n] along the edges
     aa, k0, k1, k2 = _scalars(a, c0, c1, c2)
     out = np.zeros((bsz, n, n))
     oks = np.zeros(bsz, dtype=bool)
     for b in range(bsz):
-        dx2, rx2, dx1, rx1 = _axis(n, h, dirichlet[b, :2], alpha[b, :2], beta[b, :2])
-        dy2, ry2, dy1, ry1 = _axis(n, h, dirichlet[b, 2:], alpha[b, 2:], beta[b, 2:])
+        # the Robin rows' constants are linear in beta: unit values, then beta along each edge
+        dx2, ux2, dx1, ux1 = _axis(n, h, dirichlet[b, :2], alpha[b, :2], np.ones(2))
+        dy2, uy2, dy1, uy1 = _axis(n, h, dirichlet[b, 2:], alpha[b, 2:], np.ones(2))
+        rx2, rx1, ry2, ry1 = (np.zeros((n, n)) for _ in range(4))
+        for end, node in enumerate((0, n - 1)):
+            rx2[node], rx1[node] = ux2[node] * beta[b, end], ux1[node] * beta[b, end]
+            ry2[:, node], ry1[:, node] = uy2[node] * beta[b, 2 + end], uy1[node] * beta[b, 2 + end]
         mat = (
             -aa[b] * (sp.kron(dx2, eye) + sp.kron(eye, dy2))
             + k0[b] * big_eye
             + k1[b] * sp.kron(dx1, eye)
             + k2[b] * sp.kron(eye, dy1)
         )
-        const = -aa[b] * (rx2[:, None] + ry2[None, :]) + k1[b] * rx1[:, None] + k2[b] * ry1[None, :] + ss[b]
+        const = -aa[b] * (rx2 + ry2) + k1[b] * rx1 + k2[b] * ry1 + ss[b]
         held, val = _square_dirichlet(n, dirichlet[b], beta[b])
         keep = sp.diags((~held).reshape(-1).astype(np.float64))
         mat = keep @ mat + sp.diags(held.reshape(-1).astype(np.float64))

@@ -539,7 +539,8 @@ def _is_normal_sum(e: Expr) -> bool:
 
 
 def _canonical2d(pde: PDE) -> None:
-    """Equations of the DCR form or of the wave system, rewritten as `pde2d_builders` writes them.
+    """Equations of the DCR form (time-dependent, or steady and linear) or of the wave system,
+    rewritten as `pde2d_builders` (`steady2d`) writes them.
 
     The graph is what the model reads: ``u^2 + (0.5*u^2)_x`` has one ``u^2`` node in the training
     data (shared by reaction and flux) but two as typed, and ``(0.5*u^2)_x + (0.1*u)_x`` one flux.
@@ -547,13 +548,19 @@ def _canonical2d(pde: PDE) -> None:
     """
     from foundry.pde.data.pde2d_builders import dcr_equation, wave_equations
     from foundry.pde.data.reference2d import read_dcr, read_wave
+    from foundry.pde.data.steady2d import steady_equation
     from foundry.pde.data.symbolic_solver import UnsupportedPDE
 
     try:
         if len(pde.unknowns) == 1:
             f = read_dcr(pde)
+            if f.steady and not f.linear:  # outside the steady family: the graph as typed
+                return
             pde.equations.clear()
-            dcr_equation(pde, pde.unknowns[0], f.a, f.c0, f.c1, f.c2, f.source)
+            if f.steady:
+                steady_equation(pde, pde.unknowns[0], f.a, f.c0[0], f.c1[0], f.c2[0], f.source)
+            else:
+                dcr_equation(pde, pde.unknowns[0], f.a, f.c0, f.c1, f.c2, f.source)
         elif len(pde.unknowns) == 2:
             w = read_wave(pde)
             pde.equations.clear()
