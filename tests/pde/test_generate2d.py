@@ -30,6 +30,7 @@ SETTINGS = {
     "wave-square-mur": {},
     "mvdcr-periodic": {"dt": 0.00625, "refine": False},
     "ins-periodic": {"num_samples": 6, "chunk_size": 2, "refine": False},
+    "swe-periodic": {"num_samples": 3, "chunk_size": 1, "refine": False},
     "steady-periodic": {},
     "steady-square": {},
     "steady-disk": {},

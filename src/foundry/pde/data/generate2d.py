@@ -13,6 +13,8 @@ One file per family (`Generate2DConfig.family`):
 - ``mvdcr-periodic``: MV-DCR with K = ``mv_components`` unknowns, `mv_dcr2d.solve_mv_dcr_refining`;
 - ``ins-periodic``: incompressible Navier-Stokes (u, v, p; DC-DCR's NS member) of `ins2d`,
   `ins2d.solve_ins_refining`; three rows per member (targets u, v and p);
+- ``swe-periodic``: shallow water with bathymetry (h, u, v) of `swe2d`, `swe2d.solve_swe_refining`;
+  three rows per member;
 - ``steady-periodic``, ``steady-square``, ``steady-disk``: the time-independent DCR problem
   -a Δu + c0 u + (c1 u)_x + (c2 u)_y + s = 0 of `steady2d` (conditions on the square and the disk
   drawn as for the DCR files), one direct sparse solve per member; one frame, t = 0.
@@ -24,7 +26,7 @@ Their PDEs come from `pde2d_builders` and their graphs from `build_graph` with `
 Members that left |u| <= 10 or turned non-finite at every time step tried, or whose graph does not
 fit `GRAPH_SIZES`, are dropped and counted.
 
-Rows: one per unknown the file targets. MV-DCR gives K rows per member and INS three (the graph
+Rows: one per unknown the file targets. MV-DCR gives K rows per member, INS and SWE three (the graph
 built with ``target=k``, ``u`` = unknown k). The wave gives one row, u (``target=0``): the solvers return u
 only, so v = u_t is in the graph (an unknown with its initial condition) but not a stored target.
 
@@ -73,6 +75,7 @@ from foundry.pde.data.pde2d_builders import (
 )
 from foundry.pde.data.spectral2d import refine_failed, solve_dcr_refining, solve_wave
 from foundry.pde.data.steady2d import SteadyBatch, sample_steady, solve_steady, steady_pde
+from foundry.pde.data.swe2d import SWEBatch, sample_swe, solve_swe_refining, swe_pde
 from foundry.pde.graph.dag import GRAPH_KEYS, GraphSizes, build_graph
 from foundry.pde.graph.symbolic import PDE
 
@@ -94,7 +97,7 @@ GRAPH_DTYPES = {
 class Draw:
     """One chunk's members: the family batch (solver arguments on the solver grid) and domain data."""
 
-    params: DCRBatch | WaveBatch | MVDCRBatch | INSBatch | SteadyBatch
+    params: DCRBatch | WaveBatch | MVDCRBatch | INSBatch | SWEBatch | SteadyBatch
     edges: BoundaryForms | None = None  # the square's edges, or the disk's circle
     disk: Disk | None = None
 
@@ -115,6 +118,8 @@ def draw_chunk(cfg: Generate2DConfig, chunk: int) -> Draw:
         return Draw(sample_mv_dcr(gen, b, n, k=cfg.mv_components))
     if fam == "ins-periodic":
         return Draw(sample_ins(gen, b, n))
+    if fam == "swe-periodic":
+        return Draw(sample_swe(gen, b, n))
     if fam in STEADY:
         p = sample_steady(gen, b, n, fam.removeprefix("steady-"))
         return Draw(p, edges=p.edges, disk=p.disk)
@@ -151,6 +156,8 @@ def solve_draw(cfg: Generate2DConfig, d: Draw) -> tuple[torch.Tensor, torch.Tens
         return u, ok, dt
     elif fam == "ins-periodic":
         return solve_ins_refining(p, dts=cfg.dts, **kw)
+    elif fam == "swe-periodic":
+        return solve_swe_refining(p, dts=cfg.dts, **kw)
     elif fam in STEADY:
         u, ok = solve_steady(p)
         return u[:, None, None], ok, torch.full(ok.shape, math.nan, dtype=torch.float64)
@@ -182,6 +189,8 @@ def member_pde(cfg: Generate2DConfig, d: Draw, b: int) -> PDE:
         return mv_dcr_pde(p, b, g)
     if fam == "ins-periodic":
         return ins_pde(p, b, g)
+    if fam == "swe-periodic":
+        return swe_pde(p, b, g)
     if fam in STEADY:
         return steady_pde(p, b, g)
     if fam == "wave-square-mur":

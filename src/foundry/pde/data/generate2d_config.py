@@ -15,13 +15,22 @@ Family = Literal[
     "wave-square-mur",
     "mvdcr-periodic",
     "ins-periodic",
+    "swe-periodic",
     "steady-periodic",
     "steady-square",
     "steady-disk",
 ]
 FAMILIES: tuple[str, ...] = Family.__args__
-PERIODIC = ("dcr-periodic", "wave-periodic", "mvdcr-periodic", "ins-periodic", "steady-periodic")
-INS_DTS = (1e-3, 5e-4, 2.5e-4)  # `ins2d.solve_ins_refining`'s steps (measured stable and resolved)
+PERIODIC = (
+    "dcr-periodic",
+    "wave-periodic",
+    "mvdcr-periodic",
+    "ins-periodic",
+    "swe-periodic",
+    "steady-periodic",
+)
+# the steps of the INS and SWE solvers (`ins2d`, `swe2d`: measured stable and accurate at 64^2)
+SYSTEM_DTS = {"ins-periodic": (1e-3, 5e-4, 2.5e-4), "swe-periodic": (1e-3, 5e-4, 2.5e-4)}
 STEADY = ("steady-periodic", "steady-square", "steady-disk")  # one frame, t = 0
 DISK = ("dcr-disk", "steady-disk")  # files with a per-row inside mask
 C2_MAX = 4.0  # the largest squared wave speed `families2d` draws (its C2_RANGE)
@@ -38,8 +47,8 @@ class Generate2DConfig(BaseModel):
     resolution : G, stored points per axis (solved on 2G periodic points or 2G - 1 nodes)
     num_t : saved frames, uniform on [0, 1] (steady families store one, t = 0)
     dt : first time step of the DCR/MV-DCR solvers; with ``refine`` failed members are re-solved at
-        dt/2 and dt/8 (MV-DCR: dt/2, dt/4, dt/8), the reference's n_sub sequence (INS: its own
-        steps `INS_DTS`)
+        dt/2 and dt/8 (MV-DCR: dt/2, dt/4, dt/8), the reference's n_sub sequence (INS, SWE: their
+        solvers' steps `SYSTEM_DTS`)
     refine : re-solve failed members at the smaller steps (else they are dropped after one try)
     wave_cfl : sqrt(max c2) dt / h of the square's leapfrog (its dt is the largest divisor of the
         save interval within this; stable up to 1/sqrt(2))
@@ -80,8 +89,9 @@ class Generate2DConfig(BaseModel):
     @property
     def dts(self) -> tuple[float, ...]:
         """The time steps tried in order by the DCR/MV-DCR solvers."""
-        if self.family == "ins-periodic":
-            return INS_DTS if self.refine else INS_DTS[:1]
+        if self.family in SYSTEM_DTS:
+            steps = SYSTEM_DTS[self.family]
+            return steps if self.refine else steps[:1]
         if not self.refine:
             return (self.dt,)
         div = (1, 2, 4, 8) if self.family == "mvdcr-periodic" else (1, 2, 8)
@@ -106,6 +116,6 @@ class Generate2DConfig(BaseModel):
     @property
     def num_rows(self) -> int:
         """Rows per kept member."""
-        if self.family == "ins-periodic":
-            return 3  # u, v and the pressure p
+        if self.family in SYSTEM_DTS:
+            return 3  # INS: u, v and the pressure p; SWE: h, u, v
         return self.mv_components if self.family == "mvdcr-periodic" else 1

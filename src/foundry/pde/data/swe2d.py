@@ -191,10 +191,6 @@ def solve_swe_refining(
     return refine_failed(solve_swe, [getattr(p, f.name) for f in dataclasses.fields(p)], dts, **kwargs)
 
 
-def _uniform(gen: torch.Generator, shape: tuple[int, ...], lo: float, hi: float) -> Tensor:
-    return lo + (hi - lo) * torch.rand(shape, generator=gen, dtype=torch.float64)
-
-
 def _unit_field(gen: torch.Generator, batch: int, n: int) -> Tensor:
     """[B, n, n] random fields scaled to max |f| = 1."""
     f = random_field(gen, batch, n)
@@ -203,16 +199,16 @@ def _unit_field(gen: torch.Generator, batch: int, n: int) -> Tensor:
 
 def sample_swe(gen: torch.Generator, batch: int, n: int) -> SWEBatch:
     """Draw ``batch`` SWE members on the n x n grid (CPU, float64); ranges in the module docstring."""
-    g = _uniform(gen, (batch,), *G_RANGE)
-    a = _uniform(gen, (batch, 3), math.log(A_RANGE[0]), math.log(A_RANGE[1])).exp()
+    g = uniform(gen, (batch,), *G_RANGE)
+    a = uniform(gen, (batch, 3), math.log(A_RANGE[0]), math.log(A_RANGE[1])).exp()
     has_h = (torch.rand(batch, generator=gen, dtype=torch.float64) < 0.5).double()[:, None, None]
-    s_h = _uniform(gen, (batch,), 0.1, 1.0)[:, None, None]
+    s_h = uniform(gen, (batch,), 0.1, 1.0)[:, None, None]
     H = has_h * s_h * (1 + 0.5 * _unit_field(gen, batch, n))
-    mean = _uniform(gen, (batch,), 0.5, 1.5)[:, None, None]
-    rel = _uniform(gen, (batch,), *REL_RANGE)[:, None, None]
+    mean = uniform(gen, (batch,), 0.5, 1.5)[:, None, None]
+    rel = uniform(gen, (batch,), *REL_RANGE)[:, None, None]
     h0 = mean * (1 + rel * _unit_field(gen, batch, n))
     moving = (torch.rand(batch, generator=gen, dtype=torch.float64) < 0.5).double()[:, None, None]
-    w = moving * _uniform(gen, (batch,), 0.0, VEL_MAX)[:, None, None]
+    w = moving * uniform(gen, (batch,), 0.0, VEL_MAX)[:, None, None]
     u0, v0 = w * _unit_field(gen, batch, n), w * _unit_field(gen, batch, n)
     return SWEBatch(h0, u0, v0, H, g, a)
 
