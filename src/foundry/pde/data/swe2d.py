@@ -54,7 +54,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from foundry.pde.data.families2d import A_RANGE, random_field
+from foundry.pde.data.families2d import A_RANGE, random_field, uniform
 from foundry.pde.data.pde2d_builders import _values
 from foundry.pde.data.spectral2d import _check_frame, _Padder, _steps_per_save, refine_failed, wavenumbers
 from foundry.pde.graph.domain import Domain
