@@ -9,8 +9,13 @@ The equation is read back into the form of a family the project's solvers handle
 * Wave as a first-order system of two unknowns (u, v): ``u_t - v = 0``,
   ``v_t + mu v - c2 (u_xx + u_yy) + s = 0``: `spectral2d.solve_wave` (exact in time) on a periodic
   square, `fd2d.solve_wave_square` with Dirichlet/Robin/Mur edges.
+* Steady DCR, linear: ``-a (u_xx + u_yy) + c0 u + (c1 u)_x + (c2 u)_y + s = 0`` (no u_t):
+  `steady2d`'s direct solvers on the three domains; one frame, t = 0.
+* Three unknowns: incompressible Navier-Stokes (u, v, p) or shallow water (h, u, v) on the periodic
+  square, `reference_flows2d`.
 
-Boundary conditions are read as ``g u_t + alpha u + beta u_n + c = 0`` with scalar coefficients.
+Boundary conditions are read as ``g u_t + alpha u + beta u_n + c = 0`` with scalar g, alpha, beta and
+a scalar or field value c (the solvers take c along the boundary).
 The solvers run on a grid twice as fine as the PDE's function grid (G points per axis: 2G periodic
 points, 2G - 1 nodes otherwise), the initial data and fields carried there by spectral (periodic) or
 bilinear (nodes) interpolation, and the solution is returned on the function grid.
@@ -294,6 +299,13 @@ def solve_reference2d(pde: PDE, num_t: int = 21, target: int = 0) -> dict[str, n
         raise UnsupportedPDE("a square periodic along one axis only is not solved by the reference")
     if dom.kind not in ("square", "disk"):
         raise UnsupportedPDE(f"the reference solves squares and disks, not a {dom.kind} domain")
+    if len(pde.unknowns) == 3:  # the flow systems: incompressible Navier-Stokes, shallow water
+        from foundry.pde.data.reference_flows2d import solve_flow_reference
+
+        u = solve_flow_reference(pde, lambda v: _fine(v, g, True), num_t, target)[:, ::2, ::2].numpy()
+        axis = np.linspace(0.0, 1.0, g, endpoint=False)
+        mask = np.ones((g, g), dtype=bool)
+        return {"t": np.linspace(0.0, 1.0, num_t), "x": axis, "y": axis, "u": u, "mask": mask}
     wave = len(pde.unknowns) == 2
     if wave and target != 0:
         raise UnsupportedPDE("the wave reference gives u (unknown 0) only")
