@@ -140,7 +140,7 @@ def equations_text(c2: float, k: float) -> list[str]:
 
 
 def _config(resolution: int, num_t: int) -> SimpleNamespace:
-    return SimpleNamespace(family=FAMILY, resolution=resolution, num_t=num_t)
+    return SimpleNamespace(family=FAMILY, resolution=resolution, num_t=num_t, frames=num_t)
 
 
 def generate_sine_gordon(
