@@ -3,10 +3,12 @@
     OMP_NUM_THREADS=1 python benchmarks/pde/eval2d.py --checkpoint CKPT --test-dir DIR [--json OUT]
 
 ``DIR`` holds one held-out file per family from `foundry pde generate2d --seed 1` (the training
-files use seed 0). Each sample is scored on its full grid (21 frames x 32 x 32, points inside the
-domain only) by `foundry.pde.training.evaluate.evaluate`; the table gives the mean, the median and
+files use seeds 0 and 2). Each sample is scored on its full grid (21 frames x 32 x 32, or the one
+frame at t = 0 of a steady family; points inside the domain only) by
+`foundry.pde.training.evaluate.evaluate`; the table gives the mean, the median and
 the share of samples under 0.1 and 0.3, and the error of two trivial predictors on the same samples
-for scale: "zero" (u = 0, relative L2 1 by definition) and "frozen IC" (u(t) = u0 for every t).
+for scale: "zero" (u = 0, relative L2 1 by definition) and "frozen IC" (u(t) = u0 for every t;
+only rows whose target has an initial condition: not steady rows, not the INS pressure).
 """
 
 from __future__ import annotations
@@ -28,6 +30,22 @@ def frozen_ic_error(u: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     diff = ((pred - u) * m[:, None]).reshape(len(u), -1)
     ref = (u * m[:, None]).reshape(len(u), -1)
     return np.linalg.norm(diff, axis=1) / (np.linalg.norm(ref, axis=1) + 1e-6)
+
+
+def frozen_ic_mean(path: Path, ds) -> float | None:
+    """The frozen-IC error over the rows whose target has an initial condition (None: no such row).
+
+    Steady files have none (their one frame is the answer), nor has the pressure of the INS rows.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        family, var = str(f.attrs.get("family", "")), f["var"][:]
+    if family.startswith("steady-"):
+        return None
+    rows = var < 2 if family == "ins-periodic" else np.ones(len(var), bool)
+    mask = ds.mask[rows] if ds.mask is not None else None
+    return float(frozen_ic_error(ds.u[rows], mask).mean())
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -55,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
             "median": float(np.median(err)),
             "under_0.1": float((err < 0.1).mean()),
             "under_0.3": float((err < 0.3).mean()),
-            "frozen_ic_mean": float(frozen_ic_error(ds.u, ds.mask).mean()),
+            "frozen_ic_mean": frozen_ic_mean(path, ds),
             "seconds": time.perf_counter() - start,
         }
     command = "OMP_NUM_THREADS=1 python benchmarks/pde/eval2d.py " + shlex.join(argv or sys.argv[1:])
@@ -65,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     for name, r in rows.items():
         print(
             f"| {name} | {r['samples']} | {r['mean']:.3f} | {r['median']:.3f} | {r['under_0.1']:.2f} | "
-            f"{r['under_0.3']:.2f} | {r['frozen_ic_mean']:.3f} |"
+            f"{r['under_0.3']:.2f} | {_fmt(r['frozen_ic_mean'])} |"
         )
     print(f"\nreproduce: {command}")
     out = {"checkpoint": str(args.checkpoint), "step": meta.get("step"), "rows": rows, "command": command}
@@ -73,6 +91,10 @@ def main(argv: list[str] | None = None) -> dict:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(out, indent=1))
     return out
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3f}"
 
 
 if __name__ == "__main__":
