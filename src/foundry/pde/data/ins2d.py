@@ -47,7 +47,7 @@ import torch
 
 from foundry.pde.data.families2d import random_field
 from foundry.pde.data.pde2d_builders import _values
-from foundry.pde.data.spectral2d import _check_frame, _Padder, _steps_per_save, refine_failed, wavenumbers
+from foundry.pde.data.spectral2d import _Padder, _steps_per_save, refine_failed, sbdf2, wavenumbers
 from foundry.pde.graph.domain import Domain
 from foundry.pde.graph.symbolic import PDE
 
@@ -136,7 +136,7 @@ def solve_ins(
     """
     dev = torch.device(device) if device is not None else u0.device
     vel0 = torch.stack([u0, v0], dim=1).to(dev, dtype)
-    bsz, _, n, _ = vel0.shape
+    n = vel0.shape[-1]
     if n % 2:
         raise ValueError(f"n={n} must be even")
     if (s_u is None) != (s_v is None):
@@ -147,34 +147,18 @@ def solve_ins(
     s_h = torch.fft.rfft2(torch.stack([s_u, s_v], 1).to(dev, dtype)) * sp.mask if s_u is not None else None
     lin = -nu * sp.k2  # [B, 1, X, Y]
 
-    def explicit(uh: Tensor) -> tuple[Tensor, Tensor]:  # (-P A, A)
-        a = sp.forces(uh, s_h)
-        return -sp.project(a), a
+    def explicit(uh: Tensor) -> Tensor:  # -P A: the projected forces
+        return -sp.project(sp.forces(uh, s_h))
 
-    def frame_of(uh: Tensor, a_h: Tensor) -> Tensor:  # [B, 3, n, n]
-        spec = torch.cat([uh, sp.pressure(a_h)[:, None]], dim=1)
+    def frame(uh: Tensor) -> Tensor:  # [B, 3, n, n]: u, v and p of the forces A
+        spec = torch.cat([uh, sp.pressure(sp.forces(uh, s_h))[:, None]], dim=1)
         return torch.fft.irfft2(spec, s=(n, n))
 
-    out = torch.empty(bsz, num_t, 3, n, n, device=dev, dtype=dtype)
+    def solve(rhs: Tensor, start: bool) -> Tensor:
+        return rhs / (1 - dt * lin) if start else rhs / (3 - 2 * dt * lin)
+
     uh = sp.project(torch.fft.rfft2(vel0) * sp.mask)
-    n_prev, a_h = explicit(uh)
-    out[:, 0] = frame_of(uh, a_h)
-    ok = _check_frame(out[:, 0], torch.ones(bsz, dtype=torch.bool, device=dev))
-    uh_prev, uh = uh, (uh + dt * n_prev) / (1 - dt * lin)  # SBDF1 start
-    denom = 3 - 2 * dt * lin
-    step = 1
-    for frame in range(1, num_t):
-        while step < frame * steps:
-            n_cur, _ = explicit(uh)
-            uh_prev, uh, n_prev = uh, (4 * uh - uh_prev + 2 * dt * (2 * n_cur - n_prev)) / denom, n_cur
-            step += 1
-        w = frame_of(uh, sp.forces(uh, s_h))
-        ok = _check_frame(w, ok)
-        keep = ok[:, None, None, None]
-        # zero failed members so they cannot overflow (and slow) later steps
-        uh, uh_prev, n_prev = (torch.where(keep, x, torch.zeros_like(x)) for x in (uh, uh_prev, n_prev))
-        out[:, frame] = torch.where(keep, w, out[:, frame - 1])
-    return out, ok
+    return sbdf2(uh, explicit, solve, frame, num_t, steps, dt)
 
 
 def solve_ins_refining(

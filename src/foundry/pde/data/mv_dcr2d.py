@@ -32,7 +32,14 @@ from typing import Any
 import torch
 
 from foundry.pde.data.families2d import A_RANGE, random_field
-from foundry.pde.data.spectral2d import _check_frame, _Padder, _steps_per_save, refine_failed, wavenumbers
+from foundry.pde.data.spectral2d import (
+    _Padder,
+    _steps_per_save,
+    per_mode_solver,
+    refine_failed,
+    sbdf2,
+    wavenumbers,
+)
 
 Tensor = torch.Tensor
 
@@ -59,11 +66,6 @@ class MVDCRBatch:
     qx: Tensor
     qy: Tensor
     source: Tensor
-
-
-def _apply(mat: Tensor, vh: Tensor) -> Tensor:
-    """Per-mode matrix times vector: mat [B, X, Y, K, K], vh [B, K, X, Y] -> [B, K, X, Y]."""
-    return torch.einsum("bxykl,blxy->bkxy", mat, vh)
 
 
 def solve_mv_dcr(
@@ -128,9 +130,7 @@ def solve_mv_dcr(
     kxm, kym = kx[None, :, :, None, None], ky[None, :, :, None, None]
     op = lap - lin[:, None, None] - 1j * (kxm * flux_x[:, None, None] + kym * flux_y[:, None, None])
     op = op.to(cdt)
-    ceye = eye.to(cdt)
-    start = torch.linalg.inv(ceye - dt * op)  # SBDF1: (I - dt L) u1 = u0 + dt N0
-    step2 = torch.linalg.inv(3 * ceye - 2 * dt * op)  # SBDF2: (3 - 2 dt L) u+ = 4u - u- + 2dt(2N - N-)
+    solve = per_mode_solver(op, dt)
 
     ii = torch.tensor([p[0] for p in pairs(kk)], device=dev)
     jj = torch.tensor([p[1] for p in pairs(kk)], device=dev)
@@ -150,25 +150,10 @@ def solve_mv_dcr(
             )
         return rhs - source_h if source_h is not None else rhs
 
-    out = torch.empty(bsz, num_t, kk, n, n, device=dev, dtype=dtype)
-    out[:, 0] = u0
-    ok = _check_frame(u0, torch.ones(bsz, dtype=torch.bool, device=dev))
-    uh = torch.fft.rfft2(u0) * mask
-    n_prev = explicit(uh)
-    uh_prev, uh = uh, _apply(start, uh + dt * n_prev)
-    step = 1
-    for frame in range(1, num_t):
-        while step < frame * steps:
-            n_cur = explicit(uh)
-            uh_prev, uh, n_prev = uh, _apply(step2, 4 * uh - uh_prev + 2 * dt * (2 * n_cur - n_prev)), n_cur
-            step += 1
-        u = torch.fft.irfft2(uh, s=(n, n))
-        ok = _check_frame(u, ok)
-        keep = ok[:, None, None, None]
-        # zero failed samples so they cannot overflow (and slow) later steps
-        uh, uh_prev, n_prev = (torch.where(keep, v, torch.zeros_like(v)) for v in (uh, uh_prev, n_prev))
-        out[:, frame] = torch.where(keep, u, out[:, frame - 1])
-    return out, ok
+    def frame(uh: Tensor) -> Tensor:
+        return torch.fft.irfft2(uh, s=(n, n))
+
+    return sbdf2(torch.fft.rfft2(u0) * mask, explicit, solve, frame, num_t, steps, dt, first=u0)
 
 
 def solve_mv_dcr_refining(

@@ -91,6 +91,64 @@ def _check_frame(u: Tensor, ok: Tensor) -> Tensor:
     return ok & good.flatten(1).all(dim=1)
 
 
+def _per_sample(ok: Tensor, like: Tensor) -> Tensor:
+    """ok [B] shaped to broadcast over ``like`` [B, ...]."""
+    return ok.view(-1, *(1,) * (like.ndim - 1))
+
+
+def sbdf2(
+    wh: Tensor,
+    explicit: Callable[[Tensor], Tensor],
+    solve: Callable[[Tensor, bool], Tensor],
+    frame: Callable[[Tensor], Tensor],
+    num_t: int,
+    steps: int,
+    dt: float,
+    first: Tensor | None = None,
+    check: Callable[[Tensor, Tensor], Tensor] = _check_frame,
+) -> tuple[Tensor, Tensor]:
+    """The IMEX-SBDF2 time loop of the pseudo-spectral solvers (one SBDF1 start step).
+
+    ``wh`` [B, ...] is the initial state's spectrum; ``explicit(wh)`` the explicit terms N;
+    ``solve(rhs, start)`` returns (1 - dt L)^-1 rhs on the start step and (3 - 2 dt L)^-1 rhs after;
+    ``frame(wh)`` the saved (physical) frame, every ``steps`` steps; ``first`` the frame at t = 0
+    (default ``frame(wh)``). ``check(frame, ok)`` marks blow-ups (default: non-finite or |.| > U_MAX);
+    a failed sample's state is zeroed so it cannot overflow later steps, and its later frames repeat
+    its last good one. Returns frames [B, num_t, ...] and ok [B].
+    """
+    w = frame(wh) if first is None else first
+    out = torch.empty(w.shape[0], num_t, *w.shape[1:], device=w.device, dtype=w.dtype)
+    out[:, 0] = w
+    ok = check(w, torch.ones(w.shape[0], dtype=torch.bool, device=w.device))
+    n_prev = explicit(wh)
+    wh_prev, wh = wh, solve(wh + dt * n_prev, True)
+    step = 1
+    for f in range(1, num_t):
+        while step < f * steps:
+            n_cur = explicit(wh)
+            wh_prev, wh, n_prev = wh, solve(4 * wh - wh_prev + 2 * dt * (2 * n_cur - n_prev), False), n_cur
+            step += 1
+        w = frame(wh)
+        ok = check(w, ok)
+        keep = _per_sample(ok, wh)
+        wh, wh_prev, n_prev = (torch.where(keep, v, torch.zeros_like(v)) for v in (wh, wh_prev, n_prev))
+        out[:, f] = torch.where(_per_sample(ok, w), w, out[:, f - 1])
+    return out, ok
+
+
+def per_mode_solver(op: Tensor, dt: float) -> Callable[[Tensor, bool], Tensor]:
+    """`sbdf2`'s ``solve`` for a linear operator coupling K fields per Fourier mode, op [B, X, Y, K, K]
+    (complex): the matrices (I - dt L)^-1 and (3 - 2 dt L)^-1 are inverted once per mode and sample."""
+    eye = torch.eye(op.shape[-1], device=op.device, dtype=op.dtype)
+    start = torch.linalg.inv(eye - dt * op)
+    later = torch.linalg.inv(3 * eye - 2 * dt * op)
+
+    def solve(rhs: Tensor, first: bool) -> Tensor:  # rhs [B, K, X, Y]
+        return torch.einsum("bxykl,blxy->bkxy", start if first else later, rhs)
+
+    return solve
+
+
 # ---- DCR -----------------------------------------------------------------------------------------
 def solve_dcr(
     u0: Tensor,
@@ -160,26 +218,17 @@ def solve_dcr(
         rhs = -(mult * powers_h).sum(dim=1)
         return rhs - source_h if source_h is not None else rhs
 
-    out = torch.empty(bsz, num_t, n, n, device=dev, dtype=dtype)
-    out[:, 0] = u0
-    ok = _check_frame(u0, torch.ones(bsz, dtype=torch.bool, device=dev))
-    uh = torch.fft.rfft2(u0) * pad.mask
-    n_prev = explicit(uh)
-    uh_prev, uh = uh, (uh + dt * n_prev) / (1 - dt * lin)  # SBDF1 start
-    step = 1
     denom = 3 - 2 * dt * lin
-    for frame in range(1, num_t):
-        while step < frame * steps:
-            n_cur = explicit(uh)
-            uh_prev, uh, n_prev = uh, (4 * uh - uh_prev + 2 * dt * (2 * n_cur - n_prev)) / denom, n_cur
-            step += 1
-        u = torch.fft.irfft2(uh, s=(n, n))
-        ok = _check_frame(u, ok)
-        keep = ok[:, None, None]
-        # freeze failed samples at zero so they cannot overflow (and slow) later steps
-        uh, uh_prev, n_prev = (torch.where(keep, v, torch.zeros_like(v)) for v in (uh, uh_prev, n_prev))
-        out[:, frame] = torch.where(keep, u, out[:, frame - 1])
-    return out, ok
+    return sbdf2(
+        torch.fft.rfft2(u0) * pad.mask,
+        explicit,
+        lambda rhs, start: rhs / (1 - dt * lin) if start else rhs / denom,
+        lambda uh: torch.fft.irfft2(uh, s=(n, n)),
+        num_t,
+        steps,
+        dt,
+        first=u0,
+    )
 
 
 def solve_dcr_refining(

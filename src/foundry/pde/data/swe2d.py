@@ -56,7 +56,15 @@ import torch
 
 from foundry.pde.data.families2d import A_RANGE, random_field, uniform
 from foundry.pde.data.pde2d_builders import _values
-from foundry.pde.data.spectral2d import _check_frame, _Padder, _steps_per_save, refine_failed, wavenumbers
+from foundry.pde.data.spectral2d import (
+    _check_frame,
+    _Padder,
+    _steps_per_save,
+    per_mode_solver,
+    refine_failed,
+    sbdf2,
+    wavenumbers,
+)
 from foundry.pde.graph.domain import Domain
 from foundry.pde.graph.symbolic import PDE, Expr
 
@@ -141,12 +149,7 @@ def solve_swe(
         ],
         dim=-2,
     )
-    eye = torch.eye(3, device=dev, dtype=cdt)
-    start = torch.linalg.inv(eye - dt * op)  # SBDF1: (I - dt L) w1 = w0 + dt N0
-    step2 = torch.linalg.inv(3 * eye - 2 * dt * op)  # SBDF2: (3 - 2 dt L) w+ = 4w - w- + 2dt(2N - N-)
-
-    def apply(mat: Tensor, wh: Tensor) -> Tensor:
-        return torch.einsum("bxykl,blxy->bkxy", mat, wh)
+    solve = per_mode_solver(op, dt)
 
     # the depth deviation's fixed part H - D, as a spectrum (the mean mode carries -D exactly)
     dev_h = torch.fft.rfft2(H - depth[:, None, None]) * mask
@@ -163,24 +166,11 @@ def solve_swe(
         ok = _check_frame(w, ok)
         return ok & ((w[:, 0] + H) > 0).flatten(1).all(dim=1)
 
-    out = torch.empty(bsz, num_t, 3, n, n, device=dev, dtype=dtype)
-    out[:, 0] = state0
-    ok = check(state0, torch.ones(bsz, dtype=torch.bool, device=dev))
-    wh = torch.fft.rfft2(state0) * mask
-    n_prev = explicit(wh)
-    wh_prev, wh = wh, apply(start, wh + dt * n_prev)
-    step = 1
-    for frame in range(1, num_t):
-        while step < frame * steps:
-            n_cur = explicit(wh)
-            wh_prev, wh, n_prev = wh, apply(step2, 4 * wh - wh_prev + 2 * dt * (2 * n_cur - n_prev)), n_cur
-            step += 1
-        w = torch.fft.irfft2(wh, s=(n, n))
-        ok = check(w, ok)
-        keep = ok[:, None, None, None]
-        wh, wh_prev, n_prev = (torch.where(keep, x, torch.zeros_like(x)) for x in (wh, wh_prev, n_prev))
-        out[:, frame] = torch.where(keep, w, out[:, frame - 1])
-    return out, ok
+    def frame(wh: Tensor) -> Tensor:
+        return torch.fft.irfft2(wh, s=(n, n))
+
+    wh0 = torch.fft.rfft2(state0) * mask
+    return sbdf2(wh0, explicit, solve, frame, num_t, steps, dt, first=state0, check=check)
 
 
 def solve_swe_refining(
