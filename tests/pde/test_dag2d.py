@@ -252,3 +252,30 @@ def test_a_pressure_is_an_unknown_without_initial_condition():
 def test_initial_conditions_belong_to_the_evolved_unknowns(args, message):
     with pytest.raises(PDEParseError, match=message):
         parse_pde2d(*args)
+
+
+def test_field_coefficients_in_a_robin_condition_api_and_text_agree():
+    """The reference's field-valued coefficients: a(x, y) u + b(x, y) u_n = c(x, y) on the circle."""
+    pde = PDE(domain=Domain.disk(0.4), resolution=16)
+    u = pde.unknown()
+    pde.ic(u, lambda p: p[:, 0])
+    pde.eq(pde.dt(u) - 0.01 * pde.laplacian(u))
+    pde.bc(
+        u,
+        "circle",
+        "robin",
+        value=lambda p: 0.2 * p[:, 0] * p[:, 1],
+        alpha=lambda p: 1 + 0.5 * np.sin(np.pi * p[:, 0]),
+        beta=lambda p: 0.5 + 0.25 * np.cos(np.pi * p[:, 1]),
+    )
+    text = parse_pde2d(
+        "u_t - 0.01*(u_xx + u_yy) = 0",
+        "x",
+        "disk:0.4",
+        ["circle: (1 + 0.5*sin(pi*x))*u + (0.5 + 0.25*cos(pi*y))*u_n = 0.2*x*y"],
+        resolution=16,
+    )
+    a, b = View(pde), View(text)
+    assert a.types == b.types and a.preds == b.preds
+    np.testing.assert_allclose(a.g.function_values, b.g.function_values, atol=1e-6)
+    assert len(a.of("cf")) == 3  # a, b (one node shared by both normal-derivative terms) and the value

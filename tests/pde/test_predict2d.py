@@ -85,6 +85,10 @@ def test_unsupported_terms_are_named():
     pde = parse_pde2d("u_t - 0.01*u_xx - 0.02*u_yy = 0", "sin(2*pi*x)")
     with pytest.raises(UnsupportedPDE, match="anisotropic"):
         solve_reference2d(pde)
+    # a field-valued Robin coefficient is in the graph, but the solvers take scalar coefficients
+    pde = parse_pde2d("u_t - 0.01*(u_xx + u_yy) = 0", "x", "disk:0.4", ["circle: (1 + 0.5*x)*u + u_n = 0"])
+    with pytest.raises(UnsupportedPDE, match=r"s\(x\) \* u on 'circle' is not solved"):
+        solve_reference2d(pde)
 
 
 def test_cli_predicts_a_disk_with_robin_boundary(ckpt, tmp_path):

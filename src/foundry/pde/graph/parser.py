@@ -522,9 +522,10 @@ def _contains(e: Expr, u: Expr) -> bool:
 
 
 def _distribute_over_normal(e: Expr) -> Expr:
-    """``c * u_n`` -> ``sum_k c d_k u d_k sdf``: the graph `PDE.dn(u, c)` and `PDE.bc` build."""
+    """``c * u_n`` -> ``sum_k c d_k u d_k sdf`` (c a number or a field): the graph `PDE.dn(u, c)` and
+    `PDE.bc` build."""
     args = tuple(_distribute_over_normal(a) for a in e.args)
-    if e.kind == "mul" and len(args) == 2 and args[0].kind == "coef" and _is_normal_sum(args[1]):
+    if e.kind == "mul" and len(args) == 2 and args[0].kind in ("coef", "cf") and _is_normal_sum(args[1]):
         return add(*(mul(args[0], *t.args) for t in args[1].args))
     if args == e.args:
         return e

@@ -381,16 +381,17 @@ class PDE:
         side: str,
         kind: str,
         value: float | np.ndarray | Callable[[np.ndarray], np.ndarray] = 0.0,
-        alpha: float = 1.0,
-        beta: float = 1.0,
-        speed: float = 1.0,
+        alpha: float | np.ndarray | Callable[[np.ndarray], np.ndarray] = 1.0,
+        beta: float | np.ndarray | Callable[[np.ndarray], np.ndarray] = 1.0,
+        speed: float | np.ndarray | Callable[[np.ndarray], np.ndarray] = 1.0,
     ) -> None:
         """Boundary condition on ``side``: in 1-D 'left' (x=-1) or 'right' (x=1), in 2-D a boundary name.
 
         dirichlet: u = value; neumann: u_n = value; robin: alpha*u + beta*u_n = value;
         mur (waves): u_t + speed*u_n = value. u_n is the outward normal derivative (in 1-D
         -u_x on the left, u_x on the right; 1-D's neumann and robin use u_x as PDEformer-1 does).
-        In 2-D ``value`` may be a field (values on the points or a callable).
+        In 2-D ``value``, ``alpha``, ``beta`` and ``speed`` may be fields (values on the points or a
+        callable): a ``cf`` node in the condition, as the reference's field coefficients.
         """
         self._index(u)
         if kind not in BC_KINDS:
@@ -399,15 +400,16 @@ class PDE:
             self._bc_1d(u, side, kind, value, alpha, beta, speed)
             return
         self.domain.boundary(side)  # names the pieces if side is not one
-        if kind == "robin" and alpha == 0 and beta == 0:
+        alpha, beta, speed = (self._coefficient(c) for c in (alpha, beta, speed))
+        if kind == "robin" and not self._nonzero(alpha) and not self._nonzero(beta):
             raise ValueError("a robin condition needs alpha or beta non-zero")
         if kind == "dirichlet":
             terms = u
         elif kind == "neumann":
             terms = self.dn(u)
         elif kind == "robin":
-            own = [u if alpha == 1 else alpha * u] if alpha else []
-            terms = add(*own, *([self.dn(u, beta)] if beta else []))
+            own = [u if isinstance(alpha, float) and alpha == 1 else alpha * u] if self._nonzero(alpha) else []
+            terms = add(*own, *([self.dn(u, beta)] if self._nonzero(beta) else []))
         else:
             terms = add(self.dt(u), self.dn(u, speed))
         self.bc_eq(u, side, terms - self._value_expr(value) if self._nonzero(value) else terms, kind)
@@ -445,6 +447,12 @@ class PDE:
     @staticmethod
     def _nonzero(value: object) -> bool:
         return callable(value) or not isinstance(value, int | float | np.floating | np.integer) or value != 0
+
+    def _coefficient(self, c: object) -> float | Expr:
+        """A boundary coefficient: a number stays one, a field becomes a ``cf`` node."""
+        if isinstance(c, int | float | np.floating | np.integer):
+            return float(c)
+        return self.field(c)
 
     def _value_expr(self, value: object) -> Expr:
         if isinstance(value, int | float | np.floating | np.integer):
