@@ -408,7 +408,8 @@ class PDE:
         elif kind == "neumann":
             terms = self.dn(u)
         elif kind == "robin":
-            own = [u if isinstance(alpha, float) and alpha == 1 else alpha * u] if self._nonzero(alpha) else []
+            unit = isinstance(alpha, float) and alpha == 1
+            own = [u if unit else alpha * u] if self._nonzero(alpha) else []
             terms = add(*own, *([self.dn(u, beta)] if self._nonzero(beta) else []))
         else:
             terms = add(self.dt(u), self.dn(u, speed))
