@@ -25,3 +25,13 @@ def test_pretrain2d_script_tiny_cpu_mode(tmp_path):
     assert (out / "train" / "wave-periodic.h5").exists() and "done:" in (
         out / "pde2_pretrain.log"
     ).read_text()
+
+
+def test_the_script_generates_every_2d_family_by_default():
+    import re
+
+    from foundry.pde.data.generate2d_config import FAMILIES
+
+    text = SCRIPT.read_text()
+    default = re.search(r"FAMILIES=\$\{FAMILIES:-(.*?)\}", text, re.S).group(1)
+    assert sorted(default.replace("\\", " ").split()) == sorted(FAMILIES)
