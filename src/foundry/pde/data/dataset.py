@@ -321,7 +321,7 @@ class PDEDataset:
         m = np.broadcast_to(m, (len(idx), len(self.t), size))
         if self.num_frames is not None:
             m = m & (np.arange(len(self.t))[None, :, None] < self.num_frames[idx, None, None])
-        return m.reshape(len(idx), -1)
+        return np.array(m.reshape(len(idx), -1))  # writable: torch wraps it without a copy
 
     def full_grid(
         self, idx: np.ndarray, device: torch.device | str = "cpu"
