@@ -28,6 +28,7 @@ SETTINGS = {
     "dcr-square": {"dt": 0.00625, "refine": False, "chunk_size": 8, "num_samples": 2},
     "dcr-disk": {"dt": 0.0125, "refine": False, "chunk_size": 8},
     "wave-square-mur": {},
+    "wave-disk-mur": {},
     "mvdcr-periodic": {"dt": 0.00625, "refine": False},
     "ins-periodic": {"num_samples": 6, "chunk_size": 2, "refine": False},
     "swe-periodic": {"num_samples": 3, "chunk_size": 1, "refine": False},
@@ -124,7 +125,7 @@ def test_mv_rows_are_the_unknowns(files):
 def test_disk_mask_is_the_sdf_sign(files, fam):
     cfg, d = files[fam]
     grid = Domain.square(periodic=False).grid(G)
-    fn_row = 1 if fam == "dcr-disk" else 0  # after the initial condition, if any
+    fn_row = {"dcr-disk": 1, "wave-disk-mur": 2}.get(fam, 0)  # after the initial conditions, if any
     for r in range(len(d["u"])):
         m = int(d["member"][r])
         radius = float(draw_chunk(cfg, m // cfg.chunk_size).disk.radius[m % cfg.chunk_size])
@@ -135,7 +136,7 @@ def test_disk_mask_is_the_sdf_sign(files, fam):
 
 
 def test_wave_system_graph(files):
-    for fam, bcs in (("wave-periodic", 0), ("wave-square-mur", 8)):
+    for fam, bcs in (("wave-periodic", 0), ("wave-square-mur", 8), ("wave-disk-mur", 2)):
         _, d = files[fam]
         types = d["node_type"][0]
         assert (types == NODE_TYPE_ID["uf"]).sum() == 2

@@ -261,3 +261,27 @@ def test_cli_predicts_a_steady_problem_at_t_0_with_its_reference(ckpt, tmp_path)
          "--out", str(tmp_path / "e.npz")],
     )  # fmt: skip
     assert bad.exit_code == 2 and "time-independent" in bad.output
+
+
+def test_wave_disk_mur_reference_is_the_cut_cell_leapfrog():
+    """The text condition u_t + 0.8 u_n = 0 (c2 = 0.64) is `fd2d.Disk.from_mur` with gamma = 1/0.8, solved
+    by `fd2d.solve_wave_disk` on the 2G - 1 node grid with the reference's CFL step."""
+    from foundry.pde.data import fd2d
+
+    ic = "exp(-40*((x-0.45)^2+(y-0.5)^2))"
+    pde = parse_pde2d(
+        ["u_t - v = 0", "v_t - 0.64*(u_xx + u_yy) = 0"], [ic, "0"], "disk:0.4",
+        ["circle: u_t + 0.8*u_n = 0", "circle: v_t + 0.8*v_n = 0"], unknowns="u,v", resolution=12,
+    )  # fmt: skip
+    ref = solve_reference2d(pde, num_t=3)
+    u0 = _fine(pde.initial[0].values, 12, periodic=False)[None]
+    one = torch.ones(1, dtype=torch.float64)
+    disk = fd2d.Disk.from_mur(0.4 * one, 0 * one, 0.8 * one, 0 * one)
+    h = 1 / 22
+    steps = int(np.ceil(0.5 / (0.5 * h / 0.8)))
+    u, ok = fd2d.solve_wave_disk(
+        u0, torch.zeros_like(u0), disk, 0.64 * one, 0 * one, None, num_t=3, dt=0.5 / steps
+    )
+    inside = ref["mask"][None]
+    np.testing.assert_allclose(ref["u"] * inside, u[0, :, ::2, ::2].numpy() * inside, atol=1e-9)
+    assert ok[0] and np.abs(ref["u"][-1] * inside[0]).max() > 0.01

@@ -10,6 +10,8 @@ One file per family (`Generate2DConfig.family`):
   drawn as on the square's edges (Dirichlet, Neumann or Robin; `sample_conditions`),
   `fd2d.solve_dcr_disk` with refinement;
 - ``wave-square-mur``: Wave on the square, Mur u_t + c u_n = 0 on every edge, `fd2d.solve_wave_square`;
+- ``wave-disk-mur``: Wave on a disk of radius U[0.3, 0.5] about (0.5, 0.5), Mur u_t + c u_n = 0 on the
+  circle, `fd2d.solve_wave_disk` (cut cells);
 - ``mvdcr-periodic``: MV-DCR with K = ``mv_components`` unknowns, `mv_dcr2d.solve_mv_dcr_refining`;
 - ``ins-periodic``: incompressible Navier-Stokes (u, v, p; DC-DCR's NS member) of `ins2d`,
   `ins2d.solve_ins_refining`; three rows per member (targets u, v and p);
@@ -49,7 +51,14 @@ import torch
 
 from foundry.pde.data.conditions2d import DISK_RADIUS, close_nodes, sample_conditions
 from foundry.pde.data.families2d import DCRBatch, WaveBatch, sample_dcr, sample_wave, uniform
-from foundry.pde.data.fd2d import Disk, SquareBC, solve_dcr_disk, solve_dcr_square, solve_wave_square
+from foundry.pde.data.fd2d import (
+    Disk,
+    SquareBC,
+    solve_dcr_disk,
+    solve_dcr_square,
+    solve_wave_disk,
+    solve_wave_square,
+)
 from foundry.pde.data.generate2d_config import (  # noqa: F401 (re-exported)
     DISK,
     FAMILIES,
@@ -70,6 +79,7 @@ from foundry.pde.data.pde2d_builders import (
     mur_bc,
     mv_dcr_pde,
     subsample,
+    wave_disk_mur_pde,
     wave_periodic_pde,
     wave_square_mur_pde,
 )
@@ -123,6 +133,12 @@ def draw_chunk(cfg: Generate2DConfig, chunk: int) -> Draw:
     if fam in STEADY:
         p = sample_steady(gen, b, n, fam.removeprefix("steady-"))
         return Draw(p, edges=p.edges, disk=p.disk)
+    if fam == "wave-disk-mur":
+        w = sample_wave(gen, b, n - 1)
+        c = w.c2.sqrt()
+        disk = Disk.from_mur(uniform(gen, (b,), *DISK_RADIUS), torch.zeros_like(c), c, torch.zeros_like(c))
+        u0, v0 = (impose_disk(close_nodes(f), disk) for f in (w.u0, w.v0))
+        return Draw(WaveBatch(u0, v0, w.c2, w.damping, close_nodes(w.source)), disk=disk)
     if fam == "wave-square-mur":
         w = sample_wave(gen, b, n - 1)
         return Draw(WaveBatch(close_nodes(w.u0), close_nodes(w.v0), w.c2, w.damping, close_nodes(w.source)))
@@ -172,6 +188,9 @@ def solve_draw(cfg: Generate2DConfig, d: Draw) -> tuple[torch.Tensor, torch.Tens
     elif fam == "wave-periodic":
         u, ok = solve_wave(p.u0, p.v0, p.c2, p.damping, p.source, **kw)
         dt = torch.full(ok.shape, math.nan, dtype=torch.float64)
+    elif fam == "wave-disk-mur":
+        u, ok = solve_wave_disk(p.u0, p.v0, d.disk, p.c2, p.damping, p.source, dt=cfg.wave_dt, **kw)
+        dt = torch.full(ok.shape, cfg.wave_dt, dtype=torch.float64)
     else:
         u, ok = solve_wave_square(p.u0, p.v0, mur_bc(p.c2), p.c2, p.damping, p.source, dt=cfg.wave_dt, **kw)
         dt = torch.full(ok.shape, cfg.wave_dt, dtype=torch.float64)
@@ -195,6 +214,8 @@ def member_pde(cfg: Generate2DConfig, d: Draw, b: int) -> PDE:
         return steady_pde(p, b, g)
     if fam == "wave-square-mur":
         return wave_square_mur_pde(p, b, g)
+    if fam == "wave-disk-mur":
+        return wave_disk_mur_pde(p, d.disk, b, g)
     if fam == "dcr-square":
         return dcr_square_pde(p, d.edges, b, g)
     return dcr_disk_pde(p, d.disk, d.edges, b, g)
@@ -281,7 +302,9 @@ def _create(f, cfg: Generate2DConfig) -> None:
     f.attrs["graph_sizes"] = json.dumps(asdict(GRAPH_SIZES))
     f.attrs["solver_n"] = cfg.solver_n
     # the steps tried in order (wave: the leapfrog step; NaN: the periodic wave is exact in time)
-    steps = {"wave-square-mur": (cfg.wave_dt,), "wave-periodic": (math.nan,)}.get(cfg.family, cfg.dts)
+    leapfrog = (cfg.wave_dt,)
+    steps = {"wave-square-mur": leapfrog, "wave-disk-mur": leapfrog, "wave-periodic": (math.nan,)}
+    steps = steps.get(cfg.family, cfg.dts)
     steps = (math.nan,) if cfg.family in STEADY else steps  # a direct solve: no time step
     f.attrs["dts"] = np.asarray(steps, dtype=np.float64)
     f.attrs["next_chunk"] = 0

@@ -13,6 +13,7 @@ Family = Literal[
     "dcr-square",
     "dcr-disk",
     "wave-square-mur",
+    "wave-disk-mur",
     "mvdcr-periodic",
     "ins-periodic",
     "swe-periodic",
@@ -32,7 +33,7 @@ PERIODIC = (
 # the steps of the INS and SWE solvers (`ins2d`, `swe2d`: measured stable and accurate at 64^2)
 SYSTEM_DTS = {"ins-periodic": (1e-3, 5e-4, 2.5e-4), "swe-periodic": (1e-3, 5e-4, 2.5e-4)}
 STEADY = ("steady-periodic", "steady-square", "steady-disk")  # one frame, t = 0
-DISK = ("dcr-disk", "steady-disk")  # files with a per-row inside mask
+DISK = ("dcr-disk", "wave-disk-mur", "steady-disk")  # files with a per-row inside mask
 C2_MAX = 4.0  # the largest squared wave speed `families2d` draws (its C2_RANGE)
 
 
@@ -104,7 +105,8 @@ class Generate2DConfig(BaseModel):
 
     @property
     def wave_dt(self) -> float:
-        """Leapfrog step of ``wave-square-mur``: save interval / k, the smallest k within `wave_cfl`."""
+        """Leapfrog step of ``wave-square-mur`` and ``wave-disk-mur``: save interval / k, the smallest k
+        within `wave_cfl`."""
         save, h = 1.0 / (self.num_t - 1), 1.0 / (self.solver_n - 1)
         return save / math.ceil(save * math.sqrt(C2_MAX) / (self.wave_cfl * h))
 

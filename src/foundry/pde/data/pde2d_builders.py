@@ -31,8 +31,8 @@ Families:
   ``d_t u_k - a_k Δu_k + sum_j C_kj u_j + sum_p Q0_kp P_p + s_k + d_x g_k + d_y h_k = 0``, the
   products P_p = u_i u_j one node each (``square`` for i = j), shared by all equations.
 
-Not drawn yet: the wave on a disk (`fd2d.solve_wave_disk` exists) and field-valued coefficients
-in conditions.
+On the disk the wave gets the same Mur condition on its circle (`wave_disk_mur_pde`). Not drawn yet:
+field-valued coefficients in conditions.
 """
 
 from __future__ import annotations
@@ -241,6 +241,17 @@ def wave_square_mur_pde(p: WaveBatch, b: int, resolution: int = 32) -> PDE:
     for side in SQUARE_EDGES:
         pde.bc(u, side, "mur", speed=speed)
         pde.bc(v, side, "mur", speed=speed)
+    return pde
+
+
+def wave_disk_mur_pde(p: WaveBatch, disk: Disk, b: int, resolution: int = 32) -> PDE:
+    """Member ``b`` on the disk of `fd2d.Disk` with the Mur condition u_t + c u_n = 0 (and v's) on the
+    circle, c = sqrt(c2); ``p.u0``, ``p.v0`` as the solver holds them (`impose_disk`)."""
+    pde = PDE(domain=Domain.disk(float(disk.radius[b]), (0.5, 0.5)), resolution=resolution)
+    u, v = _wave_system(pde, p, b, resolution)
+    speed = float(np.sqrt(float(p.c2[b])))
+    pde.bc(u, "circle", "mur", speed=speed)
+    pde.bc(v, "circle", "mur", speed=speed)
     return pde
 
 

@@ -8,7 +8,8 @@ The equation is read back into the form of a family the project's solvers handle
   centred in the square (Dirichlet: staircase, first order; Neumann/Robin: cut cells, second order).
 * Wave as a first-order system of two unknowns (u, v): ``u_t - v = 0``,
   ``v_t + mu v - c2 (u_xx + u_yy) + s = 0``: `spectral2d.solve_wave` (exact in time) on a periodic
-  square, `fd2d.solve_wave_square` with Dirichlet/Robin/Mur edges.
+  square, `fd2d.solve_wave_square` with Dirichlet/Robin/Mur edges, `fd2d.solve_wave_disk` on a disk
+  (Dirichlet, or Robin/Mur by cut cells).
 * Steady DCR, linear: ``-a (u_xx + u_yy) + c0 u + (c1 u)_x + (c2 u)_y + s = 0`` (no u_t):
   `steady2d`'s direct solvers on the three domains; one frame, t = 0.
 * Three unknowns: incompressible Navier-Stokes (u, v, p) or shallow water (h, u, v) on the periodic
@@ -313,18 +314,21 @@ def solve_reference2d(pde: PDE, num_t: int = 21, target: int = 0) -> dict[str, n
     u0 = _fine(pde.initial[0].values, g, periodic)[None] if 0 in pde.initial else None
     t = np.linspace(0.0, 1.0, num_t)
 
-    def circle_disk() -> fd2d.Disk:
+    def circle_disk(wave: bool = False) -> fd2d.Disk:
         fb = read_boundary(pde, pde.unknowns[0], "circle")
-        if fb.gamma:
+        if fb.gamma and not wave:
             raise UnsupportedPDE("u_t in a boundary condition (Mur) is solved for waves only")
         cx, cy, radius = dom.params
         if (cx, cy) != (0.5, 0.5):
             raise UnsupportedPDE("the disk reference solves disks centred at (0.5, 0.5)")
         if fb.beta == 0:  # u = -c / alpha on the circle
+            if fb.gamma:
+                raise UnsupportedPDE("a Mur condition needs the u_n term")
             return fd2d.Disk(radius * one, _node_field(-fb.c / fb.alpha, g))
-        # u_n + (alpha / beta) u + c / beta = 0: the cut-cell Robin solver
+        # gamma/beta u_t + u_n + (alpha / beta) u + c / beta = 0: the cut-cell Robin (Mur) solvers
         alpha, beta = fb.alpha / fb.beta * one, _node_field(fb.c / fb.beta, g)
-        return fd2d.Disk(radius * one, 0 * one, alpha, beta, torch.zeros(1, dtype=torch.bool))
+        gamma = fb.gamma / fb.beta * one
+        return fd2d.Disk(radius * one, 0 * one, alpha, beta, torch.zeros(1, dtype=torch.bool), gamma)
 
     def square_bc(u: Expr) -> fd2d.SquareBC:
         forms = [read_boundary(pde, u, side) for side in ("left", "right", "bottom", "top")]
@@ -345,20 +349,14 @@ def solve_reference2d(pde: PDE, num_t: int = 21, target: int = 0) -> dict[str, n
         if periodic:
             u, ok = spectral2d.solve_wave(u0, v0, form.c2 * one, form.mu * one, s, num_t=num_t)
         else:
-            if dom.kind != "square":
-                raise UnsupportedPDE("the wave reference solves squares")
             h = 1.0 / (2 * g - 2)
             steps = int(np.ceil(1.0 / (num_t - 1) / (0.5 * h / np.sqrt(form.c2))))
-            u, ok = fd2d.solve_wave_square(
-                u0,
-                v0,
-                square_bc(pde.unknowns[0]),
-                form.c2 * one,
-                form.mu * one,
-                s,
-                num_t=num_t,
-                dt=1.0 / (num_t - 1) / steps,
-            )
+            kw = {"num_t": num_t, "dt": 1.0 / (num_t - 1) / steps}
+            c2, mu = form.c2 * one, form.mu * one
+            if dom.kind == "square":
+                u, ok = fd2d.solve_wave_square(u0, v0, square_bc(pde.unknowns[0]), c2, mu, s, **kw)
+            else:
+                u, ok = fd2d.solve_wave_disk(u0, v0, circle_disk(wave=True), c2, mu, s, **kw)
     else:
         form = read_dcr(pde)
         a = form.a * one
