@@ -11,7 +11,7 @@
 #
 # Environment: PYTHON (default python), DEVICE (cuda), SIZE (2-XS; 2-S/2-M/2-L are the paper's
 # models), BATCH (64 per step), LR (3e-4 at batch 16, scaled by sqrt(global batch / 16)),
-# FAMILIES (all eleven), TINY=1 for the CPU smoke test (one family, tiny grid, a few steps).
+# FAMILIES (all twelve), TINY=1 for the CPU smoke test (one family, tiny grid, a few steps).
 # The solvers run on the CPU (torch; a GPU solve is a follow-up): start generation early.
 set -euo pipefail
 
@@ -24,8 +24,8 @@ SIZE=${SIZE:-2-XS}
 BATCH=${BATCH:-64}
 LR=${LR:-3e-4}
 TINY=${TINY:-0}
-FAMILIES=${FAMILIES:-dcr-periodic wave-periodic dcr-square dcr-disk wave-square-mur mvdcr-periodic \
-    ins-periodic swe-periodic steady-periodic steady-square steady-disk}
+FAMILIES=${FAMILIES:-dcr-periodic wave-periodic dcr-square dcr-disk wave-square-mur wave-disk-mur \
+    mvdcr-periodic ins-periodic swe-periodic steady-periodic steady-square steady-disk}
 mkdir -p "$OUT/train" "$OUT/test"
 LOG="$OUT/pde2_pretrain.log"
 foundry() { "$PYTHON" -c 'from foundry.cli import app; app()' "$@"; }
@@ -40,7 +40,7 @@ if [ "$TINY" = 1 ]; then
 else
     NUM_TEST=64
     GRID=(--resolution 32 --num-t 21)
-    TRAIN=(--max-steps 10000000 --max-minutes "$MINUTES" --eval-every 2000 --log-every 100 --eval-samples 704
+    TRAIN=(--max-steps 10000000 --max-minutes "$MINUTES" --eval-every 2000 --log-every 100 --eval-samples 768
            --batch-size "$BATCH" --num-query-points 4096 --precision bf16 --tf32 --data-on-device)
 fi
 
