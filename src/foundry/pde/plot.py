@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -92,9 +93,11 @@ def plot_prediction2d(
         ]
     frames = sorted({int(round(f * (len(t) - 1))) for f in (0.0, 1 / 3, 2 / 3, 1.0)})
     lim = max(float(np.nanmax(np.abs(u))) for name, u in rows if name != "|error|") or 1.0
-    fig, axes = plt.subplots(
-        len(rows), len(frames), figsize=(2.6 * len(frames) + 1, 2.4 * len(rows)), squeeze=False
-    )
+    # one frame (a steady problem): model, solver and error side by side
+    shape = (1, len(rows)) if len(frames) == 1 else (len(rows), len(frames))
+    width = 2.9 * shape[1] + 1
+    fig, grid = plt.subplots(*shape, figsize=(width, 2.4 * shape[0] + 0.6), squeeze=False)
+    axes = grid.T if len(frames) == 1 else grid  # axes[row of `rows`, frame]
     for r, (name, u) in enumerate(rows):
         err = name == "|error|"
         for c, i in enumerate(frames):
@@ -113,7 +116,7 @@ def plot_prediction2d(
             ax.set_yticks([])
             ax.set_title(f"{name}, t={t[i]:.2f}", fontsize=8)
         fig.colorbar(im, ax=axes[r].tolist(), shrink=0.8)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle("\n".join(textwrap.wrap(title, int(width * 13))), fontsize=9)
     fig.savefig(path, dpi=100)
     plt.close(fig)
     if animation is not None:
