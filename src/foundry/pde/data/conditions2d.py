@@ -29,8 +29,8 @@ def sample_conditions(gen: torch.Generator, batch: int, pieces: int) -> Boundary
     """Random conditions per boundary piece: D-type u + b u_n + c or N-type a u + u_n + c (equal odds).
 
     b, a in {0, 1, U[0, 1]} (non-negative, so every Robin condition is dissipative; b = 0 is
-    Dirichlet, a = 0 Neumann), c in {0, 1, U[-1, 1]}. Our choices; field-valued coefficients are
-    not drawn (the solver takes scalars per edge).
+    Dirichlet, a = 0 Neumann), c in {0, 1, U[-1, 1]}. Our choices. Field-valued c is not drawn yet
+    (the solvers and graphs take it); field-valued a, b are not (the square's solver needs scalars).
     """
     kind = torch.where(torch.rand(batch, pieces, generator=gen) < 0.5, D_TYPE, N_TYPE)
     return BoundaryForms(
