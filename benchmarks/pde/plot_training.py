@@ -53,13 +53,13 @@ def main() -> None:
         label="training loss (NRMSE)",
     )
     ax.plot([r["step"] for r in test], [r["test_rel_l2"] for r in test], "o-", ms=3, label="held-out rel. L2")
-    for stage in sorted({r["stage"] for r in history})[1:]:
-        start = min(r["step"] for r in history if r["stage"] == stage)
+    for stage in sorted({r.get("stage", 1) for r in history})[1:]:
+        start = min(r["step"] for r in history if r.get("stage", 1) == stage)
         ax.axvline(start, color="grey", lw=0.8, ls=":")
         ax.text(start, 0.95, f" stage {stage}", transform=ax.get_xaxis_transform(), fontsize=8)
     ax.set_yscale("log")
     ax.set_xlabel("optimizer step (batch 16)")
-    ax.set_title("PDEformer-XS training, all stages")
+    ax.set_title(f"{Path(args.figure).stem}: training, all stages")
     ax.legend()
     fig.tight_layout()
     fig.savefig(args.figure, dpi=120)
