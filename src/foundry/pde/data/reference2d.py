@@ -303,10 +303,8 @@ def solve_reference2d(pde: PDE, num_t: int = 21, target: int = 0) -> dict[str, n
     if len(pde.unknowns) == 3:  # the flow systems: incompressible Navier-Stokes, shallow water
         from foundry.pde.data.reference_flows2d import solve_flow_reference
 
-        u = solve_flow_reference(pde, lambda v: _fine(v, g, True), num_t, target)[:, ::2, ::2].numpy()
-        axis = np.linspace(0.0, 1.0, g, endpoint=False)
-        mask = np.ones((g, g), dtype=bool)
-        return {"t": np.linspace(0.0, 1.0, num_t), "x": axis, "y": axis, "u": u, "mask": mask}
+        u, ok = solve_flow_reference(pde, lambda v: _fine(v, g, True), num_t, target)
+        return _on_function_grid(pde, u, ok, np.linspace(0.0, 1.0, num_t))
     wave = len(pde.unknowns) == 2
     if wave and target != 0:
         raise UnsupportedPDE("the wave reference gives u (unknown 0) only")
@@ -387,10 +385,20 @@ def solve_reference2d(pde: PDE, num_t: int = 21, target: int = 0) -> dict[str, n
                     dts,
                     num_t=num_t,
                 )
+    return _on_function_grid(pde, u, ok, t)
+
+
+def _on_function_grid(pde: PDE, u: torch.Tensor, ok: torch.Tensor, t: np.ndarray) -> dict[str, np.ndarray]:
+    """A solver's result (u [1, T, n, n] or a steady [1, n, n]) on the PDE's G x G function grid, with
+    the inside mask; `UnsupportedPDE` if the solve left the solvers' bound."""
     if not bool(ok[0]):
-        raise UnsupportedPDE("the solution grows beyond the solvers' bound (|u| > U_MAX) or is not finite")
+        raise UnsupportedPDE(
+            "the solution grows beyond the solvers' bound (|u| > U_MAX), is not finite, or (shallow "
+            "water) runs dry (h + H <= 0)"
+        )
+    g, dom = pde.resolution, pde.domain
     u = (u[0, None] if u.ndim == 3 else u[0])[:, ::2, ::2].numpy()  # steady solvers: [B, n, n]
-    axis = np.linspace(0.0, 1.0, g, endpoint=not periodic)
+    axis = np.linspace(0.0, 1.0, g, endpoint=not all(dom.periodic))
     mask = (
         np.ones((g, g), dtype=bool)
         if dom.sdf is None or dom.kind == "square"
