@@ -66,9 +66,9 @@ from scipy.sparse.linalg import splu
 
 from foundry.pde.data.conditions2d import DISK_RADIUS, close_nodes, sample_conditions
 from foundry.pde.data.families2d import random_field, uniform
-from foundry.pde.data.fd2d import U_MAX, Disk, SquareBC, _disk_geometry
+from foundry.pde.data.fd2d import Disk, SquareBC, _disk_geometry
 from foundry.pde.data.pde2d_builders import BoundaryForms, _values
-from foundry.pde.data.spectral2d import wavenumbers
+from foundry.pde.data.spectral2d import _check_frame, wavenumbers
 from foundry.pde.graph.domain import SQUARE_EDGES, Domain
 from foundry.pde.graph.symbolic import PDE, Expr
 
@@ -94,10 +94,6 @@ RESIDUAL_TOL = 1e-8
 
 def _np(v: Tensor) -> np.ndarray:
     return v.detach().to("cpu", torch.float64).numpy()
-
-
-def _check(u: np.ndarray, ok: bool) -> bool:
-    return bool(ok and np.all(np.isfinite(u)) and np.abs(u).max(initial=0.0) <= U_MAX)
 
 
 def _direct(mat: sp.spmatrix, rhs: np.ndarray) -> tuple[np.ndarray, bool]:
@@ -136,8 +132,7 @@ def solve_steady_periodic(a: Tensor, c0: Tensor, c1: Tensor, c2: Tensor, s: Tens
     per = [v.to(s.device, torch.float64)[:, None, None] for v in (a, c0, c1, c2)]
     symbol = per[0] * (kx**2 + ky**2) + per[1] + 1j * (per[2] * kx1 + per[3] * ky1)
     u = torch.fft.irfft2(-torch.fft.rfft2(s) / symbol, s=(n, n))
-    ok = torch.isfinite(u).all(dim=(-2, -1)) & (u.abs() <= U_MAX).all(dim=(-2, -1))
-    return u, ok
+    return u, _check_frame(u, torch.ones(u.shape[0], dtype=torch.bool, device=u.device))
 
 
 # ---- square --------------------------------------------------------------------------------------
@@ -223,8 +218,9 @@ def solve_steady_square(
         rhs = np.where(held, val, -const).reshape(-1)
         x, ok = _direct(mat, rhs)
         out[b] = x.reshape(n, n)
-        oks[b] = _check(out[b], ok)
-    return torch.from_numpy(out), torch.from_numpy(oks)
+        oks[b] = ok
+    u = torch.from_numpy(out)
+    return u, _check_frame(u, torch.from_numpy(oks))
 
 
 # ---- disk ----------------------------------------------------------------------------------------
@@ -296,8 +292,9 @@ def solve_steady_disk(
             rhs = (active * (-diff * beta[b] * length[b] - vol[b] * ss[b])).reshape(-1)
         x, ok = _direct(mat, rhs)
         out[b] = x.reshape(n, n) * inside[b] if zero_outside else x.reshape(n, n)
-        oks[b] = _check(out[b], ok)
-    return torch.from_numpy(out), torch.from_numpy(oks)
+        oks[b] = ok
+    u = torch.from_numpy(out)
+    return u, _check_frame(u, torch.from_numpy(oks))
 
 
 # ---- sampler -------------------------------------------------------------------------------------
